@@ -1,0 +1,185 @@
+"""The algorithm registry: names -> scikit-learn estimators with ``partial_fit``.
+
+:func:`spec_for` turns whatever a user names (a registry name, a dotted
+scikit-learn path, a class or an instance) into an :class:`EstimatorSpec`;
+:func:`build` turns a spec back into a fresh, validated estimator.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from dataclasses import dataclass
+from typing import Any
+
+from sklearn.base import BaseEstimator, is_classifier, is_regressor
+
+from .errors import ParameterError, UnknownAlgorithmError, did_you_mean, listing
+from .plan import EstimatorSpec, Params, freeze_params
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """A named algorithm: the estimator class, fixed defaults, and its task."""
+
+    name: str
+    qualname: str
+    task: str  # "classification" | "regression" | "clustering"
+    summary: str
+    defaults: Params = ()
+
+
+_PA = {"penalty": None, "learning_rate": "pa1", "eta0": 1.0}  # scikit-learn 1.8's advice
+
+ALGORITHMS: dict[str, Algorithm] = {
+    a.name: a
+    for a in [
+        Algorithm("sgd", "sklearn.linear_model.SGDClassifier", "classification",
+                  "linear classifier (hinge, log_loss, ...) by stochastic gradient descent"),
+        Algorithm("sgd_regressor", "sklearn.linear_model.SGDRegressor", "regression",
+                  "linear regression by stochastic gradient descent"),
+        Algorithm("passive_aggressive", "sklearn.linear_model.SGDClassifier", "classification",
+                  "passive-aggressive classifier (SGD with learning_rate='pa1')",
+                  freeze_params({"loss": "hinge", **_PA})),
+        Algorithm("passive_aggressive_regressor", "sklearn.linear_model.SGDRegressor", "regression",
+                  "passive-aggressive regressor (SGD with learning_rate='pa1')",
+                  freeze_params({"loss": "epsilon_insensitive", **_PA})),
+        Algorithm("perceptron", "sklearn.linear_model.Perceptron", "classification",
+                  "the perceptron"),
+        Algorithm("mlp", "sklearn.neural_network.MLPClassifier", "classification",
+                  "multi-layer perceptron classifier"),
+        Algorithm("mlp_regressor", "sklearn.neural_network.MLPRegressor", "regression",
+                  "multi-layer perceptron regressor"),
+        Algorithm("naive_bayes", "sklearn.naive_bayes.GaussianNB", "classification",
+                  "Gaussian naive Bayes"),
+        Algorithm("multinomial_nb", "sklearn.naive_bayes.MultinomialNB", "classification",
+                  "multinomial naive Bayes (non-negative features)"),
+        Algorithm("bernoulli_nb", "sklearn.naive_bayes.BernoulliNB", "classification",
+                  "Bernoulli naive Bayes"),
+        Algorithm("minibatch_kmeans", "sklearn.cluster.MiniBatchKMeans", "clustering",
+                  "k-means clustering on mini-batches"),
+    ]
+}
+
+
+def import_class(qualname: str, *, sklearn_only: bool = False) -> type:
+    """Import ``package.module.Class``; with ``sklearn_only`` refuse anything outside scikit-learn."""
+    module_name, _, class_name = qualname.rpartition(".")
+    if sklearn_only and not (module_name == "sklearn" or module_name.startswith("sklearn.")):
+        raise UnknownAlgorithmError(
+            f"unknown algorithm {qualname!r}: only scikit-learn classes may be named by path "
+            f"(e.g. 'sklearn.linear_model.SGDClassifier'); known names: {listing(ALGORITHMS)}"
+        )
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise UnknownAlgorithmError(f"cannot import estimator class {qualname!r}: {exc}") from None
+    if not (isinstance(cls, type) and hasattr(cls, "partial_fit")):
+        raise UnknownAlgorithmError(f"{qualname!r} is not an estimator class with partial_fit")
+    return cls
+
+
+def _qualname(cls: type) -> str:
+    if "<locals>" in cls.__qualname__:
+        raise ParameterError(
+            f"estimator class {cls.__qualname__!r} is defined inside a function; "
+            "define it at module level so the plan can name it"
+        )
+    module = cls.__module__
+    # Prefer the public path (sklearn.linear_model.SGDClassifier, not ..._stochastic_gradient...).
+    if module.startswith("sklearn."):
+        public = ".".join(module.split(".")[:2])
+        if getattr(importlib.import_module(public), cls.__name__, None) is cls:
+            module = public
+    return f"{module}.{cls.__qualname__}"
+
+
+def accepted_params(cls: type) -> list[str]:
+    """The constructor parameters of an estimator class, as scikit-learn's get_params sees them."""
+    return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+
+
+def spec_for(
+    estimator: Any,
+    params: dict[str, Any] | None = None,
+    random_state: int | None = 0,
+    *,
+    sklearn_only: bool = False,
+) -> EstimatorSpec:
+    """Normalise a name, dotted path, class or instance (plus overriding params) to a spec.
+
+    ``random_state`` seeds the estimator when it takes one and was not given one,
+    so that a plan is reproducible by default.
+    """
+    merged: dict[str, Any] = {}
+    if isinstance(estimator, str):
+        algo = ALGORITHMS.get(estimator.lower())
+        if algo is not None:
+            cls = import_class(algo.qualname)
+            merged.update(dict(algo.defaults))
+        elif "." in estimator:
+            cls = import_class(estimator, sklearn_only=sklearn_only)
+        else:
+            raise UnknownAlgorithmError(
+                f"unknown algorithm {estimator!r}{did_you_mean(estimator, ALGORITHMS)}; "
+                f"known algorithms: {listing(ALGORITHMS)}"
+            )
+    elif isinstance(estimator, type):
+        cls = estimator
+    elif hasattr(estimator, "partial_fit") and hasattr(estimator, "get_params"):
+        cls = type(estimator)
+        defaults = cls().get_params(deep=False)
+        merged.update({k: v for k, v in estimator.get_params(deep=False).items()
+                       if not _same(v, defaults.get(k, _MISSING))})
+    else:
+        raise ParameterError(
+            f"{estimator!r} is not an estimator with partial_fit; pass a scikit-learn class such as "
+            "SGDClassifier, an instance of one, or an algorithm name"
+        )
+    if not hasattr(cls, "partial_fit"):
+        raise ParameterError(f"{cls.__name__} has no partial_fit, so it cannot learn out-of-core")
+    merged.update(params or {})
+    allowed = accepted_params(cls)
+    for name in merged:
+        if name not in allowed:
+            raise ParameterError(
+                f"{cls.__name__} has no parameter {name!r}{did_you_mean(name, allowed)}; "
+                f"its parameters: {listing(allowed, 40)}"
+            )
+    if random_state is not None and "random_state" in allowed and merged.get("random_state") is None:
+        merged["random_state"] = random_state
+    spec = EstimatorSpec(_qualname(cls), freeze_params(merged))
+    build(spec)  # validate names and values now, before any data is read
+    return spec
+
+
+_MISSING = object()
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a is b or a == b) and type(a) is type(b)
+    except Exception:  # array-like parameters compare element-wise
+        return False
+
+
+def build(spec: EstimatorSpec) -> BaseEstimator:
+    """A fresh estimator from a spec, its parameter values checked by scikit-learn itself."""
+    cls = import_class(spec.qualname)
+    try:
+        estimator = cls(**spec.param_dict())
+        validate = getattr(estimator, "_validate_params", None)
+        if validate is not None:
+            validate()
+    except (TypeError, ValueError) as exc:
+        raise ParameterError(f"bad parameter for {cls.__name__}: {exc}") from None
+    return estimator
+
+
+def task_of(estimator: Any) -> str:
+    """'classification', 'regression' or 'clustering', from scikit-learn's tags."""
+    if is_classifier(estimator):
+        return "classification"
+    if is_regressor(estimator):
+        return "regression"
+    return "clustering"

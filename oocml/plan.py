@@ -1,0 +1,148 @@
+"""The Plan: what to train, as frozen dataclasses.
+
+Both faces (the ``.ml`` accessor and the language) build a :class:`Plan`; the
+engine decides how to run it. A Plan holds no data and does no work, so two
+Plans compare equal exactly when they ask for the same model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+Params = tuple[tuple[str, Any], ...]
+
+
+def freeze_params(params: dict[str, Any] | None) -> Params:
+    """Sorted, hashable ``(name, value)`` pairs; lists become tuples."""
+
+    def freeze(value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return tuple(freeze(v) for v in value)
+        return value
+
+    return tuple(sorted((str(k), freeze(v)) for k, v in (params or {}).items()))
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the data comes from: a path/glob/URL, or a table registered in a session."""
+
+    path: str | None = None
+    format: str | None = None  # "parquet" | "csv" | None: by extension
+    table: str | None = None
+
+    def __str__(self) -> str:
+        if self.table is not None:
+            return self.table
+        fmt = f" FORMAT {self.format}" if self.format else ""
+        return f"'{self.path}'{fmt}"
+
+
+@dataclass(frozen=True)
+class Compare:
+    """``column op value`` with op one of = != < <= > >=."""
+
+    column: str
+    op: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class In:
+    """``column [NOT] IN (v, ...)``."""
+
+    column: str
+    values: tuple[Any, ...]
+    negated: bool = False
+
+
+@dataclass(frozen=True)
+class IsNull:
+    """``column IS [NOT] NULL``."""
+
+    column: str
+    negated: bool = False
+
+
+@dataclass(frozen=True)
+class And:
+    items: tuple[Condition, ...]
+
+
+@dataclass(frozen=True)
+class Or:
+    items: tuple[Condition, ...]
+
+
+@dataclass(frozen=True)
+class Not:
+    item: Condition
+
+
+Condition = Compare | In | IsNull | And | Or | Not
+
+
+@dataclass(frozen=True)
+class Step:
+    """One preprocessing step, in order.
+
+    ``kind``/``method``: scale standard|minmax|maxabs, impute mean|median|zero,
+    encode onehot|ordinal|hash (params: n_features), reduce pca (params: n_components).
+    """
+
+    kind: str
+    method: str
+    params: Params = ()
+
+
+@dataclass(frozen=True)
+class EstimatorSpec:
+    """An estimator by its importable class name and its (frozen) parameters."""
+
+    qualname: str
+    params: Params = ()
+
+    @property
+    def class_name(self) -> str:
+        return self.qualname.rsplit(".", 1)[-1]
+
+    def param_dict(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.params}
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """How blocks are fed to ``partial_fit``: epochs, block size, shuffling, prefetch depth."""
+
+    epochs: int = 1
+    block_rows: int | None = None  # None: one block per partition
+    shuffle: bool = False
+    prefetch: int = 2  # blocks loaded ahead of partial_fit, at most
+    strategy: str = "sequential"  # "sequential" | "average"
+    holdout: float | None = None  # fraction of rows held out (stable hash split)
+    patience: int | None = None  # early stop after this many epochs without holdout gain
+    checkpoint: str | None = None  # path of the checkpoint file
+    checkpoint_every: int | None = None  # blocks between checkpoints
+    resume: bool = False
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a fit needs to know, none of the data."""
+
+    estimator: EstimatorSpec
+    target: str | None
+    features: tuple[str, ...] | None = None  # None: every column but the target
+    exclude: tuple[str, ...] = ()
+    where: Condition | None = None
+    steps: tuple[Step, ...] = ()
+    classes: tuple[Any, ...] | None = None  # None: discovered in the statistics pass
+    stream: StreamOptions = field(default_factory=StreamOptions)
+    random_state: int | None = 0  # seeds shuffling (and the estimator, see estimators.spec_for)
+    source: Source | None = None
+    name: str | None = None
+
+    def without_source(self) -> Plan:
+        """The same plan with no source and no name: what the accessor and the DSL share."""
+        return replace(self, source=None, name=None)
