@@ -1,6 +1,15 @@
-"""oocml: out-of-core machine learning on dask DataFrames."""
+"""oocml: out-of-core machine learning on dask DataFrames.
 
+``import oocml`` registers the ``.ml`` accessor on dask and pandas DataFrames.
+"""
+
+from . import preprocessing
+from .accessor import Chain, register as _register_accessor
 from .errors import OocmlError
+from .model import Model, load_model
+from .plan import Plan
 
-__all__ = ["OocmlError"]
+_register_accessor()
+
+__all__ = ["Chain", "Model", "OocmlError", "Plan", "load_model", "preprocessing"]
 __version__ = "0.1.0"

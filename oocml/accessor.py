@@ -1,0 +1,121 @@
+"""The ``.ml`` accessor on dask and pandas DataFrames: an immutable chain that builds a Plan.
+
+``ddf.ml.scale().fit_incremental(SGDClassifier, target="y")``: each call
+returns a new :class:`Chain`; nothing is read until ``fit_incremental``. The
+accessor keeps no state (dask caches one accessor object per DataFrame).
+A column named ``ml`` is shadowed by the accessor; ``ddf["ml"]`` still works.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import pandas as pd
+from dask.dataframe.extensions import register_dataframe_accessor as register_dask_accessor
+
+from .engine.fit import fit_plan
+from .errors import ParameterError
+from .estimators import spec_for
+from .model import Model
+from .plan import Plan, Step, StreamOptions, freeze_params
+from .preprocessing import SCALERS
+
+STRATEGIES = ("sequential",)
+
+
+@dataclass(frozen=True)
+class Chain:
+    """Preprocessing steps and column choices recorded against one DataFrame, ready to fit."""
+
+    frame: Any = field(repr=False, compare=False)
+    steps: tuple[Step, ...] = ()
+    features: tuple[str, ...] | None = None
+    exclude: tuple[str, ...] = ()
+
+    def scale(self, kind: str = "standard", **params: Any) -> Chain:
+        """Add a scaling step: ``standard``, ``minmax`` or ``maxabs`` (``none`` adds nothing)."""
+        if kind == "none":
+            return self
+        if kind not in SCALERS:
+            raise ParameterError(f"unknown scaling {kind!r}; choose one of {[*SCALERS, 'none']}")
+        SCALERS[kind](**params)  # a bad parameter name fails here, not after a pass over the data
+        return replace(self, steps=self.steps + (Step("scale", kind, freeze_params(params)),))
+
+    def select(self, features: Sequence[str] | None = None, exclude: Sequence[str] = ()) -> Chain:
+        """Choose the feature columns: these ones, or all but ``exclude`` (and the target)."""
+        if isinstance(features, str) or isinstance(exclude, str):
+            raise ParameterError("features= and exclude= take lists of column names, not a string")
+        return replace(self, features=None if features is None else tuple(features),
+                       exclude=tuple(exclude))
+
+    def plan(self, estimator: Any, target: str | None = None, *,
+             features: Sequence[str] | None = None, classes: Sequence | None = None,
+             epochs: int = 1, shuffle: bool = False, random_state: int | None = 0,
+             block_rows: int | None = None, prefetch: int = 2, strategy: str = "sequential",
+             **params: Any) -> Plan:
+        """The Plan ``fit_incremental`` would run, without running it."""
+        _check_positive(epochs=epochs, prefetch=prefetch, block_rows=block_rows)
+        if strategy not in STRATEGIES:
+            raise ParameterError(f"unknown strategy {strategy!r}; choose one of {list(STRATEGIES)}")
+        chosen = self.select(features, self.exclude) if features is not None else self
+        return Plan(
+            estimator=spec_for(estimator, params, random_state),
+            target=target,
+            features=chosen.features,
+            exclude=chosen.exclude,
+            steps=self.steps,
+            classes=None if classes is None else tuple(classes),
+            stream=StreamOptions(epochs=epochs, block_rows=block_rows, shuffle=shuffle,
+                                 prefetch=prefetch, strategy=strategy),
+            random_state=random_state,
+        )
+
+    def fit_incremental(self, estimator: Any, target: str | None = None, *,
+                        progress: bool | None = None, **options: Any) -> Model:
+        """Fit ``estimator`` (class, instance or name) out-of-core; options as in :meth:`plan`.
+
+        Extra keyword arguments that are not options set the estimator's parameters,
+        e.g. ``fit_incremental(SGDClassifier, target="y", alpha=1e-4)``.
+        """
+        return fit_plan(self.plan(estimator, target, **options), self.frame, progress=progress)
+
+
+def _check_positive(**values: int | None) -> None:
+    for name, value in values.items():
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise ParameterError(f"{name} must be a whole number >= 1, not {value!r}")
+
+
+class MLAccessor:
+    """``df.ml``: starts a :class:`Chain` on this DataFrame."""
+
+    def __init__(self, frame: Any):
+        self._frame = frame
+
+    def scale(self, kind: str = "standard", **params: Any) -> Chain:
+        """Start a chain with a scaling step (see :meth:`Chain.scale`)."""
+        return Chain(self._frame).scale(kind, **params)
+
+    def select(self, features: Sequence[str] | None = None, exclude: Sequence[str] = ()) -> Chain:
+        """Start a chain with chosen feature columns (see :meth:`Chain.select`)."""
+        return Chain(self._frame).select(features, exclude)
+
+    def plan(self, estimator: Any, target: str | None = None, **options: Any) -> Plan:
+        """The Plan of fitting with no preprocessing (see :meth:`Chain.plan`)."""
+        return Chain(self._frame).plan(estimator, target, **options)
+
+    def fit_incremental(self, estimator: Any, target: str | None = None, **options: Any) -> Model:
+        """Fit with no preprocessing (see :meth:`Chain.fit_incremental`)."""
+        return Chain(self._frame).fit_incremental(estimator, target, **options)
+
+
+def register() -> None:
+    """Register ``.ml`` on dask and pandas DataFrames (idempotent: re-registering replaces it)."""
+    import warnings
+
+    with warnings.catch_warnings():  # both libraries warn when an accessor is registered again
+        warnings.simplefilter("ignore", UserWarning)
+        register_dask_accessor("ml")(MLAccessor)
+        pd.api.extensions.register_dataframe_accessor("ml")(MLAccessor)

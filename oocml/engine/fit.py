@@ -1,0 +1,161 @@
+"""Run a Plan: resolve columns, one statistics pass, fit the steps, stream to partial_fit.
+
+The data is read exactly ``1 + epochs`` times: once for every statistic the
+plan needs (all steps, class labels, row counts), then once per epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.pipeline import Pipeline
+
+from ..errors import ColumnNotFoundError, DataError, ParameterError
+from ..estimators import build, task_of
+from ..model import Model, plan_as_dict
+from ..plan import Plan, Step
+from ..preprocessing import SCALERS, Moments
+from ..progress import progress_enabled
+from .stats import Summary, statistics_pass
+from .stream import BlockRecipe, train
+
+log = logging.getLogger("oocml")
+
+DEFAULT_PANDAS_BLOCK_ROWS = 100_000
+
+
+def as_dask(data: Any, block_rows: int | None = None) -> dd.DataFrame:
+    """A dask DataFrame for dask or pandas input (pandas split into blocks of rows)."""
+    if isinstance(data, dd.DataFrame):
+        return data
+    if isinstance(data, pd.DataFrame):
+        return dd.from_pandas(data, chunksize=block_rows or DEFAULT_PANDAS_BLOCK_ROWS, sort=False)
+    raise ParameterError(f"expected a dask or pandas DataFrame, got {type(data).__name__}")
+
+
+def resolve_columns(plan: Plan, columns: list[str]) -> list[str]:
+    """The feature columns of ``plan`` on data with ``columns``; every name checked."""
+    if plan.target is not None and plan.target not in columns:
+        raise ColumnNotFoundError(plan.target, columns, role="target column")
+    for name in plan.exclude:
+        if name not in columns:
+            raise ColumnNotFoundError(name, columns, role="excluded column")
+    if plan.features is not None:
+        for name in plan.features:
+            if name not in columns:
+                raise ColumnNotFoundError(name, columns, role="feature column")
+        if plan.target in plan.features:
+            raise ParameterError(f"the target {plan.target!r} cannot also be a feature")
+        features = [c for c in plan.features if c not in plan.exclude]
+    else:
+        features = [c for c in columns if c != plan.target and c not in plan.exclude]
+    if not features:
+        raise ParameterError("no feature columns are left to train on")
+    if len(set(features)) != len(features):
+        raise ParameterError(f"feature columns are listed twice: {features}")
+    return features
+
+
+def check_numeric(meta: pd.DataFrame, features: list[str], steps: tuple[Step, ...]) -> None:
+    """Refuse non-numeric features when no step encodes them, naming the columns."""
+    if any(s.kind == "encode" for s in steps):
+        return
+    bad = [c for c in features if not (pd.api.types.is_numeric_dtype(meta[c].dtype)
+                                       or pd.api.types.is_bool_dtype(meta[c].dtype))]
+    if bad:
+        details = ", ".join(f"{c!r} ({meta[c].dtype})" for c in bad)
+        raise DataError(
+            f"non-numeric feature column(s) {details}: add an encoder (.encode('onehot') / "
+            "ENCODE onehot) or leave them out (FEATURES * EXCLUDE (...) / .select(exclude=[...]))"
+        )
+
+
+def check_summary(summary: Summary, features: list[str], plan: Plan, task: str) -> None:
+    """Refuse data the estimator cannot learn from, naming the culprit columns."""
+    if summary.rows == 0:
+        raise DataError("the data has no rows (after WHERE, if any)")
+    moments = summary.moments
+    if not any(s.kind == "impute" for s in plan.steps):
+        missing = {c: int(k) for c, k in zip(features, moments.nan_count) if k}
+        if missing:
+            raise DataError(
+                f"missing values (NaN) in feature column(s) {missing}: add an imputer "
+                "(.impute('mean') / IMPUTE mean) or drop those rows first"
+            )
+    infinite = {c: int(k) for c, k in zip(features, summary.infinite) if k}
+    if infinite:
+        raise DataError(f"infinite values in feature column(s) {infinite}; clean or clip them first")
+    if plan.target is not None and summary.target_missing:
+        raise DataError(
+            f"the target column {plan.target!r} has {summary.target_missing} missing value(s); "
+            "drop those rows first (e.g. WHERE "
+            f"{plan.target} IS NOT NULL / ddf.dropna(subset=[{plan.target!r}]))"
+        )
+    if task == "classification" and summary.labels is not None and len(summary.labels) < 2:
+        raise DataError(
+            f"the target column {plan.target!r} holds a single class "
+            f"({summary.labels.tolist()}); a classifier needs at least two"
+        )
+
+
+def fit_steps(steps: tuple[Step, ...], moments: Moments) -> list[tuple[str, Any]]:
+    """Each preprocessing step fitted from the statistics of its input, as scikit-learn objects."""
+    fitted = []
+    for position, step in enumerate(steps):
+        if step.kind != "scale":
+            raise ParameterError(f"the {step.kind} step ({step.method}) is not available yet")
+        if step.method not in SCALERS:
+            raise ParameterError(f"unknown scaling {step.method!r}; choose one of {list(SCALERS)}")
+        scaler = SCALERS[step.method](**dict(step.params)).fit_moments(moments)
+        moments = moments.affine(*scaler.affine())
+        name = "scale" if position == 0 else f"scale_{position}"
+        fitted.append((name, scaler.to_sklearn()))
+    return fitted
+
+
+def fit_plan(plan: Plan, data: Any, *, progress: bool | None = None) -> Model:
+    """Fit ``plan`` on a dask (or pandas) DataFrame and return the fitted :class:`Model`."""
+    frame = as_dask(data, plan.stream.block_rows)
+    features = resolve_columns(plan, list(frame.columns))
+    check_numeric(frame._meta, features, plan.steps)
+    estimator = build(plan.estimator)
+    task = task_of(estimator)
+    if task != "clustering" and plan.target is None:
+        raise ParameterError(f"{type(estimator).__name__} needs a target column (target= / PREDICT)")
+    columns = features + ([plan.target] if plan.target is not None else [])
+    frame = frame[columns]
+    show = progress_enabled(progress)
+
+    start = time.perf_counter()
+    discover = task == "classification" and plan.classes is None
+    summary = statistics_pass(frame, features, plan.target, discover, progress=show)
+    check_summary(summary, features, plan, task)
+    stats_seconds = time.perf_counter() - start
+    classes = np.asarray(plan.classes) if plan.classes is not None else summary.labels
+    log.info("statistics pass: %d rows, %d partitions, %.2fs", summary.rows,
+             len(summary.partition_rows), stats_seconds)
+
+    select = ColumnTransformer([("features", "passthrough", features)], remainder="drop",
+                               verbose_feature_names_out=False).fit(frame._meta)
+    steps = [("select", select), *fit_steps(plan.steps, summary.moments)]
+    recipe = BlockRecipe(prep=Pipeline(steps), target=plan.target,
+                         labels=classes if task == "classification" else None,
+                         block_rows=plan.stream.block_rows)
+    fit_params = {"classes": classes} if task == "classification" else {}
+    record = train(estimator, frame.to_delayed(), recipe, epochs=plan.stream.epochs,
+                   shuffle=plan.stream.shuffle, seed=plan.random_state,
+                   prefetch=plan.stream.prefetch, fit_params=fit_params, progress=show)
+    info = {"rows_seen": record.rows_seen, "epochs": record.epochs,
+            "blocks_seen": record.blocks_seen, "partitions": len(summary.partition_rows),
+            "rows": summary.rows, "passes": 1 + record.epochs,
+            "stats_seconds": round(stats_seconds, 6), "train_seconds": round(record.seconds, 6),
+            "history": record.history}
+    return Model(Pipeline([*steps, ("model", estimator)]), features=features, target=plan.target,
+                 task=task, classes=None if classes is None else classes.tolist(),
+                 plan=plan_as_dict(plan), info=info)

@@ -1,0 +1,67 @@
+"""The fused statistics pass: every statistic a plan needs, in one parallel read.
+
+Each partition yields a small :class:`Summary` (moments of the features, the
+target's labels, NaN and infinity counts, row count); summaries are merged in
+a fixed tree, so the result is the same bit for bit on any scheduler.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dask
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+
+from ..preprocessing import Moments, tree_reduce
+from ..execution import compute
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Mergeable statistics of one or more consecutive partitions."""
+
+    moments: Moments  # of the feature columns, in order
+    infinite: np.ndarray  # count of +-inf per feature
+    labels: np.ndarray | None  # sorted distinct target values (classification only)
+    target_missing: int
+    partition_rows: tuple[int, ...]
+
+    @property
+    def rows(self) -> int:
+        return self.moments.rows
+
+    def merge(self, other: Summary) -> Summary:
+        labels = None if self.labels is None else np.union1d(self.labels, other.labels)
+        return Summary(self.moments.merge(other.moments), self.infinite + other.infinite, labels,
+                       self.target_missing + other.target_missing,
+                       self.partition_rows + other.partition_rows)
+
+
+def summarize(frame: pd.DataFrame, features: list[str], target: str | None,
+              labels: bool) -> Summary:
+    """The summary of one in-memory partition."""
+    X = frame[features].to_numpy(dtype=np.float64, na_value=np.nan)
+    finite = np.isfinite(X)
+    infinite = np.zeros(len(features), np.int64) if finite.all() else np.isinf(X).sum(axis=0)
+    found, missing = None, 0
+    if target is not None:
+        y = frame[target]
+        missing = int(y.isna().sum())
+        if labels:
+            found = np.unique(y.dropna().to_numpy())
+    return Summary(Moments.of(X), infinite, found, missing, (len(frame),))
+
+
+def _merge(a: Summary, b: Summary) -> Summary:
+    return a.merge(b)
+
+
+def statistics_pass(frame: dd.DataFrame, features: list[str], target: str | None,
+                    labels: bool, progress: bool = False) -> Summary:
+    """One read of ``frame`` computing the merged :class:`Summary` of all its partitions."""
+    parts = frame.to_delayed()
+    summaries = [dask.delayed(summarize)(p, features, target, labels) for p in parts]
+    (summary,) = compute(tree_reduce(summaries, _merge), progress=progress)
+    return summary

@@ -1,0 +1,175 @@
+"""The block-streaming loop: feed blocks to ``partial_fit`` while the next ones load.
+
+Each partition becomes one dask task that reads it, applies the fitted
+preprocessing and returns ready numpy blocks. At most ``prefetch`` tasks are in
+flight, so memory holds a bounded number of blocks whatever the data's size,
+and reading, decoding and scaling overlap with training. Block order and the
+row permutation inside a block depend only on the seed, never on the scheduler.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import dask
+from dask.delayed import Delayed
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError, TrainingInterrupted, UnseenLabelError
+from ..execution import Submitter
+from ..progress import BlockProgress
+
+log = logging.getLogger("oocml")
+
+Block = tuple[np.ndarray, np.ndarray | None]
+
+
+@dataclass(frozen=True)
+class BlockRecipe:
+    """How a partition turns into training blocks (shipped with every load task)."""
+
+    prep: Any  # fitted transformer (e.g. Pipeline slice) applied to the partition, or None
+    target: str | None
+    labels: np.ndarray | None  # allowed target values, None: unchecked
+    block_rows: int | None
+
+
+def prepare(part: Any, recipe: BlockRecipe, index: int, row_seed: Sequence[int] | None) -> list[Block]:
+    """Partition -> list of (X, y) numpy blocks: transformed, optionally permuted, C-ordered."""
+    if isinstance(part, tuple):
+        X, y = part
+        X = recipe.prep.transform(X) if recipe.prep is not None else X
+    else:
+        y = part[recipe.target].to_numpy() if recipe.target is not None else None
+        X = recipe.prep.transform(part) if recipe.prep is not None else part
+    X = X.to_numpy() if isinstance(X, pd.DataFrame) else np.asarray(X)
+    y = None if y is None else np.asarray(y).ravel()
+    if recipe.labels is not None and y is not None:
+        unseen = np.setdiff1d(np.unique(y), recipe.labels)
+        if unseen.size:
+            raise UnseenLabelError(
+                f"partition {index} holds target value(s) {unseen.tolist()[:10]} that are not among "
+                f"the classes {recipe.labels.tolist()[:20]}; pass classes= with every label, or check "
+                "that the data did not change since the statistics pass"
+            )
+    if row_seed is not None and len(X) > 1:
+        order = np.random.default_rng(list(row_seed)).permutation(len(X))
+        X, y = X[order], (None if y is None else y[order])
+    X = np.ascontiguousarray(X)
+    step = recipe.block_rows or max(len(X), 1)
+    return [(X[i:i + step], None if y is None else y[i:i + step]) for i in range(0, len(X), step)]
+
+
+def epoch_order(n: int, epoch: int, shuffle: bool, seed: int | None) -> list[int]:
+    """Partition order of one epoch: in order, or a permutation seeded by (seed, epoch)."""
+    if not shuffle:
+        return list(range(n))
+    return np.random.default_rng([seed or 0, epoch]).permutation(n).tolist()
+
+
+def prefetched(submitter: Submitter, tasks: Iterable[Any], depth: int) -> Iterator[Any]:
+    """Results of ``tasks`` in order, keeping at most ``depth`` computations in flight."""
+    pending: deque = deque()
+    tasks = iter(tasks)
+    try:
+        for task in tasks:
+            pending.append(submitter.submit(task))
+            if len(pending) >= depth:
+                break
+        while pending:
+            result = pending.popleft().result()
+            nxt = next(tasks, None)
+            if nxt is not None:
+                pending.append(submitter.submit(nxt))
+            yield result
+    finally:
+        for future in pending:
+            future.cancel()
+
+
+@dataclass
+class TrainingLog:
+    """What the loop did: rows and blocks seen, epochs run, seconds spent."""
+
+    rows_seen: int = 0
+    blocks_seen: int = 0
+    epochs: int = 0
+    seconds: float = 0.0
+    history: list[dict] = field(default_factory=list)
+
+
+def train(
+    estimator: Any,
+    parts: Sequence[Any],
+    recipe: BlockRecipe,
+    *,
+    epochs: int = 1,
+    shuffle: bool = False,
+    seed: int | None = 0,
+    prefetch: int = 2,
+    fit_params: dict[str, Any] | None = None,
+    progress: bool = False,
+    on_block: Callable[[int, int], None] | None = None,
+) -> TrainingLog:
+    """Stream ``parts`` (delayed partitions, or in-memory parts) through ``partial_fit``, ``epochs`` times."""
+    fit_params = fit_params or {}
+    record = TrainingLog()
+    bar = BlockProgress(len(parts) * epochs, progress)
+    start = time.perf_counter()
+    recipe_task = dask.delayed(recipe)
+    try:
+        with Submitter(prefetch) as submitter:
+            for epoch in range(epochs):
+                order = epoch_order(len(parts), epoch, shuffle, seed)
+                tasks = (_load_task(parts[i], recipe, recipe_task, i,
+                                    (seed or 0, epoch, i) if shuffle else None) for i in order)
+                epoch_rows = 0
+                for index, blocks in zip(order, prefetched(submitter, tasks, prefetch)):
+                    for X, y in blocks:
+                        _partial_fit(estimator, X, y, fit_params, index)
+                        record.blocks_seen += 1
+                        epoch_rows += len(X)
+                    bar.update(sum(len(X) for X, _ in blocks), epoch, epochs)
+                    if on_block is not None:
+                        on_block(epoch, index)
+                record.rows_seen += epoch_rows
+                record.epochs = epoch + 1
+                record.history.append({"epoch": epoch + 1, "rows": epoch_rows,
+                                       "seconds": round(time.perf_counter() - start, 6)})
+                log.info("epoch %d/%d: %d rows", epoch + 1, epochs, epoch_rows)
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(
+            f"training interrupted after {record.blocks_seen} blocks; the model was not kept"
+        ) from None
+    finally:
+        bar.close()
+    record.seconds = time.perf_counter() - start
+    return record
+
+
+def _load_task(part: Any, recipe: BlockRecipe, recipe_task: Any, index: int,
+               row_seed: tuple | None) -> Any:
+    """A dask task for a lazy partition; a plain callable for one already in memory."""
+    if isinstance(part, Delayed):
+        return dask.delayed(prepare)(part, recipe_task, index, row_seed)
+    return partial(prepare, part, recipe, index, row_seed)
+
+
+def _partial_fit(estimator: Any, X: np.ndarray, y: np.ndarray | None, fit_params: dict,
+                 index: int) -> None:
+    if len(X) == 0:
+        return
+    try:
+        if y is None:
+            estimator.partial_fit(X, **fit_params)
+        else:
+            estimator.partial_fit(X, y, **fit_params)
+    except ValueError as exc:
+        raise DataError(f"{type(estimator).__name__}.partial_fit failed on partition {index}: {exc}") from exc

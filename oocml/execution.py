@@ -1,0 +1,70 @@
+"""Where dask work runs: the local schedulers or a ``dask.distributed`` client.
+
+One place decides, so every pass (statistics, training, prediction) runs on
+the cluster when a client is active and on the configured local scheduler
+otherwise.
+"""
+
+from __future__ import annotations
+
+import sys
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import dask
+from dask.base import get_scheduler
+
+
+def current_client() -> Any | None:
+    """The ``distributed.Client`` dask would use now, or None on a local scheduler."""
+    scheduler = get_scheduler()
+    owner = getattr(scheduler, "__self__", None)
+    if owner is not None and type(owner).__name__ == "Client":
+        return owner
+    return None
+
+
+def compute(*objs: Any, progress: bool = False) -> tuple:
+    """``dask.compute`` with a progress bar on stderr when asked for (local or distributed)."""
+    client = current_client()
+    if not progress:
+        return dask.compute(*objs)
+    if client is not None:
+        from distributed import progress as distributed_progress
+
+        futures = client.compute(list(objs))
+        distributed_progress(futures)
+        return tuple(client.gather(futures))
+    from dask.diagnostics import ProgressBar
+
+    with ProgressBar(out=sys.stderr, minimum=1.0):
+        return dask.compute(*objs)
+
+
+class Submitter:
+    """Starts dask computations in the background: client futures, or a small thread pool."""
+
+    def __init__(self, workers: int):
+        self.client = current_client()
+        self._pool = ThreadPoolExecutor(max(workers, 1), thread_name_prefix="oocml-load")
+
+    def submit(self, task: Any) -> Future:
+        """Start a dask collection (on the client if any) or a plain callable (in a thread)."""
+        if callable(task) and not dask.is_dask_collection(task):
+            return self._pool.submit(task)
+        if self.client is not None:
+            return self.client.compute(task)
+        return self._pool.submit(_compute_one, task)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> Submitter:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _compute_one(task: Any) -> Any:
+    return dask.compute(task)[0]

@@ -1,0 +1,300 @@
+"""The fitted Model: a plain scikit-learn Pipeline plus what oocml knows about it.
+
+Prediction and scoring run block-wise in parallel: one per-partition function
+selects the features and the target of the same partition, so X and y can
+never be misaligned, and predictions keep the input's partitions and index.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+import skops.io as sio
+from sklearn.metrics import confusion_matrix, log_loss
+from sklearn.pipeline import Pipeline
+
+from .errors import ColumnNotFoundError, DataError, ModelFileError, OocmlError
+from .execution import compute
+
+FORMAT = "oocml.model"
+FORMAT_VERSION = 1
+
+
+class Model:
+    """A fitted model: ``predict``/``score``/``evaluate`` on dask or pandas data, ``save``, ``pipeline``."""
+
+    def __init__(self, pipeline: Pipeline, *, features: list[str], target: str | None,
+                 task: str, classes: list | None = None, plan: dict | None = None,
+                 info: dict | None = None):
+        self.pipeline = pipeline
+        self.features = list(features)
+        self.target = target
+        self.task = task
+        self.classes = None if classes is None else list(classes)
+        self.plan = plan or {}
+        self.info = info or {}
+
+    # -- what it is -------------------------------------------------------------------------
+    @property
+    def feature_names(self) -> list[str]:
+        """The input columns the model reads, in order."""
+        return list(self.features)
+
+    @property
+    def estimator(self) -> Any:
+        """The fitted scikit-learn estimator at the end of the pipeline."""
+        return self.pipeline[-1]
+
+    def __repr__(self) -> str:
+        steps = " -> ".join(name for name, _ in self.pipeline.steps)
+        return (f"<oocml.Model {type(self.estimator).__name__} target={self.target!r} "
+                f"features={len(self.features)} steps={steps}>")
+
+    def describe(self) -> pd.DataFrame:
+        """A two-column table (property, value) describing the model and its training."""
+        est = self.estimator
+        rows = [("algorithm", type(est).__name__), ("task", self.task),
+                ("parameters", _params_text(est)), ("target", self.target),
+                ("features", ", ".join(self.features)),
+                ("classes", None if self.classes is None else ", ".join(map(str, self.classes)))]
+        for name, step in self.pipeline.steps[1:-1]:
+            rows.append((f"step {name}", _step_text(step)))
+        for key in ("rows_seen", "epochs", "blocks_seen", "train_seconds", "stats_seconds",
+                    "passes"):
+            if key in self.info:
+                rows.append((key.replace("_", " "), self.info[key]))
+        for entry in self.info.get("history", []):
+            extra = {k: v for k, v in entry.items() if k not in ("epoch",)}
+            rows.append((f"epoch {entry['epoch']}", json.dumps(extra)))
+        return pd.DataFrame(rows, columns=["property", "value"]).astype({"value": object})
+
+    # -- prediction -------------------------------------------------------------------------
+    def predict(self, data: Any) -> Any:
+        """Predicted target per row: a lazy dask Series aligned with ``data``'s partitions (pandas in, pandas out)."""
+        return self._apply(data, "predict")
+
+    def predict_proba(self, data: Any) -> Any:
+        """Class probabilities per row, one column per class (lazy for dask input)."""
+        return self._apply(data, "predict_proba")
+
+    def decision_function(self, data: Any) -> Any:
+        """Confidence scores per row (lazy for dask input)."""
+        return self._apply(data, "decision_function")
+
+    def _apply(self, data: Any, method: str) -> Any:
+        if not hasattr(self.pipeline, method):
+            raise OocmlError(f"{type(self.estimator).__name__} has no {method}")
+        self._check_columns(data)
+        meta = self._meta(method)
+        if isinstance(data, dd.DataFrame):
+            return data.map_partitions(_apply_block, self.pipeline, method, meta, meta=meta,
+                                       align_dataframes=False)
+        return _apply_block(data, self.pipeline, method, meta)
+
+    def _meta(self, method: str) -> pd.Series | pd.DataFrame:
+        if method == "predict":
+            dtype = (np.asarray(self.classes).dtype if self.task == "classification"
+                     else np.int32 if self.task == "clustering" else np.float64)
+            return pd.Series(np.empty(0, dtype=dtype), name="prediction")
+        if method == "predict_proba" or (method == "decision_function" and len(self.classes or []) > 2):
+            columns = [f"{'proba' if method == 'predict_proba' else 'score'}_{c}" for c in self.classes]
+            return pd.DataFrame(np.empty((0, len(columns))), columns=columns)
+        return pd.Series(np.empty(0), name="score")
+
+    def _check_columns(self, data: Any, target: bool = False) -> None:
+        columns = list(getattr(data, "columns", []))
+        wanted = self.features + ([self.target] if target and self.target else [])
+        for column in wanted:
+            if column not in columns:
+                role = "target" if column == self.target and column not in self.features else "feature"
+                raise ColumnNotFoundError(column, columns, role=f"{role} column")
+
+    # -- scoring ----------------------------------------------------------------------------
+    def score(self, data: Any) -> float:
+        """Accuracy (classifiers), R^2 (regressors) or minus inertia (clustering), block-wise in parallel."""
+        totals = self._totals(data)
+        if self.task == "classification":
+            return float(np.trace(_confusion(totals, self.classes)) / totals["n"])
+        if self.task == "regression":
+            return float(1.0 - totals["sse"] / _total_sum_of_squares(totals))
+        return float(-totals["inertia"])
+
+    def evaluate(self, data: Any) -> pd.DataFrame:
+        """A metrics table (metric, value): accuracy/precision/recall/f1/log_loss, or r2/rmse/mae."""
+        totals = self._totals(data)
+        n = totals["n"]
+        if self.task == "classification":
+            cm = _confusion(totals, self.classes)
+            predicted, actual = cm.sum(axis=0), cm.sum(axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                precision = np.where(predicted > 0, np.diag(cm) / predicted, 0.0)
+                recall = np.where(actual > 0, np.diag(cm) / actual, 0.0)
+                f1 = np.where(precision + recall > 0,
+                              2 * precision * recall / (precision + recall), 0.0)
+            average = "binary" if len(self.classes) == 2 else "macro"
+            pick = (lambda v: v[1]) if average == "binary" else (lambda v: v.mean())
+            rows = [("accuracy", np.trace(cm) / n), (f"precision ({average})", pick(precision)),
+                    (f"recall ({average})", pick(recall)), (f"f1 ({average})", pick(f1))]
+            if "log_loss" in totals:
+                rows.append(("log_loss", totals["log_loss"] / n))
+        elif self.task == "regression":
+            rows = [("r2", 1.0 - totals["sse"] / _total_sum_of_squares(totals)),
+                    ("rmse", np.sqrt(totals["sse"] / n)), ("mae", totals["sae"] / n)]
+        else:
+            rows = [("inertia", totals["inertia"]), ("mean inertia", totals["inertia"] / n)]
+        rows.append(("rows", n))
+        return pd.DataFrame([(k, float(v)) for k, v in rows], columns=["metric", "value"])
+
+    def _totals(self, data: Any) -> pd.Series:
+        self._check_columns(data, target=self.task != "clustering")
+        args = (self.pipeline, self.target, self.task, self.classes)
+        if isinstance(data, dd.DataFrame):
+            meta = _block_totals(_empty_like(data._meta), *args)
+            parts = data.map_partitions(_block_totals, *args, meta=meta, align_dataframes=False)
+            (totals,) = compute(parts.sum())
+        else:
+            totals = _block_totals(data, *args).sum()
+        if totals["n"] == 0:
+            raise DataError("no rows to score (the data is empty or every target value is missing)")
+        return totals
+
+    # -- persistence --------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> str:
+        """Write the model to ``path`` (skops format, no pickle), atomically: all or nothing."""
+        path = Path(path)
+        meta = {"features": self.features, "target": self.target, "task": self.task,
+                "classes": _jsonable(self.classes), "plan": self.plan, "info": self.info}
+        payload = {"format": FORMAT, "version": FORMAT_VERSION, "pipeline": self.pipeline,
+                   "meta": json.dumps(meta, default=repr)}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(sio.dumps(payload))
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return str(path)
+
+
+def load_model(path: str | os.PathLike) -> Model:
+    """Read a model written by :meth:`Model.save`; refuses files holding types oocml does not write."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelFileError(f"cannot read model file {str(path)!r}: {exc.strerror or exc}") from None
+    try:
+        untrusted = sio.get_untrusted_types(data=data)
+        if untrusted:
+            raise ModelFileError(
+                f"model file {str(path)!r} holds types oocml never writes, refused without loading: "
+                f"{', '.join(untrusted[:10])}"
+            )
+        payload = sio.loads(data)
+    except ModelFileError:
+        raise
+    except (zipfile.BadZipFile, KeyError, ValueError, TypeError, json.JSONDecodeError,
+            io.UnsupportedOperation, EOFError) as exc:
+        raise ModelFileError(f"{str(path)!r} is not an oocml model file ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:  # skops raises assorted errors on crafted files
+        raise ModelFileError(f"{str(path)!r} could not be loaded safely: {exc}") from None
+    if not (isinstance(payload, dict) and payload.get("format") == FORMAT
+            and isinstance(payload.get("pipeline"), Pipeline)):
+        raise ModelFileError(f"{str(path)!r} is a skops file but not an oocml model")
+    if payload.get("version", 0) > FORMAT_VERSION:
+        raise ModelFileError(f"{str(path)!r} was written by a newer oocml (format {payload['version']})")
+    meta = json.loads(payload["meta"])
+    return Model(payload["pipeline"], features=meta["features"], target=meta["target"],
+                 task=meta["task"], classes=meta["classes"], plan=meta.get("plan"),
+                 info=meta.get("info"))
+
+
+# -- block functions (run on workers) ------------------------------------------------------------
+
+def _apply_block(frame: pd.DataFrame, pipeline: Pipeline, method: str, meta: Any) -> Any:
+    if len(frame) == 0:
+        return meta.set_axis(frame.index[:0]) if isinstance(meta, pd.DataFrame) else meta
+    out = getattr(pipeline, method)(frame)
+    if isinstance(meta, pd.DataFrame):
+        return pd.DataFrame(np.asarray(out).reshape(len(frame), -1), index=frame.index,
+                            columns=meta.columns)
+    return pd.Series(np.asarray(out).astype(meta.dtype, copy=False), index=frame.index,
+                     name=meta.name)
+
+
+def _block_totals(frame: pd.DataFrame, pipeline: Pipeline, target: str | None, task: str,
+                  classes: list | None) -> pd.DataFrame:
+    """Additive per-partition sums from which every metric is derived exactly."""
+    if task != "clustering":
+        frame = frame[frame[target].notna()]
+    n = len(frame)
+    if task == "classification":
+        k = len(classes)
+        cm = (confusion_matrix(frame[target].to_numpy(), pipeline.predict(frame), labels=classes)
+              if n else np.zeros((k, k), np.int64))
+        row = {"n": n, **{f"cm_{i}_{j}": int(cm[i, j]) for i in range(k) for j in range(k)}}
+        if hasattr(pipeline, "predict_proba"):
+            row["log_loss"] = (log_loss(frame[target].to_numpy(), pipeline.predict_proba(frame),
+                                        labels=classes, normalize=False) if n else 0.0)
+    elif task == "regression":
+        y = frame[target].to_numpy(dtype=np.float64)
+        residual = y - pipeline.predict(frame) if n else y
+        row = {"n": n, "sum_y": y.sum(), "sum_y2": (y * y).sum(), "sse": (residual ** 2).sum(),
+               "sae": np.abs(residual).sum()}
+    else:
+        row = {"n": n, "inertia": -pipeline.score(frame) if n else 0.0}
+    return pd.DataFrame([row])
+
+
+def _empty_like(meta: pd.DataFrame) -> pd.DataFrame:
+    return meta.iloc[:0]
+
+
+def _confusion(totals: pd.Series, classes: list) -> np.ndarray:
+    k = len(classes)
+    return np.array([[totals[f"cm_{i}_{j}"] for j in range(k)] for i in range(k)], dtype=np.float64)
+
+
+def _total_sum_of_squares(totals: pd.Series) -> float:
+    sst = totals["sum_y2"] - totals["sum_y"] ** 2 / totals["n"]
+    return sst if sst > 0 else np.nan
+
+
+def _jsonable(values: list | None) -> list | None:
+    return None if values is None else np.asarray(values).tolist()
+
+
+def _params_text(estimator: Any) -> str:
+    defaults = type(estimator)().get_params(deep=False)
+    changed = {k: v for k, v in estimator.get_params(deep=False).items()
+               if repr(v) != repr(defaults.get(k))}
+    return ", ".join(f"{k}={v!r}" for k, v in sorted(changed.items())) or "(defaults)"
+
+
+def _step_text(step: Any) -> str:
+    fitted = {k: v for k, v in vars(step).items() if k.endswith("_") and not k.startswith("_")}
+    parts = [type(step).__name__]
+    for key in ("mean_", "scale_", "data_min_", "data_max_", "max_abs_", "n_samples_seen_"):
+        if fitted.get(key) is not None:
+            value = np.round(np.asarray(fitted[key], dtype=float), 4)
+            parts.append(f"{key}={value.tolist() if value.size <= 8 else str(value.size) + ' values'}")
+    return " ".join(parts)
+
+
+def plan_as_dict(plan: Any) -> dict:
+    """A JSON-friendly dict of a Plan (for the model file and DESCRIBE)."""
+    return json.loads(json.dumps(dataclasses.asdict(plan), default=repr))
