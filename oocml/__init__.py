@@ -6,10 +6,11 @@
 from . import preprocessing
 from .accessor import Chain, register as _register_accessor
 from .errors import OocmlError
+from .incremental import Incremental
 from .model import Model, load_model
 from .plan import Plan
 
 _register_accessor()
 
-__all__ = ["Chain", "Model", "OocmlError", "Plan", "load_model", "preprocessing"]
+__all__ = ["Chain", "Incremental", "Model", "OocmlError", "Plan", "load_model", "preprocessing"]
 __version__ = "0.1.0"

@@ -97,9 +97,9 @@ class Model:
         self._check_columns(data)
         meta = self._meta(method)
         if isinstance(data, dd.DataFrame):
-            return data.map_partitions(_apply_block, self.pipeline, method, meta, meta=meta,
-                                       align_dataframes=False)
-        return _apply_block(data, self.pipeline, method, meta)
+            return data.map_partitions(_apply_block, self.pipeline, self.features, method, meta,
+                                       meta=meta, align_dataframes=False)
+        return _apply_block(data, self.pipeline, self.features, method, meta)
 
     def _meta(self, method: str) -> pd.Series | pd.DataFrame:
         if method == "predict":
@@ -157,7 +157,7 @@ class Model:
 
     def _totals(self, data: Any) -> pd.Series:
         self._check_columns(data, target=self.task != "clustering")
-        args = (self.pipeline, self.target, self.task, self.classes)
+        args = (self.pipeline, self.features, self.target, self.task, self.classes)
         if isinstance(data, dd.DataFrame):
             meta = _block_totals(_empty_like(data._meta), *args)
             parts = data.map_partitions(_block_totals, *args, meta=meta, align_dataframes=False)
@@ -225,10 +225,11 @@ def load_model(path: str | os.PathLike) -> Model:
 
 # -- block functions (run on workers) ------------------------------------------------------------
 
-def _apply_block(frame: pd.DataFrame, pipeline: Pipeline, method: str, meta: Any) -> Any:
+def _apply_block(frame: pd.DataFrame, pipeline: Pipeline, features: list, method: str,
+                 meta: Any) -> Any:
     if len(frame) == 0:
         return meta.set_axis(frame.index[:0]) if isinstance(meta, pd.DataFrame) else meta
-    out = getattr(pipeline, method)(frame)
+    out = getattr(pipeline, method)(frame[features])
     if isinstance(meta, pd.DataFrame):
         return pd.DataFrame(np.asarray(out).reshape(len(frame), -1), index=frame.index,
                             columns=meta.columns)
@@ -236,27 +237,28 @@ def _apply_block(frame: pd.DataFrame, pipeline: Pipeline, method: str, meta: Any
                      name=meta.name)
 
 
-def _block_totals(frame: pd.DataFrame, pipeline: Pipeline, target: str | None, task: str,
-                  classes: list | None) -> pd.DataFrame:
+def _block_totals(frame: pd.DataFrame, pipeline: Pipeline, features: list, target: str | None,
+                  task: str, classes: list | None) -> pd.DataFrame:
     """Additive per-partition sums from which every metric is derived exactly."""
     if task != "clustering":
         frame = frame[frame[target].notna()]
     n = len(frame)
+    X = frame[features]
     if task == "classification":
         k = len(classes)
-        cm = (confusion_matrix(frame[target].to_numpy(), pipeline.predict(frame), labels=classes)
+        cm = (confusion_matrix(frame[target].to_numpy(), pipeline.predict(X), labels=classes)
               if n else np.zeros((k, k), np.int64))
         row = {"n": n, **{f"cm_{i}_{j}": int(cm[i, j]) for i in range(k) for j in range(k)}}
         if hasattr(pipeline, "predict_proba"):
-            row["log_loss"] = (log_loss(frame[target].to_numpy(), pipeline.predict_proba(frame),
+            row["log_loss"] = (log_loss(frame[target].to_numpy(), pipeline.predict_proba(X),
                                         labels=classes, normalize=False) if n else 0.0)
     elif task == "regression":
         y = frame[target].to_numpy(dtype=np.float64)
-        residual = y - pipeline.predict(frame) if n else y
+        residual = y - pipeline.predict(X) if n else y
         row = {"n": n, "sum_y": y.sum(), "sum_y2": (y * y).sum(), "sse": (residual ** 2).sum(),
                "sae": np.abs(residual).sum()}
     else:
-        row = {"n": n, "inertia": -pipeline.score(frame) if n else 0.0}
+        row = {"n": n, "inertia": -pipeline.score(X) if n else 0.0}
     return pd.DataFrame([row])
 
 

@@ -42,15 +42,13 @@ class BlockRecipe:
 
 
 def prepare(part: Any, recipe: BlockRecipe, index: int, row_seed: Sequence[int] | None) -> list[Block]:
-    """Partition -> list of (X, y) numpy blocks: transformed, optionally permuted, C-ordered."""
+    """Partition -> list of (X, y) blocks: transformed, optionally permuted, C-ordered if dense."""
     if isinstance(part, tuple):
         X, y = part
         X = recipe.prep.transform(X) if recipe.prep is not None else X
     else:
         y = part[recipe.target].to_numpy() if recipe.target is not None else None
         X = recipe.prep.transform(part) if recipe.prep is not None else part
-    X = X.to_numpy() if isinstance(X, pd.DataFrame) else np.asarray(X)
-    y = None if y is None else np.asarray(y).ravel()
     if recipe.labels is not None and y is not None:
         unseen = np.setdiff1d(np.unique(y), recipe.labels)
         if unseen.size:
@@ -59,12 +57,24 @@ def prepare(part: Any, recipe: BlockRecipe, index: int, row_seed: Sequence[int] 
                 f"the classes {recipe.labels.tolist()[:20]}; pass classes= with every label, or check "
                 "that the data did not change since the statistics pass"
             )
-    if row_seed is not None and len(X) > 1:
-        order = np.random.default_rng(list(row_seed)).permutation(len(X))
-        X, y = X[order], (None if y is None else y[order])
-    X = np.ascontiguousarray(X)
-    step = recipe.block_rows or max(len(X), 1)
-    return [(X[i:i + step], None if y is None else y[i:i + step]) for i in range(0, len(X), step)]
+    n = X.shape[0]
+    if row_seed is not None and n > 1:
+        order = np.random.default_rng(list(row_seed)).permutation(n)
+        X, y = take_rows(X, order), take_rows(y, order)
+    if isinstance(X, np.ndarray):
+        X = np.ascontiguousarray(X)
+    step = recipe.block_rows or max(n, 1)
+    return [(take_rows(X, slice(i, i + step)), take_rows(y, slice(i, i + step)))
+            for i in range(0, n, step)]
+
+
+def take_rows(data: Any, rows: Any) -> Any:
+    """Rows of an array, sparse matrix, pandas object (by position), or None."""
+    if data is None:
+        return None
+    if isinstance(data, pd.DataFrame | pd.Series):
+        return data.iloc[rows]
+    return data[rows]
 
 
 def epoch_order(n: int, epoch: int, shuffle: bool, seed: int | None) -> list[int]:
@@ -132,11 +142,13 @@ def train(
                                     (seed or 0, epoch, i) if shuffle else None) for i in order)
                 epoch_rows = 0
                 for index, blocks in zip(order, prefetched(submitter, tasks, prefetch)):
+                    rows = 0
                     for X, y in blocks:
                         _partial_fit(estimator, X, y, fit_params, index)
-                        record.blocks_seen += 1
-                        epoch_rows += len(X)
-                    bar.update(sum(len(X) for X, _ in blocks), epoch, epochs)
+                        rows += X.shape[0]
+                    record.blocks_seen += len(blocks)
+                    epoch_rows += rows
+                    bar.update(rows, epoch, epochs)
                     if on_block is not None:
                         on_block(epoch, index)
                 record.rows_seen += epoch_rows
@@ -164,7 +176,7 @@ def _load_task(part: Any, recipe: BlockRecipe, recipe_task: Any, index: int,
 
 def _partial_fit(estimator: Any, X: np.ndarray, y: np.ndarray | None, fit_params: dict,
                  index: int) -> None:
-    if len(X) == 0:
+    if X.shape[0] == 0:
         return
     try:
         if y is None:

@@ -1,0 +1,159 @@
+"""The engine's promises: passes over the data, bounded memory, clear errors for bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression, SGDClassifier
+
+import oocml
+from oocml.errors import (ColumnNotFoundError, DataError, OocmlError, ParameterError,
+                          UnknownAlgorithmError, UnseenLabelError)
+
+READS: list[int] = []
+_LOCK = threading.Lock()
+
+
+def _counted_read(path: str) -> pd.DataFrame:
+    with _LOCK:
+        READS.append(int(Path(path).stem.split("-")[-1]))
+    return pd.read_parquet(path)
+
+
+def counted_frame(folder: Path) -> dd.DataFrame:
+    """A dask DataFrame whose every partition read is recorded in READS."""
+    files = sorted(str(p) for p in folder.glob("*.parquet"))
+    READS.clear()
+    return dd.from_map(_counted_read, files, meta=pd.read_parquet(files[0]).iloc[:0])
+
+
+@pytest.mark.parametrize("epochs", [1, 3])
+def test_scale_and_sgd_read_the_data_one_plus_epochs_times(binary_dir, epochs):
+    frame = counted_frame(binary_dir)
+    model = frame.ml.scale().fit_incremental(SGDClassifier, target="y", epochs=epochs)
+    assert sorted(READS) == sorted(list(range(6)) * (1 + epochs))
+    assert model.info["passes"] == 1 + epochs
+
+
+def test_statistics_are_fused_with_class_discovery(multiclass_dir):
+    frame = counted_frame(multiclass_dir)
+    model = frame.ml.scale("minmax").scale("standard").fit_incremental(SGDClassifier, target="y")
+    assert model.classes == [0, 1, 2]
+    assert len(READS) == 2 * 4  # two scalers + classes + counts in one pass, then training
+
+
+PEAK_RSS_SCRIPT = """
+import json, resource, sys
+import dask, dask.dataframe as dd, oocml
+from sklearn.linear_model import SGDClassifier
+with dask.config.set(scheduler="threads"):
+    ddf = dd.read_parquet(sys.argv[1])
+    model = ddf.ml.scale().fit_incremental(SGDClassifier, target="y", epochs=2)
+print(json.dumps({"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "rows": model.info["rows"]}))
+"""
+
+
+def _peak_rss(folder: Path) -> dict:
+    out = subprocess.run([sys.executable, "-c", PEAK_RSS_SCRIPT, str(folder)], check=True,
+                         capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_peak_memory_does_not_grow_with_the_data(tmp_path):
+    from oocml.datasets import make_parquet_dataset
+
+    small, large = tmp_path / "small", tmp_path / "large"
+    make_parquet_dataset(small, rows=4 * 100_000, features=20, files=4)
+    make_parquet_dataset(large, rows=40 * 100_000, features=20, files=40)  # 640 MB as float64
+    a, b = _peak_rss(small), _peak_rss(large)
+    assert b["rows"] == 10 * a["rows"]
+    # Materialising the large set would add >= 640 MB; streaming keeps the peak flat.
+    assert b["rss_mb"] < a["rss_mb"] * 1.25 + 40, (a, b)
+
+
+# -- errors name the culprit -----------------------------------------------------------------
+
+def test_missing_target_lists_columns_and_suggests(binary):
+    with pytest.raises(ColumnNotFoundError) as info:
+        binary.ml.fit_incremental(SGDClassifier, target="Y")
+    message = str(info.value)
+    assert "'Y'" in message and "'x0'" in message and "did you mean 'y'" in message
+
+
+def test_missing_feature_column(binary):
+    with pytest.raises(ColumnNotFoundError, match="feature column 'x_1'.*did you mean 'x1'"):
+        binary.ml.fit_incremental(SGDClassifier, target="y", features=["x0", "x_1"])
+
+
+def test_non_numeric_feature_without_encoder(binary):
+    frame = binary.assign(city="paris")
+    with pytest.raises(DataError, match=r"'city'.*ENCODE"):
+        frame.ml.fit_incremental(SGDClassifier, target="y")
+
+
+def _spoil_first_row(frame: pd.DataFrame, column: str, value: float) -> pd.DataFrame:
+    frame = frame.copy()
+    frame.iloc[0, frame.columns.get_loc(column)] = value
+    return frame
+
+
+def test_nan_in_a_feature_names_the_column(binary):
+    frame = binary.map_partitions(_spoil_first_row, "x2", np.nan)
+    with pytest.raises(DataError, match=r"NaN.*'x2'.*IMPUTE"):
+        frame.ml.scale().fit_incremental(SGDClassifier, target="y")
+
+
+def test_infinity_in_a_feature(binary):
+    frame = binary.map_partitions(_spoil_first_row, "x1", np.inf)
+    with pytest.raises(DataError, match=r"infinite.*'x1'"):
+        frame.ml.fit_incremental(SGDClassifier, target="y")
+
+
+def test_nan_in_target(regression):
+    frame = regression.map_partitions(_spoil_first_row, "y", np.nan)
+    with pytest.raises(DataError, match=r"target column 'y' has \d+ missing"):
+        frame.ml.fit_incremental("sgd_regressor", target="y")
+
+
+def test_single_class_target(binary):
+    frame = binary.assign(y=0)
+    with pytest.raises(DataError, match="single class"):
+        frame.ml.fit_incremental(SGDClassifier, target="y")
+
+
+def test_label_unseen_by_the_given_classes(binary):
+    with pytest.raises(UnseenLabelError, match=r"target value\(s\) \[1\].*classes \[0, 2\]"):
+        binary.ml.fit_incremental(SGDClassifier, target="y", classes=[0, 2])
+
+
+def test_bad_estimator_parameters_fail_before_reading(binary_dir):
+    frame = counted_frame(binary_dir)
+    with pytest.raises(ParameterError, match="did you mean 'alpha'"):
+        frame.ml.fit_incremental(SGDClassifier, target="y", alpah=0.1)
+    with pytest.raises(ParameterError, match="alpha"):
+        frame.ml.fit_incremental(SGDClassifier, target="y", alpha="lots")
+    with pytest.raises(ParameterError, match="partial_fit"):
+        frame.ml.fit_incremental(LogisticRegression, target="y")
+    with pytest.raises(UnknownAlgorithmError, match="did you mean 'sgd'"):
+        frame.ml.fit_incremental("sdg", target="y")
+    with pytest.raises(ParameterError, match="epochs"):
+        frame.ml.fit_incremental(SGDClassifier, target="y", epochs=0)
+    with pytest.raises(ParameterError, match="scaling 'zscore'"):
+        frame.ml.scale("zscore")
+    assert READS == []
+
+
+def test_every_user_error_is_an_oocml_error(binary):
+    with pytest.raises(OocmlError):
+        binary.ml.fit_incremental(SGDClassifier, target="nope")
+    with pytest.raises(OocmlError):
+        oocml.load_model("/no/such/model.oocml")
