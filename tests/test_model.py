@@ -1,0 +1,115 @@
+"""Model: exact block-wise metrics, safe and atomic persistence."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import skops.io as sio
+from sklearn import metrics
+from sklearn.linear_model import SGDClassifier
+
+import oocml
+from oocml.errors import ColumnNotFoundError, ModelFileError
+
+
+@pytest.fixture(scope="module")
+def model(binary_dir):
+    import dask.dataframe as dd
+
+    return dd.read_parquet(binary_dir).ml.scale().fit_incremental(
+        SGDClassifier, target="y", loss="log_loss")
+
+
+def test_evaluate_matches_sklearn_metrics_in_memory(model, binary, binary_dir):
+    frame = pd.read_parquet(binary_dir)
+    y, pred = frame["y"], model.pipeline.predict(frame)
+    table = model.evaluate(binary)
+    got = dict(zip(table.metric, table.value))
+    assert got["accuracy"] == pytest.approx(metrics.accuracy_score(y, pred), rel=1e-12)
+    assert got["precision (binary)"] == pytest.approx(metrics.precision_score(y, pred), rel=1e-12)
+    assert got["recall (binary)"] == pytest.approx(metrics.recall_score(y, pred), rel=1e-12)
+    assert got["f1 (binary)"] == pytest.approx(metrics.f1_score(y, pred), rel=1e-12)
+    proba = model.pipeline.predict_proba(frame)
+    assert got["log_loss"] == pytest.approx(metrics.log_loss(y, proba), rel=1e-9)
+    assert got["rows"] == len(frame)
+
+
+def test_multiclass_evaluate_is_macro(multiclass, multiclass_dir):
+    model = multiclass.ml.scale().fit_incremental(SGDClassifier, target="y")
+    frame = pd.read_parquet(multiclass_dir)
+    pred = model.pipeline.predict(frame)
+    got = dict(zip(*model.evaluate(multiclass).T.to_numpy()))
+    assert got["f1 (macro)"] == pytest.approx(metrics.f1_score(frame.y, pred, average="macro"))
+    assert "log_loss" not in got  # hinge loss has no probabilities
+
+
+def test_predict_needs_the_feature_columns(model, binary):
+    with pytest.raises(ColumnNotFoundError, match="feature column 'x3'"):
+        model.predict(binary.drop(columns="x3"))
+    with pytest.raises(ColumnNotFoundError, match="target column 'y'"):
+        model.score(binary.drop(columns="y"))
+    assert model.predict(binary.drop(columns="y")).npartitions == binary.npartitions
+
+
+def test_save_and_load_round_trip(model, binary, tmp_path):
+    path = tmp_path / "models" / "m.oocml"
+    assert model.save(path) == str(path)
+    assert [p.name for p in path.parent.iterdir()] == ["m.oocml"]  # no temporary left over
+    loaded = oocml.load_model(path)
+    np.testing.assert_array_equal(loaded.predict(binary).compute(), model.predict(binary).compute())
+    assert loaded.features == model.features and loaded.classes == model.classes
+    assert loaded.info["rows_seen"] == 30_000
+    assert loaded.describe().set_index("property").loc["algorithm", "value"] == "SGDClassifier"
+
+
+def test_save_replaces_atomically(model, tmp_path, monkeypatch):
+    path = tmp_path / "m.oocml"
+    model.save(path)
+    before = path.read_bytes()
+
+    def broken(_):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(sio, "dumps", broken)
+    with pytest.raises(RuntimeError):
+        model.save(path)
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["m.oocml"]
+
+
+class _Boom:
+    def __reduce__(self):
+        return (Path.touch, (Path(os.environ["OOCML_TEST_MARKER"]),))
+
+
+def test_a_pickle_is_refused_and_runs_nothing(tmp_path, monkeypatch):
+    marker = tmp_path / "pwned"
+    monkeypatch.setenv("OOCML_TEST_MARKER", str(marker))
+    evil = tmp_path / "evil.oocml"
+    evil.write_bytes(pickle.dumps(_Boom()))
+    with pytest.raises(ModelFileError, match="not an oocml model"):
+        oocml.load_model(evil)
+    assert not marker.exists()
+
+
+def test_a_skops_file_with_foreign_types_is_refused(tmp_path):
+    path = tmp_path / "foreign.oocml"
+    sio.dump({"format": "oocml.model", "pipeline": _Foreign()}, path)
+    with pytest.raises(ModelFileError, match="types oocml never writes"):
+        oocml.load_model(path)
+
+
+class _Foreign:
+    pass
+
+
+def test_a_skops_file_that_is_not_a_model(tmp_path):
+    path = tmp_path / "other.oocml"
+    sio.dump({"hello": 1}, path)
+    with pytest.raises(ModelFileError, match="not an oocml model"):
+        oocml.load_model(path)
