@@ -28,6 +28,7 @@ def make_parquet_dataset(
     task: str = "classification",
     dtype: str = "float64",
     seed: int = 0,
+    sample: int = 0,
     n_classes: int = 2,
     noise: float = 0.5,
     row_group_rows: int = 1 << 20,
@@ -37,7 +38,8 @@ def make_parquet_dataset(
 
     Features have column-specific offsets and scales (so scaling matters); ``y``
     is a noisy linear function of them: class labels 0..n_classes-1, or a float.
-    Returns the file paths, in order.
+    ``seed`` fixes the task (weights, offsets, scales); ``sample`` draws other rows of
+    the same task, e.g. a test set. Returns the file paths, in order.
     """
     if task not in TASKS:
         raise ParameterError(f"task must be one of {TASKS}, not {task!r}")
@@ -53,7 +55,7 @@ def make_parquet_dataset(
 
     def write(i: int) -> str:
         n = int(bounds[i + 1] - bounds[i])
-        rng = np.random.default_rng([seed, i])
+        rng = np.random.default_rng([seed, sample, i])
         z = rng.standard_normal((n, features))
         if task == "classification" and n_classes > 2:
             y = np.argmax(z @ weights + noise * rng.standard_normal((n, n_classes)), axis=1)

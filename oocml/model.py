@@ -91,15 +91,35 @@ class Model:
         """Confidence scores per row (lazy for dask input)."""
         return self._apply(data, "decision_function")
 
-    def _apply(self, data: Any, method: str) -> Any:
+    def predictions(self, data: Any, proba: bool = False, keep: list[str] | tuple = ()) -> Any:
+        """A frame of predictions (``prediction`` or ``proba_<class>`` columns) plus ``keep`` columns."""
+        missing = [c for c in keep if c not in data.columns]
+        if missing:
+            raise ColumnNotFoundError(missing[0], list(data.columns), role="kept column")
+        out = self._apply(data, "predict_proba" if proba else "predict", tuple(keep))
+        return out.to_frame() if isinstance(out, dd.Series | pd.Series) else out
+
+    def write_predictions(self, data: Any, folder: str | os.PathLike, *, proba: bool = False,
+                          keep: list[str] | tuple = (), overwrite: bool = False) -> str:
+        """Predict and write parquet files into ``folder`` in parallel, atomically; returns the folder."""
+        from .sources import write_parquet
+
+        return write_parquet(self.predictions(data, proba, keep), folder, overwrite=overwrite)
+
+    def _apply(self, data: Any, method: str, keep: tuple = ()) -> Any:
+        """``pipeline.method`` per partition (plus ``keep`` columns of the same partition)."""
         if not hasattr(self.pipeline, method):
             raise OocmlError(f"{type(self.estimator).__name__} has no {method}")
         self._check_columns(data)
         meta = self._meta(method)
+        # Describe the output with plain values: a pandas argument would be taken for a collection.
+        shape = (tuple(meta.columns) if isinstance(meta, pd.DataFrame) else meta.name,
+                 np.dtype(meta.dtypes.iloc[0] if isinstance(meta, pd.DataFrame) else meta.dtype))
+        args = (self.pipeline, self.features, method, shape, keep)
         if isinstance(data, dd.DataFrame):
-            return data.map_partitions(_apply_block, self.pipeline, self.features, method, meta,
-                                       meta=meta, align_dataframes=False)
-        return _apply_block(data, self.pipeline, self.features, method, meta)
+            meta = _apply_block(data._meta, *args)
+            return data.map_partitions(_apply_block, *args, meta=meta, align_dataframes=False)
+        return _apply_block(data, *args)
 
     def _meta(self, method: str) -> pd.Series | pd.DataFrame:
         if method == "predict":
@@ -226,15 +246,22 @@ def load_model(path: str | os.PathLike) -> Model:
 # -- block functions (run on workers) ------------------------------------------------------------
 
 def _apply_block(frame: pd.DataFrame, pipeline: Pipeline, features: list, method: str,
-                 meta: Any) -> Any:
+                 shape: tuple, keep: tuple = ()) -> Any:
+    """``pipeline.method`` on one partition; ``shape`` is (column names or series name, dtype)."""
+    names, dtype = shape
     if len(frame) == 0:
-        return meta.set_axis(frame.index[:0]) if isinstance(meta, pd.DataFrame) else meta
-    out = getattr(pipeline, method)(frame[features])
-    if isinstance(meta, pd.DataFrame):
-        return pd.DataFrame(np.asarray(out).reshape(len(frame), -1), index=frame.index,
-                            columns=meta.columns)
-    return pd.Series(np.asarray(out).astype(meta.dtype, copy=False), index=frame.index,
-                     name=meta.name)
+        out = np.empty((0, len(names)) if isinstance(names, tuple) else 0, dtype=dtype)
+    else:
+        out = np.asarray(getattr(pipeline, method)(frame[features])).astype(dtype, copy=False)
+    if isinstance(names, tuple):
+        result = pd.DataFrame(out.reshape(len(frame), len(names)), index=frame.index,
+                              columns=list(names))
+    else:
+        result = pd.Series(out, index=frame.index, name=names)
+    if not keep:
+        return result
+    return pd.concat([result.to_frame() if isinstance(result, pd.Series) else result,
+                      frame[list(keep)]], axis=1)
 
 
 def _block_totals(frame: pd.DataFrame, pipeline: Pipeline, features: list, target: str | None,

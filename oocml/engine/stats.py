@@ -43,8 +43,11 @@ def summarize(frame: pd.DataFrame, features: list[str], target: str | None,
               labels: bool) -> Summary:
     """The summary of one in-memory partition."""
     X = frame[features].to_numpy(dtype=np.float64, na_value=np.nan)
-    finite = np.isfinite(X)
-    infinite = np.zeros(len(features), np.int64) if finite.all() else np.isinf(X).sum(axis=0)
+    infinite = np.zeros(len(features), np.int64)
+    if not np.isfinite(X).all():
+        inf = np.isinf(X)
+        infinite = inf.sum(axis=0)
+        X = np.where(inf, np.nan, X)  # reported as an error; keep the moments meaningful
     found, missing = None, 0
     if target is not None:
         y = frame[target]
