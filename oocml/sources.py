@@ -55,8 +55,12 @@ def detect_format(source: Source, files: list[str]) -> str:
                       "glob or add FORMAT parquet|csv")
 
 
-def open_source(source: Source, tables: Mapping[str, Any] | None = None) -> dd.DataFrame:
-    """A lazy dask DataFrame over ``source``; nothing but metadata is read."""
+def open_source(source: Source, tables: Mapping[str, Any] | None = None,
+                filters: list | None = None) -> dd.DataFrame:
+    """A lazy dask DataFrame over ``source``; nothing but metadata is read.
+
+    ``filters`` (pyarrow DNF) let parquet skip row groups; callers still filter rows.
+    """
     tables = tables or {}
     if source.table is not None:
         if source.table not in tables:
@@ -74,7 +78,7 @@ def open_source(source: Source, tables: Mapping[str, Any] | None = None) -> dd.D
     try:
         if fmt == "csv":
             return dd.read_csv(target, blocksize="64MB")
-        return dd.read_parquet(target)
+        return dd.read_parquet(target, filters=filters)
     except (OSError, ValueError) as exc:
         raise SourceError(f"cannot open {path!r} as {fmt}: {exc}") from None
 

@@ -49,3 +49,24 @@ def test_write_refuses_a_non_empty_folder_and_keeps_foreign_files(binary, tmp_pa
 def test_write_pandas(tmp_path):
     write_parquet(pd.DataFrame({"a": [1, 2]}), tmp_path / "p")
     assert pd.read_parquet(tmp_path / "p")["a"].tolist() == [1, 2]
+
+
+def test_where_filters_rows_before_training(binary, binary_dir):
+    from oocml.engine.fit import fit_plan
+    from oocml.plan import And, Compare, In, IsNull, Not, Or
+
+    frame = pd.read_parquet(binary_dir)
+    cut = float(frame.x0.median())
+    where = And((Compare("x0", ">", cut), Not(IsNull("x1")),
+                 Or((In("y", (0,)), Compare("x2", "<=", float(frame.x2.max()))))))
+    plan = binary.ml.scale().plan(SGDClassifier, target="y")
+    import dataclasses
+
+    model = fit_plan(dataclasses.replace(plan, where=where), binary)
+    assert model.info["rows"] == int((frame.x0 > cut).sum())
+    from oocml.conditions import parquet_filters, to_text
+
+    assert parquet_filters(where) == [[("x0", ">", cut)]]
+    assert to_text(where).startswith(f"x0 > {cut!r} AND NOT (x1 IS NULL) AND (y IN (0) OR")
+    pushed = open_source(Source(path=str(binary_dir)), filters=parquet_filters(where))
+    assert len(pushed) <= len(frame)

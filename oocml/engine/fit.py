@@ -16,6 +16,7 @@ import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
+from ..conditions import check_columns, columns_of, filter_block
 from ..errors import ColumnNotFoundError, DataError, ParameterError
 from ..estimators import build, task_of
 from ..model import Model, plan_as_dict
@@ -119,6 +120,17 @@ def fit_steps(steps: tuple[Step, ...], moments: Moments) -> list[tuple[str, Any]
     return fitted
 
 
+def select_rows(frame: dd.DataFrame, plan: Plan, columns: list[str]) -> dd.DataFrame:
+    """``columns`` of the rows that satisfy the plan's WHERE, filtered block by block."""
+    if plan.where is None:
+        return frame[columns]
+    check_columns(plan.where, list(frame.columns))
+    needed = columns + [c for c in columns_of(plan.where) if c not in columns]
+    narrowed = frame[needed]
+    filtered = narrowed.map_partitions(filter_block, plan.where, meta=narrowed._meta)
+    return filtered[columns] if needed != columns else filtered
+
+
 def fit_plan(plan: Plan, data: Any, *, progress: bool | None = None) -> Model:
     """Fit ``plan`` on a dask (or pandas) DataFrame and return the fitted :class:`Model`."""
     frame = as_dask(data, plan.stream.block_rows)
@@ -129,7 +141,7 @@ def fit_plan(plan: Plan, data: Any, *, progress: bool | None = None) -> Model:
     if task != "clustering" and plan.target is None:
         raise ParameterError(f"{type(estimator).__name__} needs a target column (target= / PREDICT)")
     columns = features + ([plan.target] if plan.target is not None else [])
-    frame = frame[columns]
+    frame = select_rows(frame, plan, columns)
     show = progress_enabled(progress)
 
     start = time.perf_counter()

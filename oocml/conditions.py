@@ -1,0 +1,127 @@
+"""WHERE conditions: evaluated per block with pandas, pushed down to parquet where they can be.
+
+Pushdown only ever narrows what is read (row groups); the per-block mask is
+always applied too, so a condition that cannot be pushed down is still exact.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+import pandas as pd
+
+from .errors import ColumnNotFoundError, DataError
+from .plan import And, Compare, Condition, In, IsNull, Not, Or
+
+_OPS = {"=": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
+        ">": operator.gt, ">=": operator.ge}
+_ARROW_OPS = {"=": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+
+
+def columns_of(condition: Condition) -> list[str]:
+    """Every column a condition reads, in first-seen order."""
+    if isinstance(condition, And | Or):
+        seen: list[str] = []
+        for item in condition.items:
+            seen += [c for c in columns_of(item) if c not in seen]
+        return seen
+    if isinstance(condition, Not):
+        return columns_of(condition.item)
+    return [condition.column]
+
+
+def check_columns(condition: Condition, available: list[str]) -> None:
+    for column in columns_of(condition):
+        if column not in available:
+            raise ColumnNotFoundError(column, available, role="WHERE column")
+
+
+def mask(frame: pd.DataFrame, condition: Condition) -> pd.Series:
+    """The boolean row mask of ``condition`` on one block (NULL compares false, as in SQL)."""
+    if isinstance(condition, Compare):
+        column = frame[condition.column]
+        if condition.value is None:
+            return pd.Series(False, index=frame.index)
+        try:
+            result = _OPS[condition.op](column, condition.value)
+        except TypeError as exc:
+            raise DataError(f"WHERE {condition.column} {condition.op} {condition.value!r}: "
+                            f"column {condition.column!r} is {column.dtype} ({exc})") from None
+        return result.fillna(False).astype(bool) & column.notna()
+    if isinstance(condition, In):
+        found = frame[condition.column].isin(list(condition.values))
+        return ~found & frame[condition.column].notna() if condition.negated else found
+    if isinstance(condition, IsNull):
+        missing = frame[condition.column].isna()
+        return ~missing if condition.negated else missing
+    if isinstance(condition, And):
+        result = pd.Series(True, index=frame.index)
+        for item in condition.items:
+            result &= mask(frame, item)
+        return result
+    if isinstance(condition, Or):
+        result = pd.Series(False, index=frame.index)
+        for item in condition.items:
+            result |= mask(frame, item)
+        return result
+    if isinstance(condition, Not):
+        return ~mask(frame, condition.item)
+    raise TypeError(f"not a condition: {condition!r}")
+
+
+def filter_block(frame: pd.DataFrame, condition: Condition) -> pd.DataFrame:
+    """The rows of one block that satisfy ``condition``."""
+    return frame[mask(frame, condition)]
+
+
+def _conjunction(condition: Condition) -> list[tuple] | None:
+    """A list of pyarrow filter tuples ANDed together, or None if not expressible."""
+    if isinstance(condition, Compare) and condition.value is not None:
+        return [(condition.column, _ARROW_OPS[condition.op], condition.value)]
+    if isinstance(condition, In):
+        return [(condition.column, "not in" if condition.negated else "in", list(condition.values))]
+    if isinstance(condition, And):
+        parts = [_conjunction(item) for item in condition.items]
+        return None if any(p is None for p in parts) else [t for p in parts for t in p]
+    return None
+
+
+def parquet_filters(condition: Condition) -> list[list[tuple]] | None:
+    """pyarrow DNF filters implied by ``condition`` (possibly looser), or None."""
+    if isinstance(condition, Or):
+        terms = [_conjunction(item) for item in condition.items]
+        return None if any(t is None for t in terms) else terms
+    exact = _conjunction(condition)
+    if exact is not None:
+        return [exact]
+    if isinstance(condition, And):  # push down the parts that can be
+        loose = [t for item in condition.items for t in (_conjunction(item) or [])]
+        return [loose] if loose else None
+    return None
+
+
+def to_text(condition: Condition) -> str:
+    """The condition in the language's syntax (for EXPLAIN and DESCRIBE)."""
+    if isinstance(condition, Compare):
+        return f"{condition.column} {condition.op} {_literal(condition.value)}"
+    if isinstance(condition, In):
+        values = ", ".join(_literal(v) for v in condition.values)
+        return f"{condition.column} {'NOT IN' if condition.negated else 'IN'} ({values})"
+    if isinstance(condition, IsNull):
+        return f"{condition.column} IS {'NOT NULL' if condition.negated else 'NULL'}"
+    if isinstance(condition, And | Or):
+        joiner = " AND " if isinstance(condition, And) else " OR "
+        return joiner.join(f"({to_text(i)})" if isinstance(i, And | Or) else to_text(i)
+                           for i in condition.items)
+    return f"NOT ({to_text(condition.item)})"
+
+
+def _literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    return repr(value)
