@@ -83,7 +83,8 @@ def check_summary(summary: Summary, features: list[str], plan: Plan, task: str) 
         raise DataError("the data has no rows (after WHERE, if any)")
     moments = summary.moments
     if not any(s.kind == "impute" for s in plan.steps):
-        missing = {c: int(k) for c, k in zip(features, moments.nan_count) if k}
+        nan = moments.nan_count - summary.infinite  # infinities are left out of the moments too
+        missing = {c: int(k) for c, k in zip(features, nan) if k}
         if missing:
             raise DataError(
                 f"missing values (NaN) in feature column(s) {missing}: add an imputer "
