@@ -19,7 +19,7 @@ from .engine.fit import fit_plan
 from .errors import ParameterError
 from .estimators import spec_for
 from .model import Model
-from .plan import Plan, Step, StreamOptions, freeze_params
+from .plan import And, Condition, Plan, Step, StreamOptions, freeze_params
 from .preprocessing import SCALERS
 
 STRATEGIES = ("sequential",)
@@ -33,6 +33,7 @@ class Chain:
     steps: tuple[Step, ...] = ()
     features: tuple[str, ...] | None = None
     exclude: tuple[str, ...] = ()
+    condition: Condition | None = None
 
     def scale(self, kind: str = "standard", **params: Any) -> Chain:
         """Add a scaling step: ``standard``, ``minmax`` or ``maxabs`` (``none`` adds nothing)."""
@@ -42,6 +43,20 @@ class Chain:
             raise ParameterError(f"unknown scaling {kind!r}; choose one of {[*SCALERS, 'none']}")
         SCALERS[kind](**params)  # a bad parameter name fails here, not after a pass over the data
         return replace(self, steps=self.steps + (Step("scale", kind, freeze_params(params)),))
+
+    def where(self, condition: str | Condition) -> Chain:
+        """Keep the rows satisfying ``condition`` (the language's WHERE syntax, or a plan condition).
+
+        Repeated calls are combined with AND. Parquet sources skip row groups when
+        the language's ``TRAIN ... WHERE`` can push the filter down.
+        """
+        if isinstance(condition, str):
+            from .dsl.parser import parse_condition
+
+            condition = parse_condition(condition)
+        if self.condition is not None:
+            condition = And((self.condition, condition))
+        return replace(self, condition=condition)
 
     def select(self, features: Sequence[str] | None = None, exclude: Sequence[str] = ()) -> Chain:
         """Choose the feature columns: these ones, or all but ``exclude`` (and the target)."""
@@ -65,6 +80,7 @@ class Chain:
             target=target,
             features=chosen.features,
             exclude=chosen.exclude,
+            where=self.condition,
             steps=self.steps,
             classes=None if classes is None else tuple(classes),
             stream=StreamOptions(epochs=epochs, block_rows=block_rows, shuffle=shuffle,
@@ -97,6 +113,24 @@ class MLAccessor:
     def scale(self, kind: str = "standard", **params: Any) -> Chain:
         """Start a chain with a scaling step (see :meth:`Chain.scale`)."""
         return Chain(self._frame).scale(kind, **params)
+
+    def where(self, condition: str | Condition) -> Chain:
+        """Keep the rows satisfying ``condition`` (the language's WHERE syntax, or a plan condition).
+
+        Repeated calls are combined with AND. Parquet sources skip row groups when
+        the language's ``TRAIN ... WHERE`` can push the filter down.
+        """
+        if isinstance(condition, str):
+            from .dsl.parser import parse_condition
+
+            condition = parse_condition(condition)
+        if self.condition is not None:
+            condition = And((self.condition, condition))
+        return replace(self, condition=condition)
+
+    def where(self, condition: str | Condition) -> Chain:
+        """Start a chain that keeps the rows satisfying ``condition`` (see :meth:`Chain.where`)."""
+        return Chain(self._frame).where(condition)
 
     def select(self, features: Sequence[str] | None = None, exclude: Sequence[str] = ()) -> Chain:
         """Start a chain with chosen feature columns (see :meth:`Chain.select`)."""

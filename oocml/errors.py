@@ -74,3 +74,13 @@ class SourceError(OocmlError):
 
 class TrainingInterrupted(OocmlError):
     """Training was stopped (Ctrl-C) between two blocks; nothing was saved as complete."""
+
+
+class OocmlSyntaxError(OocmlError):
+    """A statement that does not parse: the message shows the line, a caret and what was expected."""
+
+    def __init__(self, message: str, line: int = 1, column: int = 1, statement_text: str = "",
+                 expected: list[str] | None = None):
+        self.line, self.column = line, column
+        self.statement_text, self.expected = statement_text, expected or []
+        super().__init__(message)

@@ -128,9 +128,7 @@ def spec_for(
         cls = estimator
     elif hasattr(estimator, "partial_fit") and hasattr(estimator, "get_params"):
         cls = type(estimator)
-        defaults = cls().get_params(deep=False)
-        merged.update({k: v for k, v in estimator.get_params(deep=False).items()
-                       if not _same(v, defaults.get(k, _MISSING))})
+        merged.update(estimator.get_params(deep=False))
     else:
         raise ParameterError(
             f"{estimator!r} is not an estimator with partial_fit; pass a scikit-learn class such as "
@@ -148,6 +146,9 @@ def spec_for(
             )
     if random_state is not None and "random_state" in allowed and merged.get("random_state") is None:
         merged["random_state"] = random_state
+    # Canonical: only what differs from the class defaults, so equal estimators give equal specs.
+    defaults = cls().get_params(deep=False)
+    merged = {k: v for k, v in merged.items() if not _same(v, defaults.get(k, _MISSING))}
     spec = EstimatorSpec(_qualname(cls), freeze_params(merged))
     build(spec)  # validate names and values now, before any data is read
     return spec

@@ -1,0 +1,95 @@
+"""The model store: named models of a session, optionally persisted in a folder.
+
+Without a folder, models live as long as the session. With one, every model is
+a ``<name>.oocml`` file there (written atomically, skops format), so models
+survive across sessions and processes; files are loaded on first use.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import OocmlError, ParameterError, did_you_mean, listing
+from .model import Model, load_model
+
+SUFFIX = ".oocml"
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class UnknownModelError(OocmlError, KeyError):
+    """A model name the session (and its store) does not hold."""
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+def check_name(name: str) -> str:
+    """Model names are identifiers: they become file names, so nothing else is allowed."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ParameterError(f"invalid model name {name!r}: use letters, digits and _ "
+                             "(not starting with a digit)")
+    return name
+
+
+class Catalog:
+    """Models by name; ``store`` (a folder) makes them persistent."""
+
+    def __init__(self, store: str | os.PathLike | None = None):
+        self.store = None if store is None else Path(store)
+        if self.store is not None:
+            self.store.mkdir(parents=True, exist_ok=True)
+        self._models: dict[str, Model] = {}
+
+    def _path(self, name: str) -> Path:
+        return self.store / f"{name}{SUFFIX}"
+
+    def names(self) -> list[str]:
+        """Every model name, in the session and in the store, sorted."""
+        stored = set()
+        if self.store is not None:
+            stored = {p.name[:-len(SUFFIX)] for p in self.store.glob(f"*{SUFFIX}")
+                      if _NAME.match(p.name[:-len(SUFFIX)])}
+        return sorted(stored | set(self._models))
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._models or (self.store is not None and self._path(name).is_file())
+
+    def get(self, name: str) -> Model:
+        if name not in self._models:
+            if name not in self:
+                known = self.names()
+                raise UnknownModelError(
+                    f"no model named {name!r}{did_you_mean(name, known)}; "
+                    f"models: {listing(known) or '(none yet: TRAIN ... AS name)'}")
+            self._models[name] = load_model(self._path(name))
+        return self._models[name]
+
+    def put(self, name: str, model: Model) -> None:
+        """Keep ``model`` under ``name`` (replacing any), saving it to the store first."""
+        check_name(name)
+        if self.store is not None:
+            model.save(self._path(name))
+        self._models[name] = model
+
+    def drop(self, name: str) -> None:
+        self.get(name)  # a clear error for an unknown name
+        self._models.pop(name, None)
+        if self.store is not None:
+            self._path(name).unlink(missing_ok=True)
+
+    def table(self) -> pd.DataFrame:
+        """One row per model: name, algorithm, task, target, features, rows seen, score history."""
+        rows = []
+        for name in self.names():
+            model = self.get(name)
+            rows.append({"name": name, "algorithm": type(model.estimator).__name__,
+                         "task": model.task, "target": model.target,
+                         "features": len(model.features),
+                         "rows_seen": model.info.get("rows_seen"),
+                         "epochs": model.info.get("epochs")})
+        columns = ["name", "algorithm", "task", "target", "features", "rows_seen", "epochs"]
+        return pd.DataFrame(rows, columns=columns)

@@ -1,0 +1,110 @@
+"""The language's syntax tree: one frozen dataclass per statement.
+
+Nodes hold plain values (and the Plan's ``Source`` and condition classes);
+``position`` (line, column) is kept for messages and never compared.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..plan import Condition, Source
+
+Position = tuple[int, int]
+
+
+def _position() -> Any:
+    return field(default=(1, 1), compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Train:
+    algorithm: str
+    source: Source
+    target: str | None = None
+    features: tuple[str, ...] | None = None
+    exclude: tuple[str, ...] = ()
+    where: Condition | None = None
+    encode: str | None = None
+    encode_size: int | None = None  # ENCODE hash n
+    impute: str | None = None
+    scale: str | None = None
+    reduce: str | None = None
+    reduce_size: int | None = None  # REDUCE pca n
+    params: tuple[tuple[str, Any], ...] = ()
+    epochs: int | None = None
+    block_rows: int | None = None
+    shuffle: bool = False
+    seed: int | None = None
+    holdout: float | None = None
+    patience: int | None = None
+    parallel: bool = False
+    checkpoint: str | None = None
+    checkpoint_every: int | None = None
+    resume: bool = False
+    name: str | None = None
+    position: Position = _position()
+
+
+@dataclass(frozen=True)
+class Predict:
+    model: str
+    source: Source
+    proba: bool = False
+    into: str | None = None
+    overwrite: bool = False
+    position: Position = _position()
+
+
+@dataclass(frozen=True)
+class Evaluate:
+    model: str
+    source: Source
+    position: Position = _position()
+
+
+@dataclass(frozen=True)
+class ShowModels:
+    position: Position = _position()
+
+
+@dataclass(frozen=True)
+class ShowAlgorithms:
+    position: Position = _position()
+
+
+@dataclass(frozen=True)
+class Describe:
+    model: str
+    position: Position = _position()
+
+
+@dataclass(frozen=True)
+class DropModel:
+    model: str
+    position: Position = _position()
+
+
+@dataclass(frozen=True)
+class SaveModel:
+    model: str
+    path: str
+    position: Position = _position()
+
+
+@dataclass(frozen=True)
+class LoadModel:
+    model: str
+    path: str
+    position: Position = _position()
+
+
+@dataclass(frozen=True)
+class Explain:
+    statement: Statement
+    position: Position = _position()
+
+
+Statement = (Train | Predict | Evaluate | ShowModels | ShowAlgorithms | Describe | DropModel
+             | SaveModel | LoadModel | Explain)

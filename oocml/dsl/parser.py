@@ -1,0 +1,452 @@
+"""Text -> AST: the Lark grammar (``grammar/oocml.lark``), a Transformer, and clear syntax errors.
+
+Parsing never reads data or executes anything. Every failure, for any input,
+is an :class:`~oocml.errors.OocmlError`.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, VisitError
+from lark.lexer import PatternStr
+
+from ..errors import OocmlError, OocmlSyntaxError, did_you_mean
+from ..plan import And, Compare, Condition, In, IsNull, Not, Or, Source
+from . import ast
+
+__all__ = ["KEYWORDS", "OocmlSyntaxError", "parse", "parse_condition", "split_statements",
+           "statement_complete"]
+
+SCALINGS = ("standard", "minmax", "maxabs", "none")
+IMPUTATIONS = ("mean", "median", "zero")
+ENCODINGS = ("onehot", "ordinal", "hash")
+REDUCTIONS = ("pca",)
+_FLIP = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "=": "=", "!=": "!="}
+_READABLE = {"NAME": "a name", "QUOTED_NAME": None, "STRING": "a quoted string",
+             "NUMBER": "a number", "COMPARE": "a comparison (=, !=, <, <=, >, >=)",
+             "LPAR": "'('", "RPAR": "')'", "COMMA": "','", "SEMICOLON": "';'", "STAR": "'*'",
+             "EQUAL": "'='", "LSQB": "'['", "RSQB": "']'", "DOT": "'.'", "$END": "the end"}
+
+
+@cache
+def _parser() -> Lark:
+    options = dict(parser="lalr", propagate_positions=True, maybe_placeholders=True,
+                   start=["start", "condition"])
+    if resources.files("oocml.grammar").joinpath("oocml.lark").is_file():
+        return Lark.open_from_package("oocml.grammar", "oocml.lark", **options)
+    return Lark.open(str(Path(__file__).parents[2] / "grammar" / "oocml.lark"), **options)
+
+
+@cache
+def _keywords() -> tuple[str, ...]:
+    return tuple(sorted(t.name for t in _parser().terminals
+                        if isinstance(t.pattern, PatternStr) and t.pattern.value.isalpha()))
+
+
+class _Keywords:
+    """The grammar's keywords, read from its terminals (for the REPL's completer and lexer)."""
+
+    def __iter__(self):
+        return iter(_keywords())
+
+    def __contains__(self, word: object) -> bool:
+        return isinstance(word, str) and word.upper() in _keywords()
+
+    def __len__(self) -> int:
+        return len(_keywords())
+
+
+KEYWORDS = _Keywords()
+
+
+# -- tree -> AST ---------------------------------------------------------------------------------
+
+def _is_keyword(item: Any) -> bool:
+    return isinstance(item, Token) and item.type in _keywords()
+
+
+def _values(children: list) -> list:
+    """The meaningful children: keywords and absent optionals dropped, numbers converted."""
+    return [_number(c) if isinstance(c, Token) and c.type == "NUMBER" else c
+            for c in children if c is not None and not _is_keyword(c)]
+
+
+def _number(token: Token) -> int | float:
+    text = str(token)
+    return int(text) if re.fullmatch(r"[+-]?\d+", text) else float(text)
+
+
+def _has(children: list, keyword: str) -> bool:
+    return any(isinstance(c, Token) and c.type == keyword for c in children)
+
+
+class _Clause:
+    """One TRAIN clause: its keyword (for duplicate checks), fields, and position."""
+
+    def __init__(self, keyword: str, meta: Any, **fields: Any):
+        self.keyword, self.fields = keyword, fields
+        self.position = (getattr(meta, "line", 1), getattr(meta, "column", 1))
+
+
+def _fail(message: str, position: tuple[int, int]) -> OocmlSyntaxError:
+    return OocmlSyntaxError(f"at line {position[0]}, column {position[1]}: {message}",
+                            line=position[0], column=position[1])
+
+
+def _whole(value: Any, clause: str, position: tuple[int, int], minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise _fail(f"{clause} takes a whole number >= {minimum}, not {value!r}", position)
+    return value
+
+
+def _choice(value: str, choices: tuple[str, ...], what: str, position: tuple[int, int]) -> str:
+    if value.lower() not in choices:
+        raise _fail(f"unknown {what} {value!r}{did_you_mean(value, choices)}; "
+                    f"choose one of {', '.join(choices)}", position)
+    return value.lower()
+
+
+def _meta_position(meta: Any) -> tuple[int, int]:
+    return (getattr(meta, "line", 1), getattr(meta, "column", 1))
+
+
+@v_args(meta=True)
+class _ToAst(Transformer):
+    """Builds the frozen AST nodes; checks what the grammar alone cannot (duplicates, ranges)."""
+
+    # -- atoms
+    def name(self, meta, children):
+        token = children[0]
+        return token[1:-1].replace('""', '"') if token.type == "QUOTED_NAME" else str(token)
+
+    def algorithm(self, meta, children):
+        return ".".join(children)
+
+    def number(self, meta, children):
+        return _number(children[0])
+
+    def string(self, meta, children):
+        return _unquote(children[0])
+
+    def true(self, meta, children):
+        return True
+
+    def false(self, meta, children):
+        return False
+
+    def null(self, meta, children):
+        return None
+
+    def list_value(self, meta, children):
+        return [c for c in children if not (c is None and len(children) == 1)]
+
+    def tuple_value(self, meta, children):
+        return tuple(c for c in children if not (c is None and len(children) == 1))
+
+    # -- sources
+    def path_source(self, meta, children):
+        path, _, fmt = children
+        return Source(path=_unquote(path), format=None if fmt is None else fmt.lower())
+
+    def table_source(self, meta, children):
+        return Source(table=children[0])
+
+    # -- conditions
+    def or_condition(self, meta, children):
+        return Or(tuple(_values(children)))
+
+    def and_condition(self, meta, children):
+        return And(tuple(_values(children)))
+
+    def negation(self, meta, children):
+        return Not(_values(children)[0])
+
+    def column_ref(self, meta, children):
+        return _ColumnRef(children[0])
+
+    def comparison(self, meta, children):
+        left, op, right = children
+        op = "!=" if op == "<>" else str(op)
+        if isinstance(left, _ColumnRef) and isinstance(right, _ColumnRef):
+            raise _fail("comparing two columns is not supported; compare a column with a value",
+                        _meta_position(meta))
+        if isinstance(left, _ColumnRef):
+            return Compare(left.name, op, right)
+        if isinstance(right, _ColumnRef):
+            return Compare(right.name, _FLIP[op], left)
+        raise _fail("a comparison needs a column on one side", _meta_position(meta))
+
+    def membership(self, meta, children):
+        column, *rest = children
+        return In(column, tuple(_values(rest)), negated=_has(children, "NOT"))
+
+    def null_test(self, meta, children):
+        return IsNull(children[0], negated=_has(children, "NOT"))
+
+    def between(self, meta, children):
+        column, low, high = _values(children)
+        inside = And((Compare(column, ">=", low), Compare(column, "<=", high)))
+        return Not(inside) if _has(children, "NOT") else inside
+
+    # -- TRAIN clauses
+    def predict_clause(self, meta, children):
+        return _Clause("PREDICT", meta, target=_values(children)[0])
+
+    def features_list(self, meta, children):
+        return _Clause("FEATURES", meta, features=tuple(_values(children)))
+
+    def features_all(self, meta, children):
+        return _Clause("FEATURES", meta, exclude=tuple(_values(children)))
+
+    def where_clause(self, meta, children):
+        return _Clause("WHERE", meta, where=_values(children)[0])
+
+    def encode_clause(self, meta, children):
+        position = _meta_position(meta)
+        method, *size = _values(children)
+        method = _choice(method, ENCODINGS, "encoding", position)
+        if size and method != "hash":
+            raise _fail(f"ENCODE {method} takes no number (only ENCODE hash n does)", position)
+        return _Clause("ENCODE", meta, encode=method,
+                       encode_size=_whole(size[0], "ENCODE hash", position) if size else None)
+
+    def impute_clause(self, meta, children):
+        return _Clause("IMPUTE", meta, impute=_choice(_values(children)[0], IMPUTATIONS,
+                                                      "imputation", _meta_position(meta)))
+
+    def scale_clause(self, meta, children):
+        return _Clause("SCALE", meta, scale=_choice(_values(children)[0], SCALINGS, "scaling",
+                                                    _meta_position(meta)))
+
+    def reduce_clause(self, meta, children):
+        position = _meta_position(meta)
+        method, size = _values(children)
+        return _Clause("REDUCE", meta, reduce=_choice(method, REDUCTIONS, "reduction", position),
+                       reduce_size=_whole(size, "REDUCE pca", position))
+
+    def param(self, meta, children):
+        return (children[0], children[1])
+
+    def with_clause(self, meta, children):
+        params = _values(children)
+        names = [p[0] for p in params]
+        for name in names:
+            if names.count(name) > 1:
+                raise _fail(f"parameter {name!r} is given twice in WITH", _meta_position(meta))
+        return _Clause("WITH", meta, params=tuple(params))
+
+    def epochs_clause(self, meta, children):
+        return _Clause("EPOCHS", meta, epochs=_whole(_values(children)[0], "EPOCHS",
+                                                     _meta_position(meta)))
+
+    def blocksize_clause(self, meta, children):
+        return _Clause("BLOCKSIZE", meta, block_rows=_whole(_values(children)[0], "BLOCKSIZE",
+                                                            _meta_position(meta)))
+
+    def shuffle_clause(self, meta, children):
+        seed = _values(children)
+        return _Clause("SHUFFLE", meta, shuffle=True,
+                       seed=_whole(seed[0], "SEED", _meta_position(meta), 0) if seed else None)
+
+    def holdout_clause(self, meta, children):
+        position = _meta_position(meta)
+        fraction, *patience = _values(children)
+        if isinstance(fraction, bool) or not 0 < fraction < 1:
+            raise _fail(f"HOLDOUT takes a fraction between 0 and 1, not {fraction!r}", position)
+        return _Clause("HOLDOUT", meta, holdout=float(fraction),
+                       patience=_whole(patience[0], "PATIENCE", position) if patience else None)
+
+    def parallel_clause(self, meta, children):
+        return _Clause("PARALLEL", meta, parallel=True)
+
+    def checkpoint_clause(self, meta, children):
+        path, *every = _values(children)
+        return _Clause("CHECKPOINT", meta, checkpoint=_unquote(path),
+                       checkpoint_every=_whole(every[0], "EVERY", _meta_position(meta)) if every else None)
+
+    def resume_clause(self, meta, children):
+        return _Clause("RESUME", meta, resume=True)
+
+    def as_clause(self, meta, children):
+        return _Clause("AS", meta, name=_values(children)[0])
+
+    # -- statements
+    def train(self, meta, children):
+        algorithm, source, *clauses = _values(children)
+        fields: dict[str, Any] = {}
+        seen: set[str] = set()
+        for clause in clauses:
+            if clause.keyword in seen:
+                raise _fail(f"the {clause.keyword} clause is given twice", clause.position)
+            seen.add(clause.keyword)
+            fields.update(clause.fields)
+        return ast.Train(algorithm, source, position=_meta_position(meta), **fields)
+
+    def predict(self, meta, children):
+        model, source, *into = _values(children)
+        return ast.Predict(model, source, proba=_has(children, "PROBA"),
+                           into=_unquote(into[0]) if into else None,
+                           overwrite=_has(children, "OVERWRITE"), position=_meta_position(meta))
+
+    def evaluate(self, meta, children):
+        model, source = _values(children)
+        return ast.Evaluate(model, source, position=_meta_position(meta))
+
+    def show_models(self, meta, children):
+        return ast.ShowModels(position=_meta_position(meta))
+
+    def show_algorithms(self, meta, children):
+        return ast.ShowAlgorithms(position=_meta_position(meta))
+
+    def describe(self, meta, children):
+        return ast.Describe(_values(children)[0], position=_meta_position(meta))
+
+    def drop_model(self, meta, children):
+        return ast.DropModel(_values(children)[0], position=_meta_position(meta))
+
+    def save_model(self, meta, children):
+        model, path = _values(children)
+        return ast.SaveModel(model, _unquote(path), position=_meta_position(meta))
+
+    def load_model(self, meta, children):
+        model, path = _values(children)
+        return ast.LoadModel(model, _unquote(path), position=_meta_position(meta))
+
+    def explain(self, meta, children):
+        return ast.Explain(_values(children)[0], position=_meta_position(meta))
+
+    def start(self, meta, children):
+        return [c for c in children if c is not None]
+
+
+class _ColumnRef:
+    """A column on one side of a comparison, as opposed to a literal value."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+
+def _unquote(token: Any) -> str:
+    text = str(token)
+    return text[1:-1].replace("''", "'") if text[:1] == "'" else text
+
+
+# -- errors --------------------------------------------------------------------------------------
+
+def _readable(terminals: set[str]) -> list[str]:
+    out = []
+    for name in sorted(terminals):
+        word = _READABLE.get(name, name if name in _keywords() else name.lower())
+        if word and word not in out:
+            out.append(word)
+    return out
+
+
+def _caret(text: str, line: int, column: int) -> str:
+    lines = text.splitlines() or [""]
+    source = lines[min(line, len(lines)) - 1].replace("\t", " ")
+    shown = source if len(source) <= 160 else source[max(0, column - 80):column + 80]
+    offset = column - 1 if len(source) <= 160 else min(column - 1, 79)
+    return f"  {shown}\n  {' ' * offset}^"
+
+
+def _syntax_error(text: str, error: UnexpectedInput) -> OocmlSyntaxError:
+    line, column = max(getattr(error, "line", 1) or 1, 1), max(getattr(error, "column", 1) or 1, 1)
+    expected = _readable(set(getattr(error, "expected", None) or getattr(error, "allowed", None) or ()))
+    if isinstance(error, UnexpectedCharacters):
+        char = text[error.pos_in_stream] if error.pos_in_stream < len(text) else ""
+        what = f"unexpected character {char!r}"
+        if char in "'\"":
+            what += " (is a quote left open?)"
+        elif char == "/" and text[error.pos_in_stream:].startswith("/*"):
+            what += " (is a /* comment left open?)"
+    elif isinstance(error, UnexpectedEOF) or getattr(error, "token", None) is None or \
+            error.token.type == "$END":
+        what = "the statement ends too early"
+        lines = text.splitlines() or [""]
+        line, column = len(lines), len(lines[-1]) + 1
+    else:
+        what = f"unexpected {str(error.token)!r}"
+    message = f"syntax error at line {line}, column {column}: {what}"
+    if expected:
+        shown = expected[:12] + (["..."] if len(expected) > 12 else [])
+        message += f"; expected {', '.join(shown)}"
+    message += "\n" + _caret(text, line, column)
+    word = str(getattr(error, "token", "") or "")
+    if word.isidentifier():
+        wanted = [w for w in expected if w in _keywords()] or list(_keywords())
+        hint = did_you_mean(word, wanted)
+        if hint:
+            message += "\n" + hint.strip(" ()")
+    return OocmlSyntaxError(message, line=line, column=column, statement_text=_line(text, line),
+                            expected=expected)
+
+
+def _line(text: str, line: int) -> str:
+    lines = text.splitlines()
+    return lines[line - 1] if 0 < line <= len(lines) else ""
+
+
+def parse(text: str) -> list[ast.Statement]:
+    """Parse one or more ``;``-separated statements (empty ones are skipped)."""
+    return _parse(text, "start")
+
+
+def parse_condition(text: str) -> Condition:
+    """Parse a WHERE condition alone, e.g. ``"x0 > 1 AND city IN ('paris', 'rome')"``."""
+    return _parse(text, "condition")
+
+
+def _parse(text: str, start: str) -> Any:
+    if not isinstance(text, str):
+        raise OocmlSyntaxError(f"a statement must be text, not {type(text).__name__}")
+    try:
+        tree = _parser().parse(text, start=start)
+        return _ToAst().transform(tree)
+    except UnexpectedInput as exc:
+        raise _syntax_error(text, exc) from None
+    except VisitError as exc:
+        if isinstance(exc.orig_exc, OocmlSyntaxError):
+            error = exc.orig_exc
+            raise OocmlSyntaxError(f"{error}\n{_caret(text, error.line, error.column)}",
+                                   error.line, error.column, _line(text, error.line)) from None
+        if isinstance(exc.orig_exc, OocmlError):
+            raise exc.orig_exc from None
+        raise OocmlSyntaxError(f"cannot read the statement: {exc.orig_exc}") from None
+    except (LarkError, RecursionError) as exc:
+        raise OocmlSyntaxError(f"cannot read the statement: {type(exc).__name__}: {exc}") from None
+
+
+# -- splitting, for the REPL ----------------------------------------------------------------------
+
+_PIECES = re.compile(r"'(?:[^']|'')*'?|\"(?:[^\"]|\"\")*\"?|--[^\n]*|/\*(?:.|\n)*?(?:\*/|$)|;|[^'\";/-]+|.",
+                     re.S)
+
+
+def split_statements(text: str) -> list[str]:
+    """The statements of ``text``, split at ``;`` outside strings and comments (empty ones dropped)."""
+    statements, current = [], []
+    for piece in _PIECES.findall(text):
+        if piece == ";":
+            statements.append("".join(current))
+            current = []
+        else:
+            current.append(piece)
+    statements.append("".join(current))
+    return [s.strip() for s in statements if _has_code(s)]
+
+
+def _has_code(text: str) -> bool:
+    return any(p.strip() and not p.startswith(("--", "/*")) for p in _PIECES.findall(text))
+
+
+def statement_complete(text: str) -> bool:
+    """Does ``text`` end with a ``;`` that is not inside a string or comment (or hold no code)?"""
+    pieces = [p for p in _PIECES.findall(text) if p.strip() and not p.startswith(("--", "/*"))]
+    return not pieces or pieces[-1] == ";"
