@@ -9,8 +9,10 @@ from .errors import OocmlError
 from .incremental import Incremental
 from .model import Model, load_model
 from .plan import Plan
+from .session import Session, default_session, sql
 
 _register_accessor()
 
-__all__ = ["Chain", "Incremental", "Model", "OocmlError", "Plan", "load_model", "preprocessing"]
+__all__ = ["Chain", "Incremental", "Model", "OocmlError", "Plan", "Session", "default_session",
+           "load_model", "preprocessing", "sql"]
 __version__ = "0.1.0"

@@ -30,7 +30,7 @@ def _is_url(path: str) -> bool:
     return "://" in path
 
 
-def _local_files(path: str) -> list[str]:
+def local_files(path: str) -> list[str]:
     """The data files a local glob or folder names (hidden and marker files left out)."""
     if os.path.isdir(path):
         found = [str(p) for p in sorted(Path(path).rglob("*")) if p.is_file()]
@@ -69,7 +69,7 @@ def open_source(source: Source, tables: Mapping[str, Any] | None = None,
         table = tables[source.table]
         return table if isinstance(table, dd.DataFrame) else dd.from_pandas(table, chunksize=100_000)
     path = str(source.path)
-    files = [] if _is_url(path) else _local_files(path)
+    files = [] if _is_url(path) else local_files(path)
     if not _is_url(path) and not files:
         raise SourceError(f"no data files match {path!r} (as a glob or folder, from "
                           f"{os.getcwd()!r})")

@@ -132,8 +132,19 @@ def select_rows(frame: dd.DataFrame, plan: Plan, columns: list[str]) -> dd.DataF
     return filtered[columns] if needed != columns else filtered
 
 
+def check_supported(plan: Plan) -> None:
+    """Refuse, before any read, the options this version cannot run yet."""
+    stream = plan.stream
+    for wanted, what in [(stream.strategy != "sequential", f"strategy {stream.strategy!r} (PARALLEL)"),
+                         (stream.holdout is not None, "HOLDOUT / holdout="),
+                         (stream.checkpoint is not None or stream.resume, "CHECKPOINT / RESUME")]:
+        if wanted:
+            raise ParameterError(f"{what} is not supported yet")
+
+
 def fit_plan(plan: Plan, data: Any, *, progress: bool | None = None) -> Model:
     """Fit ``plan`` on a dask (or pandas) DataFrame and return the fitted :class:`Model`."""
+    check_supported(plan)
     frame = as_dask(data, plan.stream.block_rows)
     features = resolve_columns(plan, list(frame.columns))
     check_numeric(frame._meta, features, plan.steps)
