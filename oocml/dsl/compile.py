@@ -65,7 +65,7 @@ def _estimator_text(plan: Plan) -> tuple[str, str]:
     cls = import_class(plan.estimator.qualname)
     module = plan.estimator.qualname.rsplit(".", 1)[0]
     defaults = cls().get_params(deep=False)
-    shown = {k: v for k, v in plan.estimator.param_dict().items()
+    shown = {k: v for k, v in plan.estimator.params
              if not (k == "random_state" and v == plan.random_state) and _differs(v, defaults.get(k))}
     args = ", ".join(f"{k}={v!r}" for k, v in sorted(shown.items()))
     return f"from {module} import {cls.__name__}", f"{cls.__name__}({args})" if args else cls.__name__

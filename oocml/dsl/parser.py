@@ -29,7 +29,7 @@ ENCODINGS = ("onehot", "ordinal", "hash")
 REDUCTIONS = ("pca",)
 _FLIP = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "=": "=", "!=": "!="}
 _READABLE = {"NAME": "a name", "QUOTED_NAME": None, "STRING": "a quoted string",
-             "NUMBER": "a number", "COMPARE": "a comparison (=, !=, <, <=, >, >=)",
+             "NUMBER": "a number", "EQUAL": "'='", "LESSTHAN": "'<'", "MORETHAN": "'>'",
              "LPAR": "'('", "RPAR": "')'", "COMMA": "','", "SEMICOLON": "';'", "STAR": "'*'",
              "EQUAL": "'='", "LSQB": "'['", "RSQB": "']'", "DOT": "'.'", "$END": "the end"}
 
@@ -144,10 +144,10 @@ class _ToAst(Transformer):
         return None
 
     def list_value(self, meta, children):
-        return [c for c in children if not (c is None and len(children) == 1)]
+        return _items(children)
 
     def tuple_value(self, meta, children):
-        return tuple(c for c in children if not (c is None and len(children) == 1))
+        return tuple(_items(children))
 
     # -- sources
     def path_source(self, meta, children):
@@ -166,6 +166,9 @@ class _ToAst(Transformer):
 
     def negation(self, meta, children):
         return Not(_values(children)[0])
+
+    def compare_op(self, meta, children):
+        return str(children[0])
 
     def column_ref(self, meta, children):
         return _ColumnRef(children[0])
@@ -330,6 +333,14 @@ class _ColumnRef:
 
     def __init__(self, name: str):
         self.name = name
+
+
+def _items(children: list) -> list:
+    """Elements of a list/tuple literal: the placeholders of an empty one or a trailing comma go."""
+    items = list(children)
+    while items and items[-1] is None:
+        items.pop()
+    return items
 
 
 def _unquote(token: Any) -> str:
