@@ -67,4 +67,7 @@ class Submitter:
 
 
 def _compute_one(task: Any) -> Any:
-    return dask.compute(task)[0]
+    """One partition's small graph. Our prefetch threads already run loads in parallel, so unless
+    the user chose a scheduler, run it synchronously: nesting dask's thread pool (and pyarrow's)
+    inside ours oversubscribes the cores."""
+    return dask.compute(task, scheduler=dask.config.get("scheduler", None) or "sync")[0]
