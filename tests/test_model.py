@@ -113,3 +113,16 @@ def test_a_skops_file_that_is_not_a_model(tmp_path):
     sio.dump({"hello": 1}, path)
     with pytest.raises(ModelFileError, match="not an oocml model"):
         oocml.load_model(path)
+
+
+def test_confusion_counts_equal_sklearn():
+    from oocml.model import confusion_counts
+
+    rng = np.random.default_rng(0)
+    y_true, y_pred = rng.integers(0, 4, 10_000), rng.integers(0, 4, 10_000)
+    for classes in ([0, 1, 2, 3], [0, 2, 3]):  # 1 is outside the classes: left out, as sklearn does
+        np.testing.assert_array_equal(confusion_counts(y_true, y_pred, classes),
+                                      metrics.confusion_matrix(y_true, y_pred, labels=classes))
+    strings = np.array(["a", "b", "c"])[y_true % 3]
+    np.testing.assert_array_equal(confusion_counts(strings, strings[::-1], ["a", "b", "c"]),
+                                  metrics.confusion_matrix(strings, strings[::-1], labels=["a", "b", "c"]))
