@@ -16,6 +16,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import dask
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
@@ -25,6 +26,8 @@ from sklearn.pipeline import Pipeline
 
 from .errors import ColumnNotFoundError, DataError, ModelFileError, OocmlError
 from .execution import compute
+from .partitions import partitions
+from .preprocessing import tree_reduce
 
 FORMAT = "oocml.model"
 FORMAT_VERSION = 1
@@ -179,9 +182,10 @@ class Model:
         self._check_columns(data, target=self.task != "clustering")
         args = (self.pipeline, self.features, self.target, self.task, self.classes)
         if isinstance(data, dd.DataFrame):
-            meta = _block_totals(_empty_like(data._meta), *args)
-            parts = data.map_partitions(_block_totals, *args, meta=meta, align_dataframes=False)
-            (totals,) = compute(parts.sum())
+            needed = self.features + [c for c in [self.target] if c and c not in self.features]
+            sums = [dask.delayed(_block_totals)(part, *args) for part in partitions(data[needed])]
+            (totals,) = compute(tree_reduce(sums, _add_totals))
+            totals = totals.sum()
         else:
             totals = _block_totals(data, *args).sum()
         if totals["n"] == 0:
@@ -267,7 +271,7 @@ def _apply_block(frame: pd.DataFrame, pipeline: Pipeline, features: list, method
 def _block_totals(frame: pd.DataFrame, pipeline: Pipeline, features: list, target: str | None,
                   task: str, classes: list | None) -> pd.DataFrame:
     """Additive per-partition sums from which every metric is derived exactly."""
-    if task != "clustering":
+    if task != "clustering" and frame[target].hasnans:  # a boolean index copies every column
         frame = frame[frame[target].notna()]
     n = len(frame)
     X = frame[features]
@@ -304,8 +308,8 @@ def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray, classes: list) -> n
     return np.bincount(true_at[known] * k + pred_at[known], minlength=k * k).reshape(k, k)
 
 
-def _empty_like(meta: pd.DataFrame) -> pd.DataFrame:
-    return meta.iloc[:0]
+def _add_totals(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    return pd.concat([a, b]).sum().to_frame().T
 
 
 def _confusion(totals: pd.Series, classes: list) -> np.ndarray:

@@ -16,10 +16,11 @@ import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
-from ..conditions import check_columns, columns_of, filter_block
+from ..conditions import check_columns
 from ..errors import ColumnNotFoundError, DataError, ParameterError
 from ..estimators import build, task_of
 from ..model import Model, plan_as_dict
+from ..partitions import where_partitions
 from ..plan import Plan, Step
 from ..preprocessing import SCALERS, Moments
 from ..progress import progress_enabled
@@ -121,17 +122,6 @@ def fit_steps(steps: tuple[Step, ...], moments: Moments) -> list[tuple[str, Any]
     return fitted
 
 
-def select_rows(frame: dd.DataFrame, plan: Plan, columns: list[str]) -> dd.DataFrame:
-    """``columns`` of the rows that satisfy the plan's WHERE, filtered block by block."""
-    if plan.where is None:
-        return frame[columns]
-    check_columns(plan.where, list(frame.columns))
-    needed = columns + [c for c in columns_of(plan.where) if c not in columns]
-    narrowed = frame[needed]
-    filtered = narrowed.map_partitions(filter_block, plan.where, meta=narrowed._meta)
-    return filtered[columns] if needed != columns else filtered
-
-
 def check_supported(plan: Plan) -> None:
     """Refuse, before any read, the options this version cannot run yet."""
     stream = plan.stream
@@ -153,12 +143,14 @@ def fit_plan(plan: Plan, data: Any, *, progress: bool | None = None) -> Model:
     if task != "clustering" and plan.target is None:
         raise ParameterError(f"{type(estimator).__name__} needs a target column (target= / PREDICT)")
     columns = features + ([plan.target] if plan.target is not None else [])
-    frame = select_rows(frame, plan, columns)
+    if plan.where is not None:
+        check_columns(plan.where, list(frame.columns))
+    parts = where_partitions(frame, plan.where, columns)
     show = progress_enabled(progress)
 
     start = time.perf_counter()
     discover = task == "classification" and plan.classes is None
-    summary = statistics_pass(frame, features, plan.target, discover, progress=show)
+    summary = statistics_pass(parts, features, plan.target, discover, progress=show)
     check_summary(summary, features, plan, task)
     stats_seconds = time.perf_counter() - start
     classes = np.asarray(plan.classes) if plan.classes is not None else summary.labels
@@ -166,13 +158,13 @@ def fit_plan(plan: Plan, data: Any, *, progress: bool | None = None) -> Model:
              len(summary.partition_rows), stats_seconds)
 
     select = ColumnTransformer([("features", "passthrough", features)], remainder="drop",
-                               verbose_feature_names_out=False).fit(frame._meta)
+                               verbose_feature_names_out=False).fit(frame[columns]._meta)
     steps = [("select", select), *fit_steps(plan.steps, summary.moments)]
     recipe = BlockRecipe(prep=Pipeline(steps), target=plan.target,
                          labels=classes if task == "classification" else None,
                          block_rows=plan.stream.block_rows)
     fit_params = {"classes": classes} if task == "classification" else {}
-    record = train(estimator, frame.to_delayed(), recipe, epochs=plan.stream.epochs,
+    record = train(estimator, parts, recipe, epochs=plan.stream.epochs,
                    shuffle=plan.stream.shuffle, seed=plan.random_state,
                    prefetch=plan.stream.prefetch, fit_params=fit_params, progress=show)
     info = {"rows_seen": record.rows_seen, "epochs": record.epochs,

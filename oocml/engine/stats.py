@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import dask
-import dask.dataframe as dd
+from dask.delayed import Delayed
 import numpy as np
 import pandas as pd
 
 from ..preprocessing import Moments, tree_reduce
+from ..chunks import row_chunks
 from ..execution import compute
 
 
@@ -41,30 +42,31 @@ class Summary:
 
 def summarize(frame: pd.DataFrame, features: list[str], target: str | None,
               labels: bool) -> Summary:
-    """The summary of one in-memory partition."""
-    X = frame[features].to_numpy(dtype=np.float64, na_value=np.nan)
-    infinite = np.zeros(len(features), np.int64)
-    if not np.isfinite(X).all():
-        inf = np.isinf(X)
-        infinite = inf.sum(axis=0)
-        X = np.where(inf, np.nan, X)  # reported as an error; keep the moments meaningful
+    """The summary of one in-memory partition, computed a few megabytes of rows at a time."""
+    moments, infinite = Moments.empty(len(features)), np.zeros(len(features), np.int64)
+    for rows in row_chunks(len(frame), len(features)):
+        X = frame.iloc[rows][features].to_numpy(dtype=np.float64, na_value=np.nan)
+        if not np.isfinite(X).all():
+            inf = np.isinf(X)
+            infinite += inf.sum(axis=0)
+            X = np.where(inf, np.nan, X)  # reported as an error; keep the moments meaningful
+        moments = moments.merge(Moments.of(X))
     found, missing = None, 0
     if target is not None:
         y = frame[target]
         missing = int(y.isna().sum())
         if labels:
             found = np.unique(y.dropna().to_numpy())
-    return Summary(Moments.of(X), infinite, found, missing, (len(frame),))
+    return Summary(moments, infinite, found, missing, (len(frame),))
 
 
 def _merge(a: Summary, b: Summary) -> Summary:
     return a.merge(b)
 
 
-def statistics_pass(frame: dd.DataFrame, features: list[str], target: str | None,
+def statistics_pass(parts: list[Delayed], features: list[str], target: str | None,
                     labels: bool, progress: bool = False) -> Summary:
-    """One read of ``frame`` computing the merged :class:`Summary` of all its partitions."""
-    parts = frame.to_delayed()
+    """One read of every partition, computing their merged :class:`Summary`."""
     summaries = [dask.delayed(summarize)(p, features, target, labels) for p in parts]
     (summary,) = compute(tree_reduce(summaries, _merge), progress=progress)
     return summary
