@@ -1,0 +1,139 @@
+"""Context-aware completion: keywords, algorithms, models, tables, columns, WITH parameters, paths.
+
+:func:`suggestions` is a pure function of the text before the cursor and the
+session (so it is tested without a terminal); :class:`OocmlCompleter` wraps it
+for prompt_toolkit.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from prompt_toolkit.completion import Completer, Completion
+
+from ..dsl.parser import ENCODINGS, IMPUTATIONS, KEYWORDS, REDUCTIONS, SCALINGS
+from ..errors import OocmlError
+from ..estimators import ALGORITHMS, accepted_params, import_class
+from ..plan import Source
+from ..sources import open_source
+
+META_COMMANDS = ("\\help", "\\models", "\\tables", "\\table", "\\algorithms", "\\describe",
+                 "\\format", "\\timing", "\\pager", "\\quit")
+_TOKEN = re.compile(r"'(?:[^']|'')*'?|\"(?:[^\"]|\"\")*\"?|--[^\n]*|/\*[\s\S]*?(?:\*/|$)|[\w.]+|[^\s\w]")
+_MODEL_AFTER = {"USING", "DESCRIBE", "EVALUATE"}
+_FIXED = {"SCALE": SCALINGS, "IMPUTE": IMPUTATIONS, "ENCODE": ENCODINGS, "REDUCE": REDUCTIONS}
+_COLUMN_CLAUSES = {"FEATURES", "EXCLUDE", "WHERE", "PREDICT"}
+
+
+def _current_statement(text: str) -> str:
+    """The text after the last ``;`` that is outside quotes and comments."""
+    cut = 0
+    for match in _TOKEN.finditer(text):
+        if match.group() == ";":
+            cut = match.end()
+    return text[cut:]
+
+
+def _open_quote(statement: str) -> str | None:
+    """The partial path typed inside an unclosed single quote, or None."""
+    tokens = _TOKEN.findall(statement)
+    if tokens and tokens[-1].startswith("'") and (len(tokens[-1]) == 1 or not tokens[-1].endswith("'")
+                                                  or tokens[-1] == "'"):
+        return tokens[-1][1:]
+    return None
+
+
+def path_candidates(partial: str) -> list[str]:
+    """Files and folders that complete ``partial`` (folders end with ``/``)."""
+    folder, prefix = os.path.split(os.path.expanduser(partial))
+    try:
+        names = sorted(os.listdir(folder or "."))
+    except OSError:
+        return []
+    out = []
+    for name in names:
+        if name.startswith(prefix) and not (name.startswith(".") and not prefix.startswith(".")):
+            full = os.path.join(os.path.split(partial)[0], name)
+            out.append(full + "/" if os.path.isdir(os.path.join(folder or ".", name)) else full)
+    return out
+
+
+def _source_columns(statement: str, session: Any, cache: dict) -> list[str]:
+    match = re.search(r"\bON\s+(?:'((?:[^']|'')*)'|\"((?:[^\"]|\"\")*)\"|(\w+))", statement, re.I)
+    if not match:
+        return []
+    path, quoted, table = match.groups()
+    source = Source(path=path.replace("''", "'")) if path is not None else Source(table=quoted or table)
+    if source not in cache:
+        try:
+            cache[source] = [str(c) for c in open_source(source, session.tables).columns]
+        except (OocmlError, OSError, ValueError):
+            cache[source] = []
+    return cache[source]
+
+
+def _algorithm_params(statement: str) -> list[str]:
+    match = re.search(r"\bTRAIN\s+([\w.]+)", statement, re.I)
+    if not match:
+        return []
+    name = match.group(1)
+    try:
+        algo = ALGORITHMS.get(name.lower())
+        return accepted_params(import_class(algo.qualname if algo else name, sklearn_only=True))
+    except OocmlError:
+        return []
+
+
+def suggestions(text: str, session: Any, cache: dict | None = None) -> tuple[list[str], str]:
+    """(candidates, the word they replace) for the text before the cursor."""
+    cache = {} if cache is None else cache
+    if text.lstrip().startswith("\\") and " " not in text.strip():
+        word = text.strip()
+        return [c for c in META_COMMANDS if c.startswith(word)], word
+    statement = _current_statement(text)
+    partial = _open_quote(statement)
+    if partial is not None:
+        return path_candidates(partial), partial
+    word = re.search(r"[\w.]*$", statement).group()
+    before = [t for t in _TOKEN.findall(statement[:len(statement) - len(word)])
+              if not t.startswith(("--", "/*"))]
+    words = [t.upper() for t in before]
+    previous = words[-1] if words else ""
+    clause = next((w for w in reversed(words) if w in _COLUMN_CLAUSES | {"WITH", "ON"} | set(_FIXED)), "")
+    if previous == "TRAIN":
+        candidates: Iterable[str] = list(ALGORITHMS)
+    elif previous in _MODEL_AFTER or (previous == "MODEL" and len(words) > 1 and words[-2] in ("DROP", "SAVE")):
+        candidates = session.catalog.names()
+    elif previous == "ON":
+        candidates = list(session.tables)
+    elif previous in _FIXED:
+        candidates = _FIXED[previous]
+    elif clause == "WITH" and previous in ("(", ","):
+        candidates = _algorithm_params(statement)
+    elif (previous == "PREDICT" and words[:1] == ["TRAIN"]) or (
+            clause in ("FEATURES", "EXCLUDE", "WHERE") and previous in
+            {"FEATURES", "EXCLUDE", "WHERE", ",", "(", "AND", "OR", "NOT"}):
+        candidates = _source_columns(statement, session, cache)
+    else:
+        candidates = list(KEYWORDS)
+    lowered = word.lower()
+    matches = [c for c in candidates if str(c).lower().startswith(lowered)]
+    return sorted(set(matches), key=lambda c: (str(c).lower() != lowered, str(c))), word
+
+
+class OocmlCompleter(Completer):
+    """prompt_toolkit completer over :func:`suggestions`; keywords keep the case being typed."""
+
+    def __init__(self, session: Any):
+        self.session = session
+        self.cache: dict = {}
+
+    def get_completions(self, document, complete_event):
+        candidates, word = suggestions(document.text_before_cursor, self.session, self.cache)
+        lower = word.islower()
+        for candidate in candidates:
+            text = candidate.lower() if lower and candidate in KEYWORDS else candidate
+            yield Completion(text, start_position=-len(word))

@@ -1,0 +1,64 @@
+"""Turning results into text: aligned tables, csv or json, and one-line summaries."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import dask.dataframe as dd
+import pandas as pd
+
+from ..model import Model
+
+FORMATS = ("table", "csv", "json")
+PREVIEW_ROWS = 10
+
+
+def table(frame: pd.DataFrame, fmt: str = "table") -> str:
+    """A pandas DataFrame as an aligned table (psql style), csv or json lines."""
+    if fmt == "csv":
+        return frame.to_csv(index=False).rstrip("\n")
+    if fmt == "json":
+        return "\n".join(json.dumps(row, default=str) for row in frame.to_dict(orient="records"))
+    cells = [[_cell(v) for v in row] for row in frame.itertuples(index=False)]
+    headers = [str(c) for c in frame.columns]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    numeric = [pd.api.types.is_numeric_dtype(t) for t in frame.dtypes]
+
+    def line(values: list[str]) -> str:
+        return " | ".join(v.rjust(w) if num else v.ljust(w)
+                          for v, w, num in zip(values, widths, numeric)).rstrip()
+
+    rule = "-+-".join("-" * w for w in widths)
+    rows = [line(headers), rule, *(line(r) for r in cells)]
+    rows.append(f"({len(cells)} row{'s' if len(cells) != 1 else ''})")
+    return "\n".join(rows)
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value).replace("\n", " ")
+
+
+def result(value: Any, fmt: str = "table") -> str:
+    """Text for any statement's result."""
+    if value is None:
+        return ""
+    if isinstance(value, Model):
+        info = value.info
+        seconds = info.get("stats_seconds", 0) + info.get("train_seconds", 0)
+        return (f"trained {type(value.estimator).__name__} on {info.get('rows_seen', 0):,} rows "
+                f"({info.get('epochs', 0)} epoch{'s' if info.get('epochs') != 1 else ''}, "
+                f"{info.get('passes', 0)} passes over the data, {seconds:.2f}s); "
+                f"features: {', '.join(value.features)}")
+    if isinstance(value, dd.DataFrame):
+        head = value.head(PREVIEW_ROWS, npartitions=-1)
+        return (table(head.reset_index(drop=True), fmt)
+                + f"\n(first {len(head)} rows of a lazy result with {value.npartitions} partitions;"
+                " add INTO 'folder/' to write every row)")
+    if isinstance(value, pd.DataFrame):
+        return table(value, fmt)
+    return str(value)

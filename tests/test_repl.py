@@ -1,0 +1,205 @@
+"""oocml-sql in a real pseudo-terminal (pexpect), and its batch modes by subprocess."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pexpect
+import pytest
+
+import oocml
+from oocml.cli.complete import suggestions
+from oocml.plan import Source
+from oocml.sources import open_source
+
+SCRIPT = shutil.which("oocml-sql", path=str(Path(sys.executable).parent)) or "oocml-sql"
+
+
+def terminal(tmp_path: Path, *args: str) -> pexpect.spawn:
+    env = dict(os.environ, OOCML_HISTORY=str(tmp_path / "history"), PROMPT_TOOLKIT_NO_CPR="1",
+               TERM="xterm")
+    child = pexpect.spawn(SCRIPT, list(args), env=env, encoding="utf-8", timeout=60,
+                          dimensions=(40, 160), cwd=str(tmp_path))
+    child.expect("oocml>")
+    return child
+
+
+def quit_(child: pexpect.spawn) -> None:
+    """Ctrl-D at the prompt (while a statement runs the terminal would swallow it)."""
+    child.sendeof()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
+def test_multiline_train_error_recovery_and_completion(tmp_path, binary_dir):
+    child = terminal(tmp_path)
+    child.send(f"TRAIN sgd ON '{binary_dir}'\r")
+    child.expect(r"\.\.\.>")  # the statement goes on until ';'
+    child.send("PREDICT y SCALE standard\r")
+    child.expect(r"\.\.\.>")
+    child.send("AS clicks;\r")
+    child.expect("trained SGDClassifier on 30,000 rows")
+    child.expect("oocml>")
+
+    child.send("TRIAN sgd ON t;\r")  # an error, shown as one block, no traceback
+    child.expect("did you mean 'TRAIN'")
+    child.expect("oocml>")
+    assert "Traceback" not in child.before
+    child.send("SHOW MODELS;\r")
+    child.expect(r"clicks\s+\|\s+SGDClassifier")
+    child.expect("oocml>")
+
+    child.send("desc")  # keyword completion
+    time.sleep(0.5)
+    child.send("\t")
+    child.expect("describe")
+    time.sleep(0.5)
+    child.send(" cl")  # model-name completion
+    time.sleep(0.5)
+    child.send("\t")
+    child.expect("clicks")
+    time.sleep(0.5)
+    child.send(";\r")
+    child.expect("rows seen")
+    child.expect("oocml>")
+
+    child.send(f"TRAIN sgd ON '{binary_dir}' PREDICT y FEATURES x")  # column names from metadata
+    child.expect(r"x0.*x1.*x2", timeout=30)
+    child.send("\x03")  # Ctrl-C clears the line
+    child.expect("oocml>")
+    quit_(child)
+
+
+def test_ctrl_c_stops_training_and_the_session_survives(tmp_path, binary_dir):
+    child = terminal(tmp_path)
+    child.send(f"TRAIN sgd ON '{binary_dir}' PREDICT y SCALE standard EPOCHS 100000 AS endless;\r")
+    child.expect("blocks", timeout=60)  # the progress line: training is under way
+    time.sleep(0.5)
+    child.sendintr()
+    child.expect("training interrupted after")
+    child.expect("oocml>")
+    child.send("SHOW MODELS;\r")
+    child.expect(r"\(0 rows\)")  # nothing half-trained was kept
+    child.send(f"TRAIN naive_bayes ON '{binary_dir}' PREDICT y AS quick;\r")
+    child.expect("trained GaussianNB")
+    child.expect("oocml>")
+    quit_(child)
+
+
+def test_history_persists_across_runs(tmp_path):
+    child = terminal(tmp_path)
+    child.send("SHOW ALGORITHMS;\r")
+    child.expect("minibatch_kmeans")
+    child.expect("oocml>")
+    quit_(child)
+    assert "SHOW ALGORITHMS;" in (tmp_path / "history").read_text()
+    child = terminal(tmp_path)
+    child.send("\x1b[A")  # up arrow: the previous run's statement
+    child.expect(r"SHOW\S*\s+\S*ALGORITHMS")  # highlighted: colour codes between the words
+    child.send("\r")
+    child.expect("minibatch_kmeans")
+    child.expect("oocml>")
+    quit_(child)
+
+
+def test_meta_commands(tmp_path, binary_dir):
+    child = terminal(tmp_path)
+    child.send("\\help TRAIN\r")
+    child.expect("TRAIN algo ON source")
+    child.send(f"\\table data '{binary_dir}'\r")
+    child.expect("table data: x0, x1")
+    child.send("\\timing on\r")
+    child.expect("timing is on")
+    child.send("\\format csv\r")
+    child.send("TRAIN sgd ON data PREDICT y AS m; EVALUATE m ON data;\r")
+    child.expect("metric,value")
+    child.expect(r"Time: \d+\.\d+s")
+    child.send("\\tables\r")
+    child.expect("data: x0")
+    child.send("\\bogus\r")
+    child.expect("unknown or incomplete meta command")
+    child.send("\\quit\r")
+    child.expect(pexpect.EOF)
+
+
+def run_batch(*args: str, stdin: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([SCRIPT, *args], input=stdin, capture_output=True, text=True,
+                          timeout=300, cwd=cwd)
+
+
+def test_batch_command_file_and_stdin(tmp_path, binary_dir):
+    done = run_batch("-c", f"TRAIN sgd ON '{binary_dir}' PREDICT y AS m; EVALUATE m ON '{binary_dir}'")
+    assert done.returncode == 0, done.stderr
+    assert "accuracy" in done.stdout and done.stderr == ""
+
+    script = tmp_path / "job.sql"
+    script.write_text(f"-- a script\nTRAIN sgd ON '{binary_dir}'\n  PREDICT y\n  AS m;\n"
+                      f"\\format json\nPREDICT USING m ON '{binary_dir}' INTO '{tmp_path}/out';\n")
+    done = run_batch("-f", str(script))
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out").is_dir()
+
+    done = run_batch(stdin="SHOW ALGORITHMS;\n")
+    assert done.returncode == 0 and "sgd_regressor" in done.stdout
+
+
+def test_batch_failure_exits_non_zero(tmp_path, binary_dir):
+    done = run_batch("-c", "SHOW MODELS; TRIAN x; SHOW MODELS")
+    assert done.returncode == 1
+    assert "did you mean 'TRAIN'" in done.stderr and "Traceback" not in done.stderr
+    done = run_batch("-c", f"TRAIN sgd ON '{binary_dir}' PREDICT nope", "--debug")
+    assert done.returncode == 1 and "Traceback" in done.stderr and "'nope'" in done.stderr
+    assert run_batch("-f", str(tmp_path / "missing.sql")).returncode == 2
+
+
+def test_store_persists_models_between_runs(tmp_path, binary_dir):
+    store = tmp_path / "models"
+    assert run_batch("--store", str(store), "-c",
+                     f"TRAIN sgd ON '{binary_dir}' PREDICT y AS kept").returncode == 0
+    env_run = subprocess.run([SCRIPT, "-c", "SHOW MODELS"], capture_output=True, text=True,
+                             env=dict(os.environ, OOCML_STORE=str(store)), timeout=120)
+    assert "kept" in env_run.stdout
+
+
+# -- completion, without a terminal ------------------------------------------------------------
+
+@pytest.fixture
+def completion_session(binary_dir):
+    session = oocml.Session()
+    session.sql(f"TRAIN sgd ON '{binary_dir}' PREDICT y AS clicks")
+    return session
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("TRA", ["TRAIN"]),
+    ("TRAIN s", ["sgd", "sgd_regressor"]),
+    ("EVALUATE cl", ["clicks"]),
+    ("DROP MODEL ", ["clicks"]),
+    ("SHOW MODELS; DESC", ["DESCRIBE"]),
+    ("TRAIN sgd ON t SCALE m", ["maxabs", "minmax"]),
+    ("TRAIN sgd ON t WITH (alp", ["alpha"]),
+    ("TRAIN mlp ON t WITH (hidden", ["hidden_layer_sizes"]),
+    ("\\mo", ["\\models"]),
+])
+def test_completion(completion_session, text, expected):
+    assert suggestions(text, completion_session)[0] == expected
+
+
+def test_column_and_path_completion(completion_session, binary_dir):
+    columns, _ = suggestions(f"TRAIN sgd ON '{binary_dir}' PREDICT y WHERE x1 > 2 AND x",
+                             completion_session)
+    assert columns == [f"x{i}" for i in range(6)]
+    target, _ = suggestions(f"TRAIN sgd ON '{binary_dir}' PREDICT ", completion_session)
+    assert "y" in target
+    paths, word = suggestions(f"TRAIN sgd ON '{binary_dir}/part-0000", completion_session)
+    assert len(paths) == 6 and word == f"{binary_dir}/part-0000"
+    completion_session.register("events", completion_session.tables.get("events")
+                                or open_source(Source(path=str(binary_dir))))
+    assert suggestions("TRAIN sgd ON ev", completion_session)[0] == ["events"]
+    assert "x3" in suggestions("TRAIN sgd ON events FEATURES x", completion_session)[0]
