@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -28,13 +31,39 @@ def examples_as_script() -> str:
     return "\n\n".join(parts)
 
 
-def test_python_and_sql_examples_run(tmp_path):
+@pytest.fixture(scope="module")
+def readme_folder(tmp_path_factory):
+    """A folder in which the README's python and sql examples have run, in order."""
+    folder = tmp_path_factory.mktemp("readme")
     script = examples_as_script()
     assert "oocml.sql(" in script
-    (tmp_path / "readme_examples.py").write_text(script)
-    result = subprocess.run([sys.executable, "readme_examples.py"], cwd=tmp_path,
+    (folder / "readme_examples.py").write_text(script)
+    result = subprocess.run([sys.executable, "readme_examples.py"], cwd=folder,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
+    return folder
+
+
+def test_python_and_sql_examples_run(readme_folder):
+    assert (readme_folder / "model.oocml").is_file() and (readme_folder / "scored").is_dir()
+
+
+def test_repl_transcript(readme_folder):
+    """The transcript's statements, replayed through oocml-sql, print what the README shows."""
+    transcript = re.search(r"```console\n\$ oocml-sql (.*?)\n(.*?)```", README.read_text(), re.S)
+    options, lines = transcript.group(1).split(), transcript.group(2).splitlines()
+    statements = [re.sub(r"^(oocml|\.\.\.)> ?", "", line) for line in lines
+                  if line.startswith(("oocml> ", "...> "))]
+    expected = [line for line in lines if not line.startswith(("oocml> ", "...> "))]
+    script = shutil.which("oocml-sql", path=str(Path(sys.executable).parent)) or "oocml-sql"
+    result = subprocess.run([script, *options], input="\n".join(statements) + "\n",
+                            cwd=readme_folder, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+
+    def steady(text: str) -> str:  # timings vary from run to run
+        return re.sub(r"\d+\.\d+s\)", "N.NNs)", text)
+
+    assert steady(result.stdout).splitlines() == [steady(line) for line in expected]
 
 
 def test_the_syntax_error_shown_is_the_real_one():
