@@ -273,7 +273,8 @@ def machine() -> dict[str, Any]:
     """CPU count, memory and platform of this machine."""
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     return {"cpus": os.cpu_count(), "memory_gb": round(memory / 2**30, 1),
-            "python": platform.python_version(), "platform": platform.platform()}
+            "python": platform.python_version(), "platform": platform.platform(),
+            "load_average_at_start": os.getloadavg()[0]}
 
 
 def comparisons(results: dict[str, Any]) -> dict[str, float]:
@@ -333,6 +334,13 @@ def print_table(results: dict[str, Any]) -> None:
         print(f"raw partial_fit ceiling skipped: {ceiling['partial_fit_skipped']}")
     print(f"pyarrow read -> numpy: {ceiling['read_rows_per_s_one_core']:,.0f} rows/s on one core "
           f"({ceiling['read_rows_per_s_threaded']:,.0f} with pyarrow's threads)")
+
+
+def print_load(machine_info: dict[str, Any]) -> None:
+    """The 1-minute load average before the run: other work on the machine skews every figure."""
+    load = machine_info["load_average_at_start"]
+    print(f"load average (1 min) before the run: {load:.2f} on {machine_info['cpus']} cpus"
+          + ("; other work was running, figures may be skewed" if load > 0.5 else ""))
 
 
 # -- command line -------------------------------------------------------------------------------
@@ -403,6 +411,7 @@ def main(argv: list[str] | None = None) -> None:
     results["ceilings"].update(partial_fit_ceiling(folder, args.rows, args.features, args.repeat))
     results["comparisons"] = comparisons(results)
     print_table(results)
+    print_load(results["machine"])
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
         print(f"wrote {args.json}")
