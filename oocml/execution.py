@@ -7,6 +7,7 @@ otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -39,6 +40,15 @@ def compute(*objs: Any, progress: bool = False) -> tuple:
 
     with ProgressBar(out=sys.stderr, minimum=1.0):
         return dask.compute(*objs)
+
+
+def progress_bar(enabled: bool) -> Any:
+    """A context in which local dask computations draw dask's progress bar on stderr."""
+    if not enabled or current_client() is not None:
+        return contextlib.nullcontext()
+    from dask.diagnostics import ProgressBar
+
+    return ProgressBar(out=sys.stderr, minimum=1.0)
 
 
 class Submitter:

@@ -21,8 +21,10 @@ from .dsl.parser import parse
 from .engine.fit import fit_plan, resolve_columns
 from .errors import OocmlError, ParameterError
 from .estimators import build, task_of
+from .execution import progress_bar
 from .model import Model, load_model
 from .plan import Plan, Source
+from .progress import progress_enabled
 from .sources import local_files, detect_format, open_source
 
 
@@ -76,12 +78,14 @@ class Session:
         model = self.catalog.get(stmt.model)
         frame = self._open(stmt.source)
         if stmt.into is not None:
-            return model.write_predictions(frame, stmt.into, proba=stmt.proba,
-                                           overwrite=stmt.overwrite)
+            with progress_bar(progress_enabled(self.progress)):
+                return model.write_predictions(frame, stmt.into, proba=stmt.proba,
+                                               overwrite=stmt.overwrite)
         return model.predictions(frame, proba=stmt.proba)
 
     def _run_evaluate(self, stmt: ast.Evaluate) -> pd.DataFrame:
-        return self.catalog.get(stmt.model).evaluate(self._open(stmt.source))
+        with progress_bar(progress_enabled(self.progress)):
+            return self.catalog.get(stmt.model).evaluate(self._open(stmt.source))
 
     def _run_showmodels(self, stmt: ast.ShowModels) -> pd.DataFrame:
         return self.catalog.table()

@@ -105,6 +105,13 @@ def test_history_persists_across_runs(tmp_path):
     child.send("\r")
     child.expect("minibatch_kmeans")
     child.expect("oocml>")
+    child.send("\x12")  # Ctrl-R: reverse search through history
+    child.expect("I-search backward")
+    child.send("ALGO")
+    child.expect(r"ALGO\S*RITHMS")  # the match, highlighted inside the found statement
+    child.send("\x07")  # Ctrl-G: leave the search
+    child.send("\x03")
+    child.expect("oocml>")
     quit_(child)
 
 
