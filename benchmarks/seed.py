@@ -336,11 +336,34 @@ def print_table(results: dict[str, Any]) -> None:
           f"({ceiling['read_rows_per_s_threaded']:,.0f} with pyarrow's threads)")
 
 
+def cpu_seconds() -> tuple[float, float]:
+    """(CPU seconds the whole machine has been busy, CPU seconds used by this process and its
+    finished children) so far; their growth over the run tells how much other work ran."""
+    own = sum(getattr(resource.getrusage(who), field)
+              for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+              for field in ("ru_utime", "ru_stime"))
+    try:
+        ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except OSError:
+        return float("nan"), own
+    busy = sum(ticks[:3]) + sum(ticks[5:8])  # user nice system (not idle iowait) irq softirq steal
+    return busy / os.sysconf("SC_CLK_TCK"), own
+
+
+def interference(start: tuple[float, float], wall: float) -> dict[str, float]:
+    """CPU seconds other processes used during the run, and their share of the machine."""
+    busy, own = (b - a for a, b in zip(start, cpu_seconds()))
+    other = max(busy - own, 0.0)
+    return {"other_cpu_seconds": other, "other_cpu_share": other / (wall * (os.cpu_count() or 1))}
+
+
 def print_load(machine_info: dict[str, Any]) -> None:
-    """The 1-minute load average before the run: other work on the machine skews every figure."""
-    load = machine_info["load_average_at_start"]
-    print(f"load average (1 min) before the run: {load:.2f} on {machine_info['cpus']} cpus"
-          + ("; other work was running, figures may be skewed" if load > 0.5 else ""))
+    """How busy the machine was apart from the benchmark: other work skews every figure."""
+    share = machine_info["other_cpu_share"]
+    print(f"other processes used {machine_info['other_cpu_seconds']:.1f} CPU s during the run "
+          f"({share:.0%} of {machine_info['cpus']} cpus; 1-min load before it "
+          f"{machine_info['load_average_at_start']:.2f})"
+          + ("; figures may be skewed" if share > 0.05 else ""))
 
 
 # -- command line -------------------------------------------------------------------------------
@@ -397,6 +420,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"data: {folder}; the page cache is warmed (every file read once) before each "
           f"contender and the ceilings", flush=True)
 
+    started = time.perf_counter(), cpu_seconds()
     results: dict[str, Any] = {
         "data": {"rows": args.rows, "files": args.files, "features": args.features,
                  "dtype": args.dtype, "folder": str(folder)},
@@ -410,6 +434,7 @@ def main(argv: list[str] | None = None) -> None:
     results["ceilings"].update(read_ceiling(folder, args.repeat))
     results["ceilings"].update(partial_fit_ceiling(folder, args.rows, args.features, args.repeat))
     results["comparisons"] = comparisons(results)
+    results["machine"].update(interference(started[1], time.perf_counter() - started[0]))
     print_table(results)
     print_load(results["machine"])
     if args.json:
