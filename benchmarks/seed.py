@@ -266,7 +266,24 @@ def versions() -> dict[str, str | None]:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             found[name] = None
+    found["oocml_git"] = git_revision()
     return found
+
+
+def git_revision() -> str | None:
+    """The commit of the oocml tree benchmarked, with "+dirty" when it has uncommitted changes:
+    the library changes faster than its version number."""
+    import oocml
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=Path(oocml.__file__).parent, text=True,
+                              capture_output=True, check=True).stdout.strip()
+
+    try:
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+        return git("rev-parse", "--short", "HEAD") + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return None
 
 
 def machine() -> dict[str, Any]:

@@ -82,6 +82,7 @@ def test_ceilings_machine_and_versions(tiny_run):
     assert result["machine"]["cpus"] >= 1
     for package in ("oocml", "dask", "scikit-learn", "pandas", "pyarrow"):
         assert result["versions"][package], package
+    assert "oocml_git" in result["versions"]
 
 
 @pytest.mark.skipif(not HAS_DASKML, reason="dask-ml is not installed")
