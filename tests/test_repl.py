@@ -30,7 +30,11 @@ def terminal(tmp_path: Path, *args: str) -> pexpect.spawn:
 
 
 def quit_(child: pexpect.spawn) -> None:
-    """Ctrl-D at the prompt (while a statement runs the terminal would swallow it)."""
+    """Ctrl-D at a fresh prompt: a statement's output first proves the REPL is waiting for input
+    (while a statement runs, or a key is still being handled, Ctrl-D would not mean EOF)."""
+    child.send("SHOW MODELS;\r")
+    child.expect(r"\(\d+ rows?\)")
+    child.expect("oocml>")
     child.sendeof()
     child.expect(pexpect.EOF)
     child.close()
@@ -55,16 +59,13 @@ def test_multiline_train_error_recovery_and_completion(tmp_path, binary_dir):
     child.expect(r"clicks\s+\|\s+SGDClassifier")
     child.expect("oocml>")
 
-    child.send("desc")  # keyword completion
-    time.sleep(0.5)
-    child.send("\t")
+    child.send("desc")  # keyword completion: wait for the menu, as a person would, then Tab
     child.expect("describe")
-    time.sleep(0.5)
-    child.send(" cl")  # model-name completion
-    time.sleep(0.5)
     child.send("\t")
+    child.send(" cl")  # model-name completion
     child.expect("clicks")
-    time.sleep(0.5)
+    child.send("\t")
+    time.sleep(0.3)
     child.send(";\r")
     child.expect("rows seen")
     child.expect("oocml>")
@@ -100,7 +101,7 @@ def test_history_persists_across_runs(tmp_path):
     quit_(child)
     assert "SHOW ALGORITHMS;" in (tmp_path / "history").read_text()
     child = terminal(tmp_path)
-    child.send("\x1b[A")  # up arrow: the previous run's statement
+    child.send("\x1b[A\x1b[A")  # up arrow twice: past quit_'s SHOW MODELS to SHOW ALGORITHMS
     child.expect(r"SHOW\S*\s+\S*ALGORITHMS")  # highlighted: colour codes between the words
     child.send("\r")
     child.expect("minibatch_kmeans")
