@@ -20,7 +20,7 @@ from .errors import ParameterError
 from .estimators import spec_for
 from .model import Model
 from .plan import And, Condition, Plan, Step, StreamOptions, freeze_params
-from .preprocessing import SCALERS
+from .preprocessing import IMPUTATIONS, SCALERS
 
 STRATEGIES = ("sequential",)
 
@@ -43,6 +43,12 @@ class Chain:
             raise ParameterError(f"unknown scaling {kind!r}; choose one of {[*SCALERS, 'none']}")
         SCALERS[kind](**params)  # a bad parameter name fails here, not after a pass over the data
         return replace(self, steps=self.steps + (Step("scale", kind, freeze_params(params)),))
+
+    def impute(self, kind: str = "mean") -> Chain:
+        """Fill missing values per column: ``mean``, ``median`` (streaming sketch) or ``zero``."""
+        if kind not in IMPUTATIONS:
+            raise ParameterError(f"unknown imputation {kind!r}; choose one of {list(IMPUTATIONS)}")
+        return replace(self, steps=self.steps + (Step("impute", kind),))
 
     def where(self, condition: str | Condition) -> Chain:
         """Keep the rows satisfying ``condition`` (the language's WHERE syntax, or a plan condition).
@@ -114,19 +120,9 @@ class MLAccessor:
         """Start a chain with a scaling step (see :meth:`Chain.scale`)."""
         return Chain(self._frame).scale(kind, **params)
 
-    def where(self, condition: str | Condition) -> Chain:
-        """Keep the rows satisfying ``condition`` (the language's WHERE syntax, or a plan condition).
-
-        Repeated calls are combined with AND. Parquet sources skip row groups when
-        the language's ``TRAIN ... WHERE`` can push the filter down.
-        """
-        if isinstance(condition, str):
-            from .dsl.parser import parse_condition
-
-            condition = parse_condition(condition)
-        if self.condition is not None:
-            condition = And((self.condition, condition))
-        return replace(self, condition=condition)
+    def impute(self, kind: str = "mean") -> Chain:
+        """Start a chain with an imputation step (see :meth:`Chain.impute`)."""
+        return Chain(self._frame).impute(kind)
 
     def where(self, condition: str | Condition) -> Chain:
         """Start a chain that keeps the rows satisfying ``condition`` (see :meth:`Chain.where`)."""

@@ -84,6 +84,13 @@ class Moments:
     def nan_count(self) -> np.ndarray:
         return self.rows - self.count
 
+    def filled(self, value: np.ndarray) -> Moments:
+        """The moments after every missing value of a column is replaced by ``value``."""
+        missing = self.rows - self.count
+        constant = Moments(missing, np.asarray(value, np.float64), np.zeros_like(self.m2),
+                           np.where(missing > 0, value, np.inf), np.where(missing > 0, value, -np.inf), 0)
+        return self.merge(constant)
+
     def affine(self, scale: np.ndarray, offset: np.ndarray) -> Moments:
         """The moments of ``x * scale + offset``: what a scaler hands the next step."""
         ends = np.stack([self.min * scale + offset, self.max * scale + offset])
@@ -294,8 +301,95 @@ class MaxAbsScaler(_DaskScaler):
         return 1.0 / self.scale_, np.zeros(self.n_features_in_)
 
 
+IMPUTATIONS = ("mean", "median", "zero")
+
+
+def fitted_imputer(method: str, moments: Moments, sketch: QuantileSketch | None) -> Any:
+    """scikit-learn's SimpleImputer holding the out-of-core statistic of each column."""
+    from sklearn.impute import SimpleImputer
+
+    if method == "zero":
+        imputer = SimpleImputer(strategy="constant", fill_value=0.0).fit(np.zeros((1, len(moments.count))))
+        imputer.statistics_ = imputer.statistics_.astype(np.float64)  # sklearn keeps object here
+        return imputer
+    values = moments.mean if method == "mean" else sketch.median()
+    # Fitting on the single row of statistics stores exactly those statistics.
+    return SimpleImputer(strategy=method).fit(values[None, :])
+
+
 SCALERS: dict[str, type[_DaskScaler]] = {
     "standard": StandardScaler,
     "minmax": MinMaxScaler,
     "maxabs": MaxAbsScaler,
 }
+
+
+@dataclass(frozen=True)
+class QuantileSketch:
+    """Mergeable per-column quantile summaries: ``points`` weighted values per column.
+
+    Each block contributes its quantiles at ``SIZE`` evenly spaced ranks; merging
+    concatenates and re-summarizes, so the size stays bounded. A median read from
+    it is off by at most about ``levels / SIZE`` of the rank range (levels: depth
+    of the merge tree, about 4 for 4,000 partitions): 0.4% of rank at most there.
+    """
+
+    values: np.ndarray  # (columns, points)
+    weights: np.ndarray  # (columns, points)
+
+    SIZE = 1024
+
+    @classmethod
+    def of(cls, X: np.ndarray) -> QuantileSketch:
+        X = np.asarray(X, dtype=np.float64)
+        columns = []
+        for column in X.T:
+            present = column[~np.isnan(column)]
+            if present.size == 0:
+                columns.append((np.zeros(0), np.zeros(0)))
+            elif present.size <= cls.SIZE:
+                columns.append((np.sort(present), np.ones(present.size)))
+            else:
+                ranks = (np.arange(cls.SIZE) + 0.5) / cls.SIZE
+                columns.append((np.quantile(present, ranks), np.full(cls.SIZE, present.size / cls.SIZE)))
+        return cls._pack(columns)
+
+    @classmethod
+    def _pack(cls, columns: list[tuple[np.ndarray, np.ndarray]]) -> QuantileSketch:
+        width = max([v.size for v, _ in columns] + [0])
+        values = np.full((len(columns), width), np.nan)
+        weights = np.zeros((len(columns), width))
+        for i, (v, w) in enumerate(columns):
+            values[i, :v.size], weights[i, :w.size] = v, w
+        return cls(values, weights)
+
+    def _columns(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [(v[w > 0], w[w > 0]) for v, w in zip(self.values, self.weights)]
+
+    def merge(self, other: QuantileSketch) -> QuantileSketch:
+        merged = []
+        for (va, wa), (vb, wb) in zip(self._columns(), other._columns()):
+            values, weights = np.concatenate([va, vb]), np.concatenate([wa, wb])
+            order = np.argsort(values, kind="stable")
+            values, weights = values[order], weights[order]
+            if values.size > self.SIZE:
+                ranks = (np.arange(self.SIZE) + 0.5) / self.SIZE * weights.sum()
+                picked = np.searchsorted(np.cumsum(weights), ranks)
+                values = values[np.minimum(picked, values.size - 1)]
+                weights = np.full(self.SIZE, weights.sum() / self.SIZE)
+            merged.append((values, weights))
+        return self._pack(merged)
+
+    def median(self) -> np.ndarray:
+        """The weighted median of each column (NaN for a column with no values)."""
+        out = []
+        for values, weights in self._columns():
+            if values.size == 0:
+                out.append(np.nan)
+                continue
+            cumulative = np.cumsum(weights)
+            half = cumulative[-1] / 2
+            at = int(np.searchsorted(cumulative, half))
+            exact_tie = np.isclose(cumulative[at], half) and at + 1 < values.size
+            out.append((values[at] + values[at + 1]) / 2 if exact_tie else values[at])
+        return np.asarray(out)

@@ -225,3 +225,9 @@ def test_accessor_rendering_is_runnable_python():
     assert ".ml.where('a > 1').select(features=['a', 'b']).scale('minmax')" in code
     assert "MLPClassifier(hidden_layer_sizes=(8,))" in code
     assert "epochs=2, shuffle=True, random_state=3" in code
+
+
+def test_the_installed_package_carries_the_grammar():
+    from importlib import resources
+
+    assert resources.files("oocml.grammar").joinpath("oocml.lark").is_file()

@@ -18,13 +18,13 @@ from lark.lexer import PatternStr
 
 from ..errors import OocmlError, OocmlSyntaxError, did_you_mean
 from ..plan import And, Compare, Condition, In, IsNull, Not, Or, Source
+from ..preprocessing import IMPUTATIONS
 from . import ast
 
 __all__ = ["KEYWORDS", "OocmlSyntaxError", "parse", "parse_condition", "split_statements",
            "statement_complete"]
 
 SCALINGS = ("standard", "minmax", "maxabs", "none")
-IMPUTATIONS = ("mean", "median", "zero")
 ENCODINGS = ("onehot", "ordinal", "hash")
 REDUCTIONS = ("pca",)
 _FLIP = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "=": "=", "!=": "!="}

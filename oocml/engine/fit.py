@@ -22,7 +22,7 @@ from ..estimators import build, task_of
 from ..model import Model, plan_as_dict
 from ..partitions import where_partitions
 from ..plan import Plan, Step
-from ..preprocessing import SCALERS, Moments
+from ..preprocessing import IMPUTATIONS, SCALERS, fitted_imputer
 from ..progress import progress_enabled
 from .stats import Summary, statistics_pass
 from .stream import BlockRecipe, train
@@ -107,18 +107,38 @@ def check_summary(summary: Summary, features: list[str], plan: Plan, task: str) 
         )
 
 
-def fit_steps(steps: tuple[Step, ...], moments: Moments) -> list[tuple[str, Any]]:
-    """Each preprocessing step fitted from the statistics of its input, as scikit-learn objects."""
-    fitted = []
-    for position, step in enumerate(steps):
-        if step.kind != "scale":
+def fit_steps(steps: tuple[Step, ...], summary: Summary,
+              features: list[str]) -> list[tuple[str, Any]]:
+    """Each preprocessing step fitted from the statistics of its input, as scikit-learn objects.
+
+    Steps are affine or fill missing values, so the moments each step hands the next are
+    derived exactly from the one statistics pass.
+    """
+    fitted, moments, names = [], summary.moments, set()
+    for step in steps:
+        if step.kind == "impute":
+            if step.method not in IMPUTATIONS:
+                raise ParameterError(f"unknown imputation {step.method!r}; choose one of {IMPUTATIONS}")
+            empty = [c for c, k in zip(features, moments.count) if k == 0]
+            if empty:
+                raise DataError(f"feature column(s) {empty} hold no values at all: nothing to "
+                                "impute from; leave them out")
+            if step.method == "median" and moments is not summary.moments:
+                raise ParameterError("IMPUTE median must come before other steps")
+            imputer = fitted_imputer(step.method, moments, summary.quantiles)
+            moments = moments.filled(imputer.statistics_)
+            transformer = imputer
+        elif step.kind == "scale":
+            if step.method not in SCALERS:
+                raise ParameterError(f"unknown scaling {step.method!r}; choose one of {list(SCALERS)}")
+            scaler = SCALERS[step.method](**dict(step.params)).fit_moments(moments)
+            moments = moments.affine(*scaler.affine())
+            transformer = scaler.to_sklearn()
+        else:
             raise ParameterError(f"the {step.kind} step ({step.method}) is not available yet")
-        if step.method not in SCALERS:
-            raise ParameterError(f"unknown scaling {step.method!r}; choose one of {list(SCALERS)}")
-        scaler = SCALERS[step.method](**dict(step.params)).fit_moments(moments)
-        moments = moments.affine(*scaler.affine())
-        name = "scale" if position == 0 else f"scale_{position}"
-        fitted.append((name, scaler.to_sklearn()))
+        name = step.kind if step.kind not in names else f"{step.kind}_{len(fitted)}"
+        names.add(name)
+        fitted.append((name, transformer))
     return fitted
 
 
@@ -150,7 +170,8 @@ def fit_plan(plan: Plan, data: Any, *, progress: bool | None = None) -> Model:
 
     start = time.perf_counter()
     discover = task == "classification" and plan.classes is None
-    summary = statistics_pass(parts, features, plan.target, discover, progress=show)
+    median = any(s.kind == "impute" and s.method == "median" for s in plan.steps)
+    summary = statistics_pass(parts, features, plan.target, discover, median, progress=show)
     check_summary(summary, features, plan, task)
     stats_seconds = time.perf_counter() - start
     classes = np.asarray(plan.classes) if plan.classes is not None else summary.labels
@@ -159,7 +180,7 @@ def fit_plan(plan: Plan, data: Any, *, progress: bool | None = None) -> Model:
 
     select = ColumnTransformer([("features", "passthrough", features)], remainder="drop",
                                verbose_feature_names_out=False).fit(frame[columns]._meta)
-    steps = [("select", select), *fit_steps(plan.steps, summary.moments)]
+    steps = [("select", select), *fit_steps(plan.steps, summary, features)]
     recipe = BlockRecipe(prep=Pipeline(steps), target=plan.target,
                          labels=classes if task == "classification" else None,
                          block_rows=plan.stream.block_rows)

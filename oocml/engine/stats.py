@@ -14,7 +14,7 @@ from dask.delayed import Delayed
 import numpy as np
 import pandas as pd
 
-from ..preprocessing import Moments, tree_reduce
+from ..preprocessing import Moments, QuantileSketch, tree_reduce
 from ..chunks import row_chunks
 from ..execution import compute
 
@@ -28,6 +28,7 @@ class Summary:
     labels: np.ndarray | None  # sorted distinct target values (classification only)
     target_missing: int
     partition_rows: tuple[int, ...]
+    quantiles: QuantileSketch | None = None  # of the features, when a median is needed
 
     @property
     def rows(self) -> int:
@@ -35,15 +36,18 @@ class Summary:
 
     def merge(self, other: Summary) -> Summary:
         labels = None if self.labels is None else np.union1d(self.labels, other.labels)
+        quantiles = None if self.quantiles is None else self.quantiles.merge(other.quantiles)
         return Summary(self.moments.merge(other.moments), self.infinite + other.infinite, labels,
                        self.target_missing + other.target_missing,
-                       self.partition_rows + other.partition_rows)
+                       self.partition_rows + other.partition_rows, quantiles)
 
 
 def summarize(frame: pd.DataFrame, features: list[str], target: str | None,
-              labels: bool) -> Summary:
+              labels: bool, quantiles: bool = False) -> Summary:
     """The summary of one in-memory partition, computed a few megabytes of rows at a time."""
     moments, infinite = Moments.empty(len(features)), np.zeros(len(features), np.int64)
+    sketch = (QuantileSketch.of(frame[features].to_numpy(dtype=np.float64, na_value=np.nan))
+              if quantiles else None)
     for rows in row_chunks(len(frame), len(features)):
         X = frame.iloc[rows][features].to_numpy(dtype=np.float64, na_value=np.nan)
         if not np.isfinite(X).all():
@@ -57,7 +61,7 @@ def summarize(frame: pd.DataFrame, features: list[str], target: str | None,
         missing = int(y.isna().sum())
         if labels:
             found = np.unique(y.dropna().to_numpy())
-    return Summary(moments, infinite, found, missing, (len(frame),))
+    return Summary(moments, infinite, found, missing, (len(frame),), sketch)
 
 
 def _merge(a: Summary, b: Summary) -> Summary:
@@ -65,8 +69,8 @@ def _merge(a: Summary, b: Summary) -> Summary:
 
 
 def statistics_pass(parts: list[Delayed], features: list[str], target: str | None,
-                    labels: bool, progress: bool = False) -> Summary:
+                    labels: bool, quantiles: bool = False, progress: bool = False) -> Summary:
     """One read of every partition, computing their merged :class:`Summary`."""
-    summaries = [dask.delayed(summarize)(p, features, target, labels) for p in parts]
+    summaries = [dask.delayed(summarize)(p, features, target, labels, quantiles) for p in parts]
     (summary,) = compute(tree_reduce(summaries, _merge), progress=progress)
     return summary
