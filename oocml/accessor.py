@@ -75,9 +75,18 @@ class Chain:
              features: Sequence[str] | None = None, classes: Sequence | None = None,
              epochs: int = 1, shuffle: bool = False, random_state: int | None = 0,
              block_rows: int | None = None, prefetch: int = 2, strategy: str = "sequential",
+             holdout: float | None = None, patience: int | None = None,
              **params: Any) -> Plan:
-        """The Plan ``fit_incremental`` would run, without running it."""
-        _check_positive(epochs=epochs, prefetch=prefetch, block_rows=block_rows)
+        """The Plan ``fit_incremental`` would run, without running it.
+
+        ``holdout``: a fraction of rows (picked by a hash of their values) kept out of
+        training and scored after each epoch; ``patience``: stop after that many epochs
+        without a better holdout score and keep the best epoch's model.
+        """
+        _check_positive(epochs=epochs, prefetch=prefetch, block_rows=block_rows, patience=patience)
+        if holdout is not None and (isinstance(holdout, bool) or not isinstance(holdout, int | float)
+                                    or not 0 < holdout < 1):
+            raise ParameterError(f"holdout must be a fraction between 0 and 1, not {holdout!r}")
         if strategy not in STRATEGIES:
             raise ParameterError(f"unknown strategy {strategy!r}; choose one of {list(STRATEGIES)}")
         chosen = self.select(features, self.exclude) if features is not None else self
@@ -90,7 +99,9 @@ class Chain:
             steps=self.steps,
             classes=None if classes is None else tuple(classes),
             stream=StreamOptions(epochs=epochs, block_rows=block_rows, shuffle=shuffle,
-                                 prefetch=prefetch, strategy=strategy),
+                                 prefetch=prefetch, strategy=strategy,
+                                 holdout=None if holdout is None else float(holdout),
+                                 patience=patience),
             random_state=random_state,
         )
 

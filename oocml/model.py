@@ -58,6 +58,12 @@ class Model:
         """The fitted scikit-learn estimator at the end of the pipeline."""
         return self.pipeline[-1]
 
+    @property
+    def history_(self) -> pd.DataFrame:
+        """One row per epoch: rows trained on, seconds, and the progressive and holdout
+        scores when the fit had a holdout."""
+        return pd.DataFrame(self.info.get("history", []))
+
     def __repr__(self) -> str:
         steps = " -> ".join(name for name, _ in self.pipeline.steps)
         return (f"<oocml.Model {type(self.estimator).__name__} target={self.target!r} "
@@ -145,12 +151,7 @@ class Model:
     # -- scoring ----------------------------------------------------------------------------
     def score(self, data: Any) -> float:
         """Accuracy (classifiers), R^2 (regressors) or minus inertia (clustering), block-wise in parallel."""
-        totals = self._totals(data)
-        if self.task == "classification":
-            return float(np.trace(_confusion(totals, self.classes)) / totals["n"])
-        if self.task == "regression":
-            return float(1.0 - totals["sse"] / _total_sum_of_squares(totals))
-        return float(-totals["inertia"])
+        return score_from_totals(self._totals(data), self.task, self.classes)
 
     def evaluate(self, data: Any) -> pd.DataFrame:
         """A metrics table (metric, value): accuracy/precision/recall/f1/log_loss, or r2/rmse/mae."""
@@ -183,11 +184,11 @@ class Model:
         args = (self.pipeline, self.features, self.target, self.task, self.classes)
         if isinstance(data, dd.DataFrame):
             needed = self.features + [c for c in [self.target] if c and c not in self.features]
-            sums = [dask.delayed(_block_totals)(part, *args) for part in partitions(data[needed])]
+            sums = [dask.delayed(block_totals)(part, *args) for part in partitions(data[needed])]
             (totals,) = compute(tree_reduce(sums, _add_totals))
             totals = totals.sum()
         else:
-            totals = _block_totals(data, *args).sum()
+            totals = block_totals(data, *args).sum()
         if totals["n"] == 0:
             raise DataError("no rows to score (the data is empty or every target value is missing)")
         return totals
@@ -268,7 +269,7 @@ def _apply_block(frame: pd.DataFrame, pipeline: Pipeline, features: list, method
                       frame[list(keep)]], axis=1)
 
 
-def _block_totals(frame: pd.DataFrame, pipeline: Pipeline, features: list, target: str | None,
+def block_totals(frame: pd.DataFrame, pipeline: Pipeline, features: list, target: str | None,
                   task: str, classes: list | None) -> pd.DataFrame:
     """Additive per-partition sums from which every metric is derived exactly."""
     if task != "clustering" and frame[target].hasnans:  # a boolean index copies every column
@@ -291,6 +292,15 @@ def _block_totals(frame: pd.DataFrame, pipeline: Pipeline, features: list, targe
     else:
         row = {"n": n, "inertia": -pipeline.score(X) if n else 0.0}
     return pd.DataFrame([row])
+
+
+def score_from_totals(totals: pd.Series, task: str, classes: list | None) -> float:
+    """``estimator.score`` from summed :func:`block_totals`: accuracy, R^2 or minus inertia."""
+    if task == "classification":
+        return float(np.trace(_confusion(totals, classes)) / totals["n"])
+    if task == "regression":
+        return float(1.0 - totals["sse"] / _total_sum_of_squares(totals))
+    return float(-totals["inertia"])
 
 
 def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray, classes: list) -> np.ndarray:

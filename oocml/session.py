@@ -168,9 +168,21 @@ class Session:
                   f"  blocks:     {blocks}, at most {stream.prefetch} loaded ahead of partial_fit",
                   "  passes over the data:",
                   f"    1. statistics, one parallel pass: {'; '.join(statistics)}"]
+        if stream.holdout is not None:
+            statistics[0] = f"row counts (statistics from the {1 - stream.holdout:.0%} training rows)"
+            order += f", {stream.holdout:.0%} of rows held out by a hash of their values"
+        number = 2
         for epoch in range(stream.epochs):
-            lines.append(f"    {epoch + 2}. training epoch {epoch + 1}/{stream.epochs}: blocks {order} "
-                         f"-> {' -> '.join(['select', *[s.kind for s in plan.steps]])} -> partial_fit")
+            lines.append(f"    {number}. training epoch {epoch + 1}/{stream.epochs}: blocks {order} "
+                         f"-> {' -> '.join(['select', *[s.kind for s in plan.steps]])} -> "
+                         + ("score each block (progressive), then partial_fit"
+                            if stream.holdout is not None else "partial_fit"))
+            number += 1
+            if stream.holdout is not None:
+                stop = (f"; stop after {stream.patience} epoch(s) without gain, keep the best"
+                        if stream.patience else "")
+                lines.append(f"    {number}. holdout score after epoch {epoch + 1}, one parallel pass{stop}")
+                number += 1
         lines += ["  equivalent Python:",
                   *("    " + line for line in format_plan_as_accessor(plan).splitlines())]
         return "\n".join(lines)

@@ -10,7 +10,7 @@ from sklearn.linear_model import SGDClassifier, SGDRegressor
 
 import oocml
 from oocml.catalog import UnknownModelError
-from oocml.errors import ColumnNotFoundError, ParameterError, SourceError
+from oocml.errors import ColumnNotFoundError, SourceError
 
 
 @pytest.fixture
@@ -135,8 +135,6 @@ def test_user_errors_are_clear(session, binary_dir):
         session.sql(f"TRAIN sgd ON '{binary_dir}' PREDICT y FEATURES x_1")
     with pytest.raises(SourceError, match="no data files match"):
         session.sql("TRAIN sgd ON 'no/such/*.parquet' PREDICT y")
-    with pytest.raises(ParameterError, match="HOLDOUT"):
-        session.sql(f"TRAIN sgd ON '{binary_dir}' PREDICT y HOLDOUT 0.1")
     with pytest.raises(oocml.OocmlError):
         session.sql("TRAIN sgd ON t PREDICT y", t=[1, 2, 3])
 

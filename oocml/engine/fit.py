@@ -26,6 +26,7 @@ from ..preprocessing import IMPUTATIONS, SCALERS, fitted_imputer
 from ..progress import progress_enabled
 from .stats import Summary, statistics_pass
 from .stream import BlockRecipe, train
+from .validation import HoldoutMonitor
 
 log = logging.getLogger("oocml")
 
@@ -145,8 +146,11 @@ def fit_steps(steps: tuple[Step, ...], summary: Summary,
 def check_supported(plan: Plan) -> None:
     """Refuse, before any read, the options this version cannot run yet."""
     stream = plan.stream
+    if stream.holdout is not None and not 0 < stream.holdout < 1:
+        raise ParameterError(f"holdout must be a fraction between 0 and 1, not {stream.holdout!r}")
+    if stream.patience is not None and stream.holdout is None:
+        raise ParameterError("early stopping (patience) needs a holdout fraction to watch")
     for wanted, what in [(stream.strategy != "sequential", f"strategy {stream.strategy!r} (PARALLEL)"),
-                         (stream.holdout is not None, "HOLDOUT / holdout="),
                          (stream.checkpoint is not None or stream.resume, "CHECKPOINT / RESUME")]:
         if wanted:
             raise ParameterError(f"{what} is not supported yet")
@@ -171,7 +175,9 @@ def fit_plan(plan: Plan, data: Any, *, progress: bool | None = None) -> Model:
     start = time.perf_counter()
     discover = task == "classification" and plan.classes is None
     median = any(s.kind == "impute" and s.method == "median" for s in plan.steps)
-    summary = statistics_pass(parts, features, plan.target, discover, median, progress=show)
+    holdout = plan.stream.holdout
+    summary = statistics_pass(parts, features, plan.target, discover, median, holdout,
+                              progress=show)
     check_summary(summary, features, plan, task)
     stats_seconds = time.perf_counter() - start
     classes = np.asarray(plan.classes) if plan.classes is not None else summary.labels
@@ -183,16 +189,28 @@ def fit_plan(plan: Plan, data: Any, *, progress: bool | None = None) -> Model:
     steps = [("select", select), *fit_steps(plan.steps, summary, features)]
     recipe = BlockRecipe(prep=Pipeline(steps), target=plan.target,
                          labels=classes if task == "classification" else None,
-                         block_rows=plan.stream.block_rows)
+                         block_rows=plan.stream.block_rows, holdout=holdout)
     fit_params = {"classes": classes} if task == "classification" else {}
+    monitor = None
+    if holdout is not None:
+        monitor = HoldoutMonitor(parts, Pipeline(steps), features, plan.target, task,
+                                 None if classes is None else classes.tolist(), holdout,
+                                 plan.stream.patience, progress=show)
     record = train(estimator, parts, recipe, epochs=plan.stream.epochs,
                    shuffle=plan.stream.shuffle, seed=plan.random_state,
-                   prefetch=plan.stream.prefetch, fit_params=fit_params, progress=show)
+                   prefetch=plan.stream.prefetch, fit_params=fit_params, progress=show,
+                   progressive=task if holdout is not None and task != "clustering" else None,
+                   after_epoch=monitor)
     info = {"rows_seen": record.rows_seen, "epochs": record.epochs,
             "blocks_seen": record.blocks_seen, "partitions": len(summary.partition_rows),
-            "rows": summary.rows, "passes": 1 + record.epochs,
+            "rows": summary.rows, "passes": 1 + record.epochs * (2 if monitor else 1),
             "stats_seconds": round(stats_seconds, 6), "train_seconds": round(record.seconds, 6),
             "history": record.history}
+    if monitor is not None:
+        info.update(holdout=holdout, best_epoch=monitor.best_epoch,
+                    holdout_score=round(monitor.best_score, 6), stopped_early=monitor.stopped_early)
+        if plan.stream.patience is not None:
+            estimator = monitor.best_estimator  # early stopping keeps the best epoch's model
     return Model(Pipeline([*steps, ("model", estimator)]), features=features, target=plan.target,
                  task=task, classes=None if classes is None else classes.tolist(),
                  plan=plan_as_dict(plan), info=info)

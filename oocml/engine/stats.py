@@ -17,6 +17,7 @@ import pandas as pd
 from ..preprocessing import Moments, QuantileSketch, tree_reduce
 from ..chunks import row_chunks
 from ..execution import compute
+from .validation import training_rows
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,14 @@ class Summary:
 
 
 def summarize(frame: pd.DataFrame, features: list[str], target: str | None,
-              labels: bool, quantiles: bool = False) -> Summary:
-    """The summary of one in-memory partition, computed a few megabytes of rows at a time."""
+              labels: bool, quantiles: bool = False, holdout: float | None = None) -> Summary:
+    """The summary of one in-memory partition, computed a few megabytes of rows at a time.
+
+    With a ``holdout`` fraction the statistics describe the training rows only; class
+    labels come from every row, so a class seen only in the holdout is still known.
+    """
+    found = np.unique(frame[target].dropna().to_numpy()) if labels and target is not None else None
+    frame = training_rows(frame, holdout)
     moments, infinite = Moments.empty(len(features)), np.zeros(len(features), np.int64)
     sketch = (QuantileSketch.of(frame[features].to_numpy(dtype=np.float64, na_value=np.nan))
               if quantiles else None)
@@ -55,12 +62,7 @@ def summarize(frame: pd.DataFrame, features: list[str], target: str | None,
             infinite += inf.sum(axis=0)
             X = np.where(inf, np.nan, X)  # reported as an error; keep the moments meaningful
         moments = moments.merge(Moments.of(X))
-    found, missing = None, 0
-    if target is not None:
-        y = frame[target]
-        missing = int(y.isna().sum())
-        if labels:
-            found = np.unique(y.dropna().to_numpy())
+    missing = int(frame[target].isna().sum()) if target is not None else 0
     return Summary(moments, infinite, found, missing, (len(frame),), sketch)
 
 
@@ -69,8 +71,10 @@ def _merge(a: Summary, b: Summary) -> Summary:
 
 
 def statistics_pass(parts: list[Delayed], features: list[str], target: str | None,
-                    labels: bool, quantiles: bool = False, progress: bool = False) -> Summary:
+                    labels: bool, quantiles: bool = False, holdout: float | None = None,
+                    progress: bool = False) -> Summary:
     """One read of every partition, computing their merged :class:`Summary`."""
-    summaries = [dask.delayed(summarize)(p, features, target, labels, quantiles) for p in parts]
+    summaries = [dask.delayed(summarize)(p, features, target, labels, quantiles, holdout)
+                 for p in parts]
     (summary,) = compute(tree_reduce(summaries, _merge), progress=progress)
     return summary

@@ -25,6 +25,7 @@ import pandas as pd
 from ..errors import DataError, TrainingInterrupted, UnseenLabelError
 from ..execution import Submitter
 from ..progress import BlockProgress
+from .validation import ProgressiveScore, training_rows
 
 log = logging.getLogger("oocml")
 
@@ -39,6 +40,7 @@ class BlockRecipe:
     target: str | None
     labels: np.ndarray | None  # allowed target values, None: unchecked
     block_rows: int | None
+    holdout: float | None = None  # fraction of rows held out of training (see validation.py)
 
 
 def prepare(part: Any, recipe: BlockRecipe, index: int, row_seed: Sequence[int] | None) -> list[Block]:
@@ -47,6 +49,7 @@ def prepare(part: Any, recipe: BlockRecipe, index: int, row_seed: Sequence[int] 
         X, y = part
         X = recipe.prep.transform(X) if recipe.prep is not None else X
     else:
+        part = training_rows(part, recipe.holdout)
         y = part[recipe.target].to_numpy() if recipe.target is not None else None
         X = recipe.prep.transform(part) if recipe.prep is not None else part
     if recipe.labels is not None and y is not None:
@@ -127,8 +130,15 @@ def train(
     fit_params: dict[str, Any] | None = None,
     progress: bool = False,
     on_block: Callable[[int, int], None] | None = None,
+    progressive: str | None = None,
+    after_epoch: Callable[[int, Any, dict], bool] | None = None,
 ) -> TrainingLog:
-    """Stream ``parts`` (delayed partitions, or in-memory parts) through ``partial_fit``, ``epochs`` times."""
+    """Stream ``parts`` (delayed partitions, or in-memory parts) through ``partial_fit``, ``epochs`` times.
+
+    ``progressive`` (the task: "classification" or "regression") scores each block before
+    training on it; ``after_epoch(epoch, estimator, history_entry)`` runs after each epoch
+    and returns True to stop early.
+    """
     fit_params = fit_params or {}
     record = TrainingLog()
     bar = BlockProgress(len(parts) * epochs, progress)
@@ -141,9 +151,12 @@ def train(
                 tasks = (_load_task(parts[i], recipe, recipe_task, i,
                                     (seed or 0, epoch, i) if shuffle else None) for i in order)
                 epoch_rows = 0
+                scored = ProgressiveScore(progressive) if progressive else None
                 for index, blocks in zip(order, prefetched(submitter, tasks, prefetch)):
                     rows = 0
                     for X, y in blocks:
+                        if scored is not None and record.rows_seen + epoch_rows + rows > 0 and X.shape[0]:
+                            scored.add(estimator, X, y)
                         _partial_fit(estimator, X, y, fit_params, index)
                         rows += X.shape[0]
                     record.blocks_seen += len(blocks)
@@ -153,9 +166,15 @@ def train(
                         on_block(epoch, index)
                 record.rows_seen += epoch_rows
                 record.epochs = epoch + 1
-                record.history.append({"epoch": epoch + 1, "rows": epoch_rows,
-                                       "seconds": round(time.perf_counter() - start, 6)})
-                log.info("epoch %d/%d: %d rows", epoch + 1, epochs, epoch_rows)
+                entry = {"epoch": epoch + 1, "rows": epoch_rows}
+                if scored is not None and scored.score() is not None:
+                    entry["progressive_score"] = round(scored.score(), 6)
+                stop = after_epoch is not None and after_epoch(epoch + 1, estimator, entry)
+                entry["seconds"] = round(time.perf_counter() - start, 6)
+                record.history.append(entry)
+                log.info("epoch %d/%d: %s", epoch + 1, epochs, entry)
+                if stop:
+                    break
     except KeyboardInterrupt:
         raise TrainingInterrupted(
             f"training interrupted after {record.blocks_seen} blocks; the model was not kept"
