@@ -20,6 +20,7 @@ from .errors import ParameterError
 from .estimators import spec_for
 from .model import Model
 from .plan import And, Condition, Plan, Step, StreamOptions, freeze_params
+from .encoding import check_params
 from .preprocessing import IMPUTATIONS, SCALERS
 
 STRATEGIES = ("sequential",)
@@ -49,6 +50,16 @@ class Chain:
         if kind not in IMPUTATIONS:
             raise ParameterError(f"unknown imputation {kind!r}; choose one of {list(IMPUTATIONS)}")
         return replace(self, steps=self.steps + (Step("impute", kind),))
+
+    def encode(self, kind: str = "onehot", **params: int) -> Chain:
+        """Turn the categorical (string, categorical) features into numbers.
+
+        ``onehot`` (``max_categories=32`` per column, rarer values share one column),
+        ``ordinal`` (every value seen gets a number; -1 for unseen) or ``hash``
+        (``n_features=256`` signed hashed columns, no statistics needed).
+        """
+        check_params(kind, params)
+        return replace(self, steps=self.steps + (Step("encode", kind, freeze_params(params)),))
 
     def where(self, condition: str | Condition) -> Chain:
         """Keep the rows satisfying ``condition`` (the language's WHERE syntax, or a plan condition).
@@ -134,6 +145,10 @@ class MLAccessor:
     def impute(self, kind: str = "mean") -> Chain:
         """Start a chain with an imputation step (see :meth:`Chain.impute`)."""
         return Chain(self._frame).impute(kind)
+
+    def encode(self, kind: str = "onehot", **params: int) -> Chain:
+        """Start a chain with an encoding step (see :meth:`Chain.encode`)."""
+        return Chain(self._frame).encode(kind, **params)
 
     def where(self, condition: str | Condition) -> Chain:
         """Start a chain that keeps the rows satisfying ``condition`` (see :meth:`Chain.where`)."""

@@ -22,7 +22,9 @@ import numpy as np
 import pandas as pd
 import skops.io as sio
 from sklearn.metrics import log_loss
+from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
 
 from .errors import ColumnNotFoundError, DataError, ModelFileError, OocmlError
 from .execution import compute
@@ -31,6 +33,8 @@ from .preprocessing import tree_reduce
 
 FORMAT = "oocml.model"
 FORMAT_VERSION = 1
+# oocml's own classes a model file may hold (beyond the types skops trusts by default).
+OOCML_TYPES = ["oocml.encoding.HashEncoder"]
 
 
 class Model:
@@ -76,7 +80,7 @@ class Model:
                 ("parameters", _params_text(est)), ("target", self.target),
                 ("features", ", ".join(self.features)),
                 ("classes", None if self.classes is None else ", ".join(map(str, self.classes)))]
-        for name, step in self.pipeline.steps[1:-1]:
+        for name, step in _fitted_steps(self.pipeline):
             rows.append((f"step {name}", _step_text(step)))
         for key in ("rows_seen", "epochs", "blocks_seen", "train_seconds", "stats_seconds",
                     "passes"):
@@ -223,13 +227,13 @@ def load_model(path: str | os.PathLike) -> Model:
     except OSError as exc:
         raise ModelFileError(f"cannot read model file {str(path)!r}: {exc.strerror or exc}") from None
     try:
-        untrusted = sio.get_untrusted_types(data=data)
+        untrusted = [t for t in sio.get_untrusted_types(data=data) if t not in OOCML_TYPES]
         if untrusted:
             raise ModelFileError(
                 f"model file {str(path)!r} holds types oocml never writes, refused without loading: "
                 f"{', '.join(untrusted[:10])}"
             )
-        payload = sio.loads(data)
+        payload = sio.loads(data, trusted=OOCML_TYPES)
     except ModelFileError:
         raise
     except (zipfile.BadZipFile, KeyError, ValueError, TypeError, json.JSONDecodeError,
@@ -343,6 +347,21 @@ def _params_text(estimator: Any) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in sorted(changed.items())) or "(defaults)"
 
 
+def _fitted_steps(pipeline: Pipeline) -> list[tuple[str, Any]]:
+    """The preprocessing steps that learned something, looking inside ColumnTransformers."""
+    found = []
+    for name, step in pipeline.steps[:-1]:
+        if isinstance(step, ColumnTransformer):
+            for inner_name, inner, columns in step.transformers_:
+                if isinstance(inner, Pipeline):
+                    found += [(n, s) for n, s in inner.steps]
+                elif not isinstance(inner, str | FunctionTransformer):
+                    found.append((inner_name, inner))
+        else:
+            found.append((name, step))
+    return found
+
+
 def _step_text(step: Any) -> str:
     fitted = {k: v for k, v in vars(step).items() if k.endswith("_") and not k.startswith("_")}
     parts = [type(step).__name__]
@@ -350,6 +369,12 @@ def _step_text(step: Any) -> str:
         if fitted.get(key) is not None:
             value = np.round(np.asarray(fitted[key], dtype=float), 4)
             parts.append(f"{key}={value.tolist() if value.size <= 8 else str(value.size) + ' values'}")
+    if fitted.get("categories_") is not None:
+        columns = getattr(step, "feature_names_in_", range(len(step.categories_)))
+        parts.append("categories=" + ", ".join(f"{c}: {len(k)}"
+                                              for c, k in zip(columns, step.categories_)))
+    if hasattr(step, "n_features") and not fitted.get("categories_"):
+        parts.append(f"n_features={step.n_features}")
     return " ".join(parts)
 
 

@@ -24,7 +24,8 @@ def compile_train(stmt: ast.Train) -> Plan:
     if stmt.impute:
         steps.append(Step("impute", stmt.impute))
     if stmt.encode:
-        size = {"n_features": stmt.encode_size or 1024} if stmt.encode == "hash" else {}
+        size = ({} if stmt.encode_size is None
+                else {"n_features" if stmt.encode == "hash" else "max_categories": stmt.encode_size})
         steps.append(Step("encode", stmt.encode, freeze_params(size)))
     if stmt.scale and stmt.scale != "none":
         steps.append(Step("scale", stmt.scale))

@@ -18,6 +18,7 @@ from lark.lexer import PatternStr
 
 from ..errors import OocmlError, OocmlSyntaxError, did_you_mean
 from ..plan import And, Compare, Condition, In, IsNull, Not, Or, Source
+from ..encoding import ENCODINGS
 from ..preprocessing import IMPUTATIONS
 from . import ast
 
@@ -25,7 +26,6 @@ __all__ = ["KEYWORDS", "OocmlSyntaxError", "parse", "parse_condition", "split_st
            "statement_complete"]
 
 SCALINGS = ("standard", "minmax", "maxabs", "none")
-ENCODINGS = ("onehot", "ordinal", "hash")
 REDUCTIONS = ("pca",)
 _FLIP = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "=": "=", "!=": "!="}
 _READABLE = {"NAME": "a name", "QUOTED_NAME": None, "STRING": "a quoted string",
@@ -214,10 +214,11 @@ class _ToAst(Transformer):
         position = _meta_position(meta)
         method, *size = _values(children)
         method = _choice(method, ENCODINGS, "encoding", position)
-        if size and method != "hash":
-            raise _fail(f"ENCODE {method} takes no number (only ENCODE hash n does)", position)
+        if size and method == "ordinal":
+            raise _fail("ENCODE ordinal takes no number (ENCODE onehot n caps the categories per "
+                        "column; ENCODE hash n sets the hashed columns)", position)
         return _Clause("ENCODE", meta, encode=method,
-                       encode_size=_whole(size[0], "ENCODE hash", position) if size else None)
+                       encode_size=_whole(size[0], f"ENCODE {method}", position) if size else None)
 
     def impute_clause(self, meta, children):
         return _Clause("IMPUTE", meta, impute=_choice(_values(children)[0], IMPUTATIONS,

@@ -22,6 +22,7 @@ from ..estimators import build, task_of
 from ..model import Model, plan_as_dict
 from ..partitions import where_partitions
 from ..plan import Plan, Step
+from ..encoding import check_params, encoder_and_rows, is_categorical
 from ..preprocessing import IMPUTATIONS, SCALERS, fitted_imputer
 from ..progress import progress_enabled
 from .stats import Summary, statistics_pass
@@ -65,18 +66,55 @@ def resolve_columns(plan: Plan, columns: list[str]) -> list[str]:
     return features
 
 
-def check_numeric(meta: pd.DataFrame, features: list[str], steps: tuple[Step, ...]) -> None:
-    """Refuse non-numeric features when no step encodes them, naming the columns."""
-    if any(s.kind == "encode" for s in steps):
-        return
-    bad = [c for c in features if not (pd.api.types.is_numeric_dtype(meta[c].dtype)
-                                       or pd.api.types.is_bool_dtype(meta[c].dtype))]
-    if bad:
-        details = ", ".join(f"{c!r} ({meta[c].dtype})" for c in bad)
+def split_features(meta: pd.DataFrame, features: list[str],
+                   steps: tuple[Step, ...]) -> tuple[list[str], list[str]]:
+    """(numeric, categorical) features; non-numeric ones are refused unless a step encodes them."""
+    categorical = [c for c in features if is_categorical(meta[c].dtype)]
+    encodes = [s for s in steps if s.kind == "encode"]
+    if len(encodes) > 1:
+        raise ParameterError("a plan takes one encoding step (it applies to every categorical column)")
+    if categorical and not encodes:
+        details = ", ".join(f"{c!r} ({meta[c].dtype})" for c in categorical)
         raise DataError(
             f"non-numeric feature column(s) {details}: add an encoder (.encode('onehot') / "
             "ENCODE onehot) or leave them out (FEATURES * EXCLUDE (...) / .select(exclude=[...]))"
         )
+    if encodes:
+        check_params(encodes[0].method, dict(encodes[0].params))
+    return [c for c in features if c not in categorical], categorical
+
+
+def preprocessing(plan: Plan, summary: Summary, numeric: list[str], categorical: list[str],
+                  meta: pd.DataFrame) -> list[tuple[str, Any]]:
+    """The fitted pipeline steps before the estimator, all from the one statistics pass.
+
+    Without categorical features: select -> each numeric step, flat. With them, the
+    scikit-learn idiom: a ColumnTransformer with the numeric steps on the numeric
+    columns and the encoder on the categorical ones (encoded columns are not scaled).
+    """
+    numeric_steps = tuple(s for s in plan.steps if s.kind != "encode")
+    fitted = fit_steps(numeric_steps, summary, numeric) if numeric else []
+    if not categorical:
+        select = ColumnTransformer([("features", "passthrough", numeric)], remainder="drop",
+                                   verbose_feature_names_out=False).fit(meta[numeric])
+        return [("select", select), *fitted]
+    (encode,) = [s for s in plan.steps if s.kind == "encode"]
+    encoder, rows = encoder_and_rows(encode.method, dict(encode.params), categorical,
+                                     summary.categories)
+    synthetic = pd.concat([pd.DataFrame(0.0, index=rows.index, columns=numeric), rows], axis=1)
+    # Fit with the numeric part passed through, then put the numeric steps fitted out-of-core
+    # in its place: same columns in, same width out.
+    features = ColumnTransformer(
+        [("numeric", "passthrough", numeric), (encode.method, encoder, categorical)],
+        remainder="drop", sparse_threshold=1.0 if encode.method == "hash" else 0.0,
+        verbose_feature_names_out=False).fit(synthetic[numeric + categorical])
+    if fitted:
+        fitted[0][1].feature_names_in_ = np.asarray(numeric, dtype=object)
+        position = [name for name, *_ in features.transformers_].index("numeric")
+        features.transformers_[position] = ("numeric", Pipeline(fitted), numeric)
+        # Shown by repr and get_params: the steps that really run, not the placeholder.
+        features.transformers = [t for t in features.transformers_ if t[0] != "remainder"]
+    return [("features", features)]
 
 
 def check_summary(summary: Summary, features: list[str], plan: Plan, task: str) -> None:
@@ -161,7 +199,7 @@ def fit_plan(plan: Plan, data: Any, *, progress: bool | None = None) -> Model:
     check_supported(plan)
     frame = as_dask(data, plan.stream.block_rows)
     features = resolve_columns(plan, list(frame.columns))
-    check_numeric(frame._meta, features, plan.steps)
+    numeric, categorical = split_features(frame._meta, features, plan.steps)
     estimator = build(plan.estimator)
     task = task_of(estimator)
     if task != "clustering" and plan.target is None:
@@ -176,17 +214,17 @@ def fit_plan(plan: Plan, data: Any, *, progress: bool | None = None) -> Model:
     discover = task == "classification" and plan.classes is None
     median = any(s.kind == "impute" and s.method == "median" for s in plan.steps)
     holdout = plan.stream.holdout
-    summary = statistics_pass(parts, features, plan.target, discover, median, holdout,
+    counted = tuple(categorical) if any(s.kind == "encode" and s.method != "hash"
+                                        for s in plan.steps) else ()
+    summary = statistics_pass(parts, numeric, plan.target, discover, median, holdout, counted,
                               progress=show)
-    check_summary(summary, features, plan, task)
+    check_summary(summary, numeric, plan, task)
     stats_seconds = time.perf_counter() - start
     classes = np.asarray(plan.classes) if plan.classes is not None else summary.labels
     log.info("statistics pass: %d rows, %d partitions, %.2fs", summary.rows,
              len(summary.partition_rows), stats_seconds)
 
-    select = ColumnTransformer([("features", "passthrough", features)], remainder="drop",
-                               verbose_feature_names_out=False).fit(frame[columns]._meta)
-    steps = [("select", select), *fit_steps(plan.steps, summary, features)]
+    steps = preprocessing(plan, summary, numeric, categorical, frame._meta)
     recipe = BlockRecipe(prep=Pipeline(steps), target=plan.target,
                          labels=classes if task == "classification" else None,
                          block_rows=plan.stream.block_rows, holdout=holdout)

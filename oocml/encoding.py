@@ -1,0 +1,154 @@
+"""Categorical features: value counts from the fused statistics pass, and the fitted encoders.
+
+``onehot`` keeps the ``max_categories`` most frequent values of each column and
+puts every other value (rare, unseen or missing) in one ``infrequent`` column;
+``ordinal`` numbers every value seen (-1 for unseen or missing); ``hash`` needs
+no statistics at all. The encoders are scikit-learn's own (``OneHotEncoder``,
+``OrdinalEncoder``), fitted on a few synthetic rows that reproduce the decisions
+taken from the counts, plus :class:`HashEncoder` for ``hash``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
+
+from .errors import DataError, ParameterError
+
+ENCODINGS = ("onehot", "ordinal", "hash")
+DEFAULTS = {"onehot": {"max_categories": 32}, "ordinal": {}, "hash": {"n_features": 256}}
+MAX_DISTINCT = 100_000  # per column: beyond this, counting costs memory; ENCODE hash needs none
+OTHER = "(other)"  # the synthetic value standing for every rare one
+
+
+def is_categorical(dtype: Any) -> bool:
+    """Strings, pandas categoricals and objects: what an encoder must turn into numbers."""
+    return not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype))
+
+
+def check_params(method: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The encoder's parameters with defaults filled in; unknown names or bad values refused."""
+    if method not in ENCODINGS:
+        raise ParameterError(f"unknown encoding {method!r}; choose one of {list(ENCODINGS)}")
+    allowed = DEFAULTS[method]
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise ParameterError(f"ENCODE {method} takes no parameter {unknown[0]!r}"
+                             + (f"; it takes {list(allowed)}" if allowed else ""))
+    merged = {**allowed, **params}
+    for name, value in merged.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ParameterError(f"ENCODE {method} {name} must be a whole number >= 1, not {value!r}")
+    return merged
+
+
+def count_values(frame: pd.DataFrame, columns: list[str]) -> dict[str, pd.Series]:
+    """How often each (non-missing) value occurs in each column of one partition."""
+    counts = {}
+    for column in columns:
+        values = frame[column]
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            values = values.astype(object)
+        counts[column] = values.value_counts(dropna=True, sort=False)
+        _check_distinct(column, counts[column])
+    return counts
+
+
+def merge_counts(a: dict[str, pd.Series], b: dict[str, pd.Series]) -> dict[str, pd.Series]:
+    merged = {c: a[c].add(b[c], fill_value=0).astype(np.int64) for c in a}
+    for column, counts in merged.items():
+        _check_distinct(column, counts)
+    return merged
+
+
+def _check_distinct(column: str, counts: pd.Series) -> None:
+    if len(counts) > MAX_DISTINCT:
+        raise DataError(f"categorical column {column!r} has more than {MAX_DISTINCT:,} distinct "
+                        "values: use ENCODE hash n / .encode('hash', n_features=n) for it")
+
+
+def encoder_and_rows(method: str, params: dict[str, Any], columns: list[str],
+                     counts: dict[str, pd.Series] | None) -> tuple[Any, pd.DataFrame]:
+    """An unfitted encoder and the few synthetic rows that fit it as the counts say."""
+    params = check_params(method, params)
+    if method == "hash":
+        return HashEncoder(**params), pd.DataFrame({c: ["a"] for c in columns})
+    kept, rows = {}, {}
+    for column in columns:
+        values = counts[column]
+        if values.empty:
+            raise DataError(f"categorical column {column!r} holds no values at all: nothing to "
+                            "encode; leave it out")
+        # Most frequent first; ties broken by the value itself, so the choice is deterministic.
+        ranked = sorted(values.items(), key=lambda item: (-item[1], str(item[0])))
+        if method == "onehot":
+            top = [v for v, _ in ranked[: params["max_categories"]]]
+            kept[column] = top
+            rows[column] = top + top + ([OTHER] if len(ranked) > len(top) else [])
+        else:
+            kept[column] = sorted((v for v, _ in ranked), key=str)
+            rows[column] = list(kept[column])
+    length = max(len(r) for r in rows.values())
+    synthetic = pd.DataFrame({c: r + [r[0]] * (length - len(r)) for c, r in rows.items()},
+                             dtype=object)
+    if method == "onehot":
+        # A value seen once in the synthetic rows (only OTHER) is "infrequent": the other bucket.
+        encoder = OneHotEncoder(categories=[sorted(set(rows[c]), key=str) for c in columns],
+                                handle_unknown="infrequent_if_exist", min_frequency=2,
+                                sparse_output=False)
+    else:
+        encoder = OrdinalEncoder(categories=[kept[c] for c in columns],
+                                 handle_unknown="use_encoded_value", unknown_value=-1,
+                                 encoded_missing_value=-1)
+    return encoder, synthetic
+
+
+class HashEncoder(TransformerMixin, BaseEstimator):
+    """Stateless hashing of categorical columns into ``n_features`` signed sparse columns.
+
+    Each value is hashed together with its column, so equal values in two columns
+    land apart; the sign bit halves the bias of collisions (as ``FeatureHasher``).
+    ``FeatureHasher`` itself wants one list of strings per row, which costs a
+    Python loop per row; here every column is hashed at once with pandas.
+    """
+
+    def __init__(self, n_features: int = 256):
+        self.n_features = n_features
+
+    def fit(self, X: Any, y: Any = None) -> HashEncoder:
+        self._validate_data_columns(X)
+        return self
+
+    def transform(self, X: Any) -> sparse.csr_matrix:
+        frame = pd.DataFrame(X)
+        n = len(frame)
+        width = frame.shape[1]
+        if width == 0 or n == 0:
+            return sparse.csr_matrix((n, self.n_features))
+        columns, signs = [], []
+        for position in range(width):
+            values = frame.iloc[:, position].astype(object).to_numpy()
+            hashed = pd.util.hash_array(values, hash_key=f"oocml-hash-{position:05d}")
+            columns.append((hashed % np.uint64(self.n_features)).astype(np.int64))
+            signs.append(np.where(hashed >> np.uint64(63), -1.0, 1.0))
+        indices = np.stack(columns, axis=1).ravel()
+        data = np.stack(signs, axis=1).ravel()
+        indptr = np.arange(0, n * width + 1, width)
+        matrix = sparse.csr_matrix((data, indices, indptr), shape=(n, self.n_features))
+        matrix.sum_duplicates()
+        return matrix
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        return np.asarray([f"hash_{i}" for i in range(self.n_features)], dtype=object)
+
+    def _validate_data_columns(self, X: Any) -> None:
+        if not isinstance(self.n_features, int) or self.n_features < 1:
+            raise ParameterError(f"n_features must be a whole number >= 1, not {self.n_features!r}")
+        self.n_features_in_ = np.shape(X)[1]
+        if hasattr(X, "columns"):
+            self.feature_names_in_ = np.asarray(X.columns, dtype=object)
