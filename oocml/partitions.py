@@ -73,9 +73,11 @@ def read_piece(path: str, row_groups: list[int] | None, columns: list[str],
     # One block per column: numeric columns arrive without a copy (3x faster than one 2D block
     # here); the engine gathers rows a few megabytes at a time anyway (oocml.chunks).
     frame = table.to_pandas(use_threads=False, split_blocks=True)[columns]
-    if list(frame.dtypes) != list(meta.dtypes):
-        frame = frame.astype(meta.dtypes.to_dict())
-    return frame
+    # Cast to dask's dtypes, except categoricals: dask's meta does not know their categories
+    # (each file has its own dictionary), and casting to it would turn values into NaN.
+    wanted = {c: t for c, t in meta.dtypes.items()
+              if frame[c].dtype != t and not isinstance(t, pd.CategoricalDtype)}
+    return frame.astype(wanted) if wanted else frame
 
 
 def partitions(frame: dd.DataFrame) -> list[Delayed]:
