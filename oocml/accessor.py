@@ -61,6 +61,15 @@ class Chain:
         check_params(kind, params)
         return replace(self, steps=self.steps + (Step("encode", kind, freeze_params(params)),))
 
+    def reduce(self, kind: str = "pca", n_components: int = 10) -> Chain:
+        """Project onto ``n_components`` principal components (scikit-learn's IncrementalPCA,
+        fitted by its own ``partial_fit`` pass); the last step, after every other one."""
+        if kind != "pca":
+            raise ParameterError(f"unknown reduction {kind!r}; choose 'pca'")
+        _check_positive(n_components=n_components)
+        return replace(self, steps=self.steps + (
+            Step("reduce", kind, freeze_params({"n_components": n_components})),))
+
     def where(self, condition: str | Condition) -> Chain:
         """Keep the rows satisfying ``condition`` (the language's WHERE syntax, or a plan condition).
 
@@ -100,6 +109,10 @@ class Chain:
             raise ParameterError(f"holdout must be a fraction between 0 and 1, not {holdout!r}")
         if strategy not in STRATEGIES:
             raise ParameterError(f"unknown strategy {strategy!r}; choose one of {list(STRATEGIES)}")
+        kinds = [s.kind for s in self.steps]
+        if "reduce" in kinds[:-1]:
+            raise ParameterError(".reduce() must be the last step of the chain (it projects "
+                                 "what every other step produced)")
         chosen = self.select(features, self.exclude) if features is not None else self
         return Plan(
             estimator=spec_for(estimator, params, random_state),
@@ -149,6 +162,10 @@ class MLAccessor:
     def encode(self, kind: str = "onehot", **params: int) -> Chain:
         """Start a chain with an encoding step (see :meth:`Chain.encode`)."""
         return Chain(self._frame).encode(kind, **params)
+
+    def reduce(self, kind: str = "pca", n_components: int = 10) -> Chain:
+        """Start a chain with a reduction step (see :meth:`Chain.reduce`)."""
+        return Chain(self._frame).reduce(kind, n_components)
 
     def where(self, condition: str | Condition) -> Chain:
         """Start a chain that keeps the rows satisfying ``condition`` (see :meth:`Chain.where`)."""

@@ -23,7 +23,7 @@ from .errors import OocmlError, ParameterError
 from .estimators import build, task_of
 from .execution import progress_bar
 from .model import Model, load_model
-from .plan import Plan, Source
+from .plan import Plan, Source, Step
 from .progress import progress_enabled
 from .sources import local_files, detect_format, open_source
 
@@ -143,8 +143,11 @@ class Session:
         stream = plan.stream
         schema = ", ".join(f"{c} {t}" for c, t in frame.dtypes.astype(str).items())
         statistics = ["row counts", "NaN/infinity checks of every feature"]
+        what = {"impute": "{m} of each numeric feature", "scale": "{m} scaling moments",
+                "encode": "value counts of each categorical feature ({m})"}
         for step in plan.steps:
-            statistics.append(f"{step.kind} {step.method} statistics")
+            if step.kind in what and (step.kind, step.method) != ("encode", "hash"):
+                statistics.append(what[step.kind].format(m=step.method))
         if task == "classification" and plan.classes is None:
             statistics.append(f"class labels of {plan.target}")
         order = (f"shuffled (seed {plan.random_state}), rows permuted inside each block"
@@ -172,6 +175,11 @@ class Session:
             statistics[0] = f"row counts (statistics from the {1 - stream.holdout:.0%} training rows)"
             order += f", {stream.holdout:.0%} of rows held out by a hash of their values"
         number = 2
+        reduction = next((s for s in plan.steps if s.kind == "reduce"), None)
+        if reduction is not None:
+            lines.append(f"    2. {reduction.method} projection: IncrementalPCA("
+                         f"{_params_of(reduction)}).partial_fit on the preprocessed blocks")
+            number = 3
         for epoch in range(stream.epochs):
             lines.append(f"    {number}. training epoch {epoch + 1}/{stream.epochs}: blocks {order} "
                          f"-> {' -> '.join(['select', *[s.kind for s in plan.steps]])} -> "
@@ -186,6 +194,10 @@ class Session:
         lines += ["  equivalent Python:",
                   *("    " + line for line in format_plan_as_accessor(plan).splitlines())]
         return "\n".join(lines)
+
+
+def _params_of(step: Step) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in step.params)
 
 
 def _params(plan: Plan) -> str:

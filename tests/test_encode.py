@@ -140,3 +140,27 @@ def test_encoding_errors(shops_dir, monkeypatch):
     monkeypatch.setattr(oocml.encoding, "MAX_DISTINCT", 4)
     with pytest.raises(DataError, match="'city' has more than 4 distinct values: use ENCODE hash"):
         data.ml.encode("onehot").fit_incremental(SGDClassifier, target="y")
+
+
+def test_reduce_pca_has_its_own_pass_and_matches_sklearn(binary_dir):
+    from sklearn.decomposition import IncrementalPCA
+    from sklearn.preprocessing import StandardScaler
+
+    frame = counted_frame(binary_dir)
+    model = frame.ml.scale().reduce("pca", n_components=3).fit_incremental(SGDClassifier, target="y")
+    assert len(READS) == 6 * 3 and model.info["passes"] == 3
+    pca = model.pipeline.named_steps["reduce"]
+    truth = pd.read_parquet(binary_dir)
+    X = StandardScaler().fit_transform(truth[model.feature_names])
+    reference = IncrementalPCA(n_components=3)
+    for start in range(0, len(X), 5_000):  # the same blocks: one per file of 5,000 rows
+        reference.partial_fit(X[start:start + 5_000])
+    np.testing.assert_allclose(np.abs(pca.components_), np.abs(reference.components_), atol=1e-8)
+    assert model.pipeline[:-1].transform(truth.head(4)).shape == (4, 3)
+    via_sql = oocml.Session().sql(f"TRAIN sgd ON '{binary_dir}' PREDICT y SCALE standard "
+                                  "REDUCE pca 3")
+    np.testing.assert_array_equal(via_sql.estimator.coef_, model.estimator.coef_)
+    explained = oocml.Session().sql(f"EXPLAIN TRAIN sgd ON '{binary_dir}' PREDICT y REDUCE pca 3")
+    assert "2. pca projection: IncrementalPCA(n_components=3)" in explained
+    with pytest.raises(ParameterError, match="must be the last step"):
+        frame.ml.reduce("pca", n_components=2).scale().fit_incremental(SGDClassifier, target="y")

@@ -92,7 +92,7 @@ def preprocessing(plan: Plan, summary: Summary, numeric: list[str], categorical:
     scikit-learn idiom: a ColumnTransformer with the numeric steps on the numeric
     columns and the encoder on the categorical ones (encoded columns are not scaled).
     """
-    numeric_steps = tuple(s for s in plan.steps if s.kind != "encode")
+    numeric_steps = tuple(s for s in plan.steps if s.kind not in ("encode", "reduce"))
     fitted = fit_steps(numeric_steps, summary, numeric) if numeric else []
     if not categorical:
         select = ColumnTransformer([("features", "passthrough", numeric)], remainder="drop",
@@ -181,6 +181,22 @@ def fit_steps(steps: tuple[Step, ...], summary: Summary,
     return fitted
 
 
+def fit_reduction(step: Step, parts: list, steps: list[tuple[str, Any]], plan: Plan,
+                  progress: bool) -> Any:
+    """``REDUCE pca n``: IncrementalPCA fitted by its own ``partial_fit`` pass over the
+    preprocessed blocks (a projection needs the scaled data, so it cannot join the
+    statistics pass)."""
+    from sklearn.decomposition import IncrementalPCA
+
+    if step.method != "pca":
+        raise ParameterError(f"unknown reduction {step.method!r}; choose 'pca'")
+    pca = IncrementalPCA(**dict(step.params))
+    recipe = BlockRecipe(prep=Pipeline(steps), target=None, labels=None,
+                         block_rows=plan.stream.block_rows, holdout=plan.stream.holdout)
+    train(pca, parts, recipe, prefetch=plan.stream.prefetch, progress=progress)
+    return pca
+
+
 def check_supported(plan: Plan) -> None:
     """Refuse, before any read, the options this version cannot run yet."""
     stream = plan.stream
@@ -225,6 +241,9 @@ def fit_plan(plan: Plan, data: Any, *, progress: bool | None = None) -> Model:
              len(summary.partition_rows), stats_seconds)
 
     steps = preprocessing(plan, summary, numeric, categorical, frame._meta)
+    reduction = next((s for s in plan.steps if s.kind == "reduce"), None)
+    if reduction is not None:
+        steps.append(("reduce", fit_reduction(reduction, parts, steps, plan, show)))
     recipe = BlockRecipe(prep=Pipeline(steps), target=plan.target,
                          labels=classes if task == "classification" else None,
                          block_rows=plan.stream.block_rows, holdout=holdout)
@@ -241,7 +260,8 @@ def fit_plan(plan: Plan, data: Any, *, progress: bool | None = None) -> Model:
                    after_epoch=monitor)
     info = {"rows_seen": record.rows_seen, "epochs": record.epochs,
             "blocks_seen": record.blocks_seen, "partitions": len(summary.partition_rows),
-            "rows": summary.rows, "passes": 1 + record.epochs * (2 if monitor else 1),
+            "rows": summary.rows,
+            "passes": 1 + (reduction is not None) + record.epochs * (2 if monitor else 1),
             "stats_seconds": round(stats_seconds, 6), "train_seconds": round(record.seconds, 6),
             "history": record.history}
     if monitor is not None:
