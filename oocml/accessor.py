@@ -8,6 +8,7 @@ A column named ``ml`` is shadowed by the accessor; ``ddf["ml"]`` still works.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -15,12 +16,12 @@ from typing import Any
 import pandas as pd
 from dask.dataframe.extensions import register_dataframe_accessor as register_dask_accessor
 
+from .encoding import check_params
 from .engine.fit import fit_plan
 from .errors import ParameterError
 from .estimators import spec_for
 from .model import Model
 from .plan import And, Condition, Plan, Step, StreamOptions, freeze_params
-from .encoding import check_params
 from .preprocessing import IMPUTATIONS, SCALERS
 
 STRATEGIES = ("sequential",)
@@ -96,14 +97,18 @@ class Chain:
              epochs: int = 1, shuffle: bool = False, random_state: int | None = 0,
              block_rows: int | None = None, prefetch: int = 2, strategy: str = "sequential",
              holdout: float | None = None, patience: int | None = None,
-             **params: Any) -> Plan:
+             checkpoint: str | os.PathLike | None = None, checkpoint_every: int | None = None,
+             resume: bool = False, **params: Any) -> Plan:
         """The Plan ``fit_incremental`` would run, without running it.
 
         ``holdout``: a fraction of rows (picked by a hash of their values) kept out of
         training and scored after each epoch; ``patience``: stop after that many epochs
-        without a better holdout score and keep the best epoch's model.
+        without a better holdout score and keep the best epoch's model. ``checkpoint``:
+        a file where the training state is written atomically every ``checkpoint_every``
+        partitions (default 10); ``resume=True`` continues from it after a crash.
         """
-        _check_positive(epochs=epochs, prefetch=prefetch, block_rows=block_rows, patience=patience)
+        _check_positive(epochs=epochs, prefetch=prefetch, block_rows=block_rows, patience=patience,
+                        checkpoint_every=checkpoint_every)
         if holdout is not None and (isinstance(holdout, bool) or not isinstance(holdout, int | float)
                                     or not 0 < holdout < 1):
             raise ParameterError(f"holdout must be a fraction between 0 and 1, not {holdout!r}")
@@ -125,7 +130,9 @@ class Chain:
             stream=StreamOptions(epochs=epochs, block_rows=block_rows, shuffle=shuffle,
                                  prefetch=prefetch, strategy=strategy,
                                  holdout=None if holdout is None else float(holdout),
-                                 patience=patience),
+                                 patience=patience,
+                                 checkpoint=None if checkpoint is None else os.fspath(checkpoint),
+                                 checkpoint_every=checkpoint_every, resume=bool(resume)),
             random_state=random_state,
         )
 

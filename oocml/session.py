@@ -18,6 +18,7 @@ from .conditions import parquet_filters, to_text
 from .dsl import ast
 from .dsl.compile import algorithms_table, compile_train, format_plan_as_accessor
 from .dsl.parser import parse
+from .engine.checkpoint import DEFAULT_EVERY
 from .engine.fit import fit_plan, resolve_columns
 from .errors import OocmlError, ParameterError
 from .estimators import build, task_of
@@ -191,6 +192,10 @@ class Session:
                         if stream.patience else "")
                 lines.append(f"    {number}. holdout score after epoch {epoch + 1}, one parallel pass{stop}")
                 number += 1
+        if stream.checkpoint is not None:
+            lines.append(f"  checkpoint: '{stream.checkpoint}' every "
+                         f"{stream.checkpoint_every or DEFAULT_EVERY} blocks"
+                         + (", resumed if it exists" if stream.resume else ""))
         lines += ["  equivalent Python:",
                   *("    " + line for line in format_plan_as_accessor(plan).splitlines())]
         return "\n".join(lines)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import dask.dataframe as dd
@@ -27,6 +28,7 @@ from ..preprocessing import IMPUTATIONS, SCALERS, fitted_imputer
 from ..progress import progress_enabled
 from .stats import Summary, statistics_pass
 from .stream import BlockRecipe, train
+from .checkpoint import DEFAULT_EVERY, Checkpoint, fingerprint
 from .validation import HoldoutMonitor
 
 log = logging.getLogger("oocml")
@@ -204,10 +206,11 @@ def check_supported(plan: Plan) -> None:
         raise ParameterError(f"holdout must be a fraction between 0 and 1, not {stream.holdout!r}")
     if stream.patience is not None and stream.holdout is None:
         raise ParameterError("early stopping (patience) needs a holdout fraction to watch")
-    for wanted, what in [(stream.strategy != "sequential", f"strategy {stream.strategy!r} (PARALLEL)"),
-                         (stream.checkpoint is not None or stream.resume, "CHECKPOINT / RESUME")]:
-        if wanted:
-            raise ParameterError(f"{what} is not supported yet")
+    if stream.checkpoint is None and (stream.resume or stream.checkpoint_every is not None):
+        raise ParameterError("RESUME and EVERY n BLOCKS need a checkpoint path "
+                             "(CHECKPOINT 'path' / checkpoint='path')")
+    if stream.strategy != "sequential":
+        raise ParameterError(f"strategy {stream.strategy!r} (PARALLEL) is not supported yet")
 
 
 def fit_plan(plan: Plan, data: Any, *, progress: bool | None = None) -> Model:
@@ -253,11 +256,20 @@ def fit_plan(plan: Plan, data: Any, *, progress: bool | None = None) -> Model:
         monitor = HoldoutMonitor(parts, Pipeline(steps), features, plan.target, task,
                                  None if classes is None else classes.tolist(), holdout,
                                  plan.stream.patience, progress=show)
+    checkpoint, resume = None, None
+    if plan.stream.checkpoint is not None:
+        checkpoint = Checkpoint(Path(plan.stream.checkpoint), fingerprint(plan, summary), monitor)
+        saved = checkpoint.read() if plan.stream.resume else None
+        if saved is not None:
+            estimator, resume = saved[0], saved[1:]
     record = train(estimator, parts, recipe, epochs=plan.stream.epochs,
                    shuffle=plan.stream.shuffle, seed=plan.random_state,
                    prefetch=plan.stream.prefetch, fit_params=fit_params, progress=show,
                    progressive=task if holdout is not None and task != "clustering" else None,
-                   after_epoch=monitor)
+                   after_epoch=monitor, resume=resume, checkpoint=checkpoint,
+                   checkpoint_every=plan.stream.checkpoint_every or DEFAULT_EVERY)
+    if checkpoint is not None:
+        checkpoint.remove()
     info = {"rows_seen": record.rows_seen, "epochs": record.epochs,
             "blocks_seen": record.blocks_seen, "partitions": len(summary.partition_rows),
             "rows": summary.rows,

@@ -118,6 +118,17 @@ class TrainingLog:
     history: list[dict] = field(default_factory=list)
 
 
+@dataclass
+class Position:
+    """Where the stream is: the epoch (0-based), how many partitions of its order are done,
+    and that epoch's running totals. With the log, what a checkpoint must save."""
+
+    epoch: int = 0
+    done: int = 0
+    epoch_rows: int = 0
+    scored: ProgressiveScore | None = None
+
+
 def train(
     estimator: Any,
     parts: Sequence[Any],
@@ -129,59 +140,69 @@ def train(
     prefetch: int = 2,
     fit_params: dict[str, Any] | None = None,
     progress: bool = False,
-    on_block: Callable[[int, int], None] | None = None,
     progressive: str | None = None,
     after_epoch: Callable[[int, Any, dict], bool] | None = None,
+    resume: tuple[Position, TrainingLog] | None = None,
+    checkpoint: Callable[[Any, Position, TrainingLog], None] | None = None,
+    checkpoint_every: int = 1,
 ) -> TrainingLog:
     """Stream ``parts`` (delayed partitions, or in-memory parts) through ``partial_fit``, ``epochs`` times.
 
     ``progressive`` (the task: "classification" or "regression") scores each block before
     training on it; ``after_epoch(epoch, estimator, history_entry)`` runs after each epoch
-    and returns True to stop early.
+    and returns True to stop early; ``checkpoint(estimator, position, log)`` runs every
+    ``checkpoint_every`` partitions, and ``resume`` continues from such a saved state.
     """
     fit_params = fit_params or {}
-    record = TrainingLog()
-    bar = BlockProgress(len(parts) * epochs, progress)
-    start = time.perf_counter()
+    position, record = resume if resume is not None else (Position(), TrainingLog())
+    if resume is None and progressive:
+        position.scored = ProgressiveScore(progressive)
+    done_before = position.epoch * len(parts) + position.done
+    bar = BlockProgress(len(parts) * epochs - done_before, progress)
+    start, seconds_before, trained = time.perf_counter(), record.seconds, 0
     recipe_task = dask.delayed(recipe)
     try:
         with Submitter(prefetch) as submitter:
-            for epoch in range(epochs):
-                order = epoch_order(len(parts), epoch, shuffle, seed)
+            for epoch in range(position.epoch, epochs):
+                if epoch != position.epoch:
+                    position = Position(epoch, scored=ProgressiveScore(progressive) if progressive else None)
+                todo = epoch_order(len(parts), epoch, shuffle, seed)[position.done:]
                 tasks = (_load_task(parts[i], recipe, recipe_task, i,
-                                    (seed or 0, epoch, i) if shuffle else None) for i in order)
-                epoch_rows = 0
-                scored = ProgressiveScore(progressive) if progressive else None
-                for index, blocks in zip(order, prefetched(submitter, tasks, prefetch)):
+                                    (seed or 0, epoch, i) if shuffle else None) for i in todo)
+                for index, blocks in zip(todo, prefetched(submitter, tasks, prefetch)):
                     rows = 0
                     for X, y in blocks:
-                        if scored is not None and record.rows_seen + epoch_rows + rows > 0 and X.shape[0]:
-                            scored.add(estimator, X, y)
+                        trained_before = record.rows_seen + position.epoch_rows + rows > 0
+                        if position.scored is not None and trained_before and X.shape[0]:
+                            position.scored.add(estimator, X, y)
                         _partial_fit(estimator, X, y, fit_params, index)
                         rows += X.shape[0]
                     record.blocks_seen += len(blocks)
-                    epoch_rows += rows
+                    position.epoch_rows += rows
+                    position.done += 1
                     bar.update(rows, epoch, epochs)
-                    if on_block is not None:
-                        on_block(epoch, index)
-                record.rows_seen += epoch_rows
+                    trained += 1
+                    if checkpoint is not None and trained % checkpoint_every == 0:
+                        record.seconds = seconds_before + time.perf_counter() - start
+                        checkpoint(estimator, position, record)
+                record.rows_seen += position.epoch_rows
                 record.epochs = epoch + 1
-                entry = {"epoch": epoch + 1, "rows": epoch_rows}
-                if scored is not None and scored.score() is not None:
-                    entry["progressive_score"] = round(scored.score(), 6)
+                entry = {"epoch": epoch + 1, "rows": position.epoch_rows}
+                if position.scored is not None and position.scored.score() is not None:
+                    entry["progressive_score"] = round(position.scored.score(), 6)
                 stop = after_epoch is not None and after_epoch(epoch + 1, estimator, entry)
-                entry["seconds"] = round(time.perf_counter() - start, 6)
+                entry["seconds"] = round(seconds_before + time.perf_counter() - start, 6)
                 record.history.append(entry)
                 log.info("epoch %d/%d: %s", epoch + 1, epochs, entry)
                 if stop:
                     break
     except KeyboardInterrupt:
-        raise TrainingInterrupted(
-            f"training interrupted after {record.blocks_seen} blocks; the model was not kept"
-        ) from None
+        kept = ("; continue from the last checkpoint with RESUME / resume=True"
+                if checkpoint is not None else "; the model was not kept")
+        raise TrainingInterrupted(f"training interrupted after {record.blocks_seen} blocks{kept}") from None
     finally:
         bar.close()
-    record.seconds = time.perf_counter() - start
+    record.seconds = seconds_before + time.perf_counter() - start
     return record
 
 
