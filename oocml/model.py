@@ -33,8 +33,12 @@ from .preprocessing import tree_reduce
 
 FORMAT = "oocml.model"
 FORMAT_VERSION = 1
-# oocml's own classes a model file may hold (beyond the types skops trusts by default).
-OOCML_TYPES = ["oocml.encoding.HashEncoder"]
+# The classes a model file oocml writes may hold beyond those skops trusts by default: oocml's
+# own, and the optimizer state MLP models keep to go on training with partial_fit.
+OOCML_TYPES = ["oocml.encoding.HashEncoder",
+               "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
+               "sklearn.neural_network._stochastic_optimizers.SGDOptimizer"]
+SILHOUETTE_SAMPLE = 10_000
 
 
 class Model:
@@ -179,9 +183,28 @@ class Model:
             rows = [("r2", 1.0 - totals["sse"] / _total_sum_of_squares(totals)),
                     ("rmse", np.sqrt(totals["sse"] / n)), ("mae", totals["sae"] / n)]
         else:
-            rows = [("inertia", totals["inertia"]), ("mean inertia", totals["inertia"] / n)]
+            rows = [("inertia", totals["inertia"]), ("mean inertia", totals["inertia"] / n),
+                    (f"silhouette (sample of {SILHOUETTE_SAMPLE:,})", self._silhouette(data))]
         rows.append(("rows", n))
         return pd.DataFrame([(k, float(v)) for k, v in rows], columns=["metric", "value"])
+
+    def _silhouette(self, data: Any) -> float:
+        """Silhouette score on a seeded sample of rows drawn evenly from every partition
+        (exact silhouette costs O(n^2): a sample is the only out-of-core option)."""
+        from sklearn.metrics import silhouette_score
+
+        if isinstance(data, dd.DataFrame):
+            parts = partitions(data[self.features])
+            each = -(-SILHOUETTE_SAMPLE // len(parts))
+            (samples,) = compute([dask.delayed(_sample_rows)(p, each, i) for i, p in enumerate(parts)])
+            sample = pd.concat(samples)
+        else:
+            sample = _sample_rows(data[self.features], SILHOUETTE_SAMPLE, 0)
+        X = self.pipeline[:-1].transform(sample)
+        labels = self.estimator.predict(X)
+        if len(np.unique(labels)) < 2:
+            return float("nan")  # silhouette is undefined for a single cluster
+        return float(silhouette_score(X, labels))
 
     def _totals(self, data: Any) -> pd.Series:
         self._check_columns(data, target=self.task != "clustering")
@@ -271,6 +294,14 @@ def _apply_block(frame: pd.DataFrame, pipeline: Pipeline, features: list, method
         return result
     return pd.concat([result.to_frame() if isinstance(result, pd.Series) else result,
                       frame[list(keep)]], axis=1)
+
+
+def _sample_rows(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """Up to ``n`` rows of ``frame``, the same ones on every run."""
+    if len(frame) <= n:
+        return frame
+    rows = np.sort(np.random.default_rng([seed, len(frame)]).choice(len(frame), n, replace=False))
+    return frame.iloc[rows]
 
 
 def block_totals(frame: pd.DataFrame, pipeline: Pipeline, features: list, target: str | None,

@@ -132,3 +132,15 @@ def test_a_crafted_checkpoint_runs_nothing(many_dir, tmp_path):
     with pytest.raises(ModelFileError, match="not a readable oocml checkpoint"):
         _uninterrupted(many_dir, checkpoint=path, resume=True)
     assert not marker.exists()
+
+
+def test_an_mlp_checkpoint_resumes(many_dir, tmp_path, monkeypatch):
+    path = tmp_path / "mlp.ckpt"
+    monkeypatch.setattr(oocml.engine.checkpoint.Checkpoint, "remove", lambda self: None)
+    options = dict(target="y", epochs=2, hidden_layer_sizes=[8])
+    first = dd.read_parquet(many_dir).ml.scale().fit_incremental(
+        "mlp", checkpoint=path, checkpoint_every=30, **options)
+    resumed = dd.read_parquet(many_dir).ml.scale().fit_incremental(
+        "mlp", checkpoint=path, resume=True, **options)  # resumes at partition 30 of 48
+    for ours, theirs in zip(first.estimator.coefs_, resumed.estimator.coefs_, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
