@@ -131,7 +131,7 @@ class Model:
         meta = self._meta(method)
         # Describe the output with plain values: a pandas argument would be taken for a collection.
         shape = (tuple(meta.columns) if isinstance(meta, pd.DataFrame) else meta.name,
-                 np.dtype(meta.dtypes.iloc[0] if isinstance(meta, pd.DataFrame) else meta.dtype))
+                 meta.dtypes.iloc[0] if isinstance(meta, pd.DataFrame) else meta.dtype)
         args = (self.pipeline, self.features, method, shape, keep)
         if isinstance(data, dd.DataFrame):
             meta = _apply_block(data._meta, *args)
@@ -142,6 +142,8 @@ class Model:
         if method == "predict":
             dtype = (np.asarray(self.classes).dtype if self.task == "classification"
                      else np.int32 if self.task == "clustering" else np.float64)
+            if dtype.kind in "USO":  # string labels: pandas' string dtype (parquet-friendly)
+                return pd.Series(pd.array([], dtype="string"), name="prediction")
             return pd.Series(np.empty(0, dtype=dtype), name="prediction")
         if method == "predict_proba" or (method == "decision_function" and len(self.classes or []) > 2):
             columns = [f"{'proba' if method == 'predict_proba' else 'score'}_{c}" for c in self.classes]
@@ -281,15 +283,16 @@ def _apply_block(frame: pd.DataFrame, pipeline: Pipeline, features: list, method
                  shape: tuple, keep: tuple = ()) -> Any:
     """``pipeline.method`` on one partition; ``shape`` is (column names or series name, dtype)."""
     names, dtype = shape
+    as_numpy = dtype if isinstance(dtype, np.dtype) else np.dtype(object)  # string labels
     if len(frame) == 0:
-        out = np.empty((0, len(names)) if isinstance(names, tuple) else 0, dtype=dtype)
+        out = np.empty((0, len(names)) if isinstance(names, tuple) else 0, dtype=as_numpy)
     else:
-        out = np.asarray(getattr(pipeline, method)(frame[features])).astype(dtype, copy=False)
+        out = np.asarray(getattr(pipeline, method)(frame[features])).astype(as_numpy, copy=False)
     if isinstance(names, tuple):
         result = pd.DataFrame(out.reshape(len(frame), len(names)), index=frame.index,
                               columns=list(names))
     else:
-        result = pd.Series(out, index=frame.index, name=names)
+        result = pd.Series(out, index=frame.index, name=names, dtype=dtype)
     if not keep:
         return result
     return pd.concat([result.to_frame() if isinstance(result, pd.Series) else result,
