@@ -11,7 +11,6 @@ import dataclasses
 import io
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from sklearn.preprocessing import FunctionTransformer
 
 from .errors import ColumnNotFoundError, DataError, ModelFileError, OocmlError
 from .execution import compute
+from .files import write_atomic
 from .partitions import partitions
 from .preprocessing import tree_reduce
 
@@ -225,23 +225,11 @@ class Model:
     # -- persistence --------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> str:
         """Write the model to ``path`` (skops format, no pickle), atomically: all or nothing."""
-        path = Path(path)
         meta = {"features": self.features, "target": self.target, "task": self.task,
                 "classes": _jsonable(self.classes), "plan": self.plan, "info": self.info}
         payload = {"format": FORMAT, "version": FORMAT_VERSION, "pipeline": self.pipeline,
                    "meta": json.dumps(meta, default=repr)}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(sio.dumps(payload))
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return str(path)
+        return write_atomic(path, sio.dumps(payload))
 
 
 def load_model(path: str | os.PathLike) -> Model:
