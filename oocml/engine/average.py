@@ -1,0 +1,251 @@
+"""Parallel training by iterative parameter mixing (``strategy="average"``, ``PARALLEL``).
+
+Each epoch's partitions (in :func:`~oocml.engine.stream.epoch_order`) are dealt into
+rounds of ``workers``. In a round, every task takes a copy of the current model,
+reads and prepares its partition and runs ``partial_fit`` on it, all on the worker
+that reads the data: only the model travels. The round's models are then averaged,
+weighted by the rows each one saw, in the order of the partitions (never in order of
+completion), so the model is the same on every scheduler; with one worker it is the
+sequential model, bit for bit. At most ``workers`` partitions are in memory at once.
+
+Only linear models whose whole learned state is ``coef_`` and ``intercept_`` (plus
+SGD's step counter ``t_`` and its averaged-SGD copies) can be mixed this way.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from functools import partial
+from typing import Any
+
+import dask
+import numpy as np
+import sklearn.linear_model as linear_model
+from dask.delayed import Delayed
+from dask.system import CPU_COUNT
+
+from ..errors import ParameterError, TrainingInterrupted
+from ..execution import Submitter, current_client
+from ..progress import BlockProgress
+from .stream import BlockRecipe, TrainingLog, _partial_fit, epoch_order, prepare
+from .validation import ProgressiveScore
+
+log = logging.getLogger("oocml")
+
+# The SGD family: linear models trained by scikit-learn's _plain_sgd, whose whole state between
+# two partial_fit calls is the arrays below plus the step counter t_, so a mean of models is a
+# model. (PassiveAggressive* are deprecated since scikit-learn 1.8 and gone in 1.10.)
+AVERAGEABLE: tuple[type, ...] = tuple(
+    getattr(linear_model, name) for name in (
+        "SGDClassifier", "SGDRegressor", "Perceptron",
+        "PassiveAggressiveClassifier", "PassiveAggressiveRegressor")
+    if hasattr(linear_model, name))
+
+# Learned arrays averaged across workers (those an estimator has). The _standard/_average pairs
+# are averaged SGD's (average=True) running weights and their running average.
+STATE = ("coef_", "intercept_", "_standard_coef", "_standard_intercept",
+         "_average_coef", "_average_intercept")
+
+
+def check_averageable(estimator: Any) -> None:
+    """Refuse, naming the supported estimators, one whose models cannot be averaged."""
+    if not isinstance(estimator, AVERAGEABLE):
+        supported = ", ".join(cls.__name__ for cls in AVERAGEABLE)
+        raise ParameterError(
+            f"strategy='average' (PARALLEL) trains copies of a linear model in parallel and "
+            f"averages their coef_ and intercept_; {type(estimator).__name__} cannot be averaged "
+            f"that way. Supported: {supported} (algorithms sgd, sgd_regressor, perceptron, "
+            "passive_aggressive, passive_aggressive_regressor); train "
+            f"{type(estimator).__name__} with strategy='sequential' (leave out PARALLEL)")
+
+
+def default_workers() -> int:
+    """Tasks per round: the threads of the active ``distributed.Client``, else this machine's cores."""
+    client = current_client()
+    if client is not None:
+        return max(sum(client.nthreads().values()), 1)
+    return max(int(dask.config.get("num_workers", None) or CPU_COUNT), 1)
+
+
+@dataclass
+class Trained:
+    """What one task sends back: its model and what it saw."""
+
+    model: Any
+    rows: int
+    blocks: int
+    scored: ProgressiveScore | None
+
+
+def train_average(
+    estimator: Any,
+    parts: Sequence[Any],
+    recipe: BlockRecipe,
+    *,
+    epochs: int = 1,
+    shuffle: bool = False,
+    seed: int | None = 0,
+    fit_params: dict[str, Any] | None = None,
+    workers: int | None = None,
+    progress: bool = False,
+    progressive: str | None = None,
+    after_epoch: Callable[[int, Any, dict], bool] | None = None,
+) -> TrainingLog:
+    """Train ``estimator`` in place on ``parts`` by iterative parameter mixing, ``epochs`` times.
+
+    Arguments mean what they mean for :func:`~oocml.engine.stream.train`; ``workers`` (default:
+    :func:`default_workers`) is the number of partitions trained in parallel per round.
+    """
+    check_averageable(estimator)
+    workers = default_workers() if workers is None else workers
+    if not isinstance(workers, int) or workers < 1:
+        raise ParameterError(f"workers must be a positive integer, not {workers!r}")
+    fit_params = fit_params or {}
+    record = TrainingLog()
+    bar = BlockProgress(len(parts) * epochs, progress)
+    start = time.perf_counter()
+    futures: list = []
+    try:
+        with Submitter(workers) as submitter:
+            places = _places(submitter.client)
+            for epoch in range(epochs):
+                order = epoch_order(len(parts), epoch, shuffle, seed)
+                scored = ProgressiveScore(progressive) if progressive else None
+                rows = rounds = 0
+                for first in range(0, len(order), workers):
+                    dealt = order[first:first + workers]
+                    trained_before = record.rows_seen + rows > 0
+                    futures = [_submit(submitter, places, slot, _fit_task(
+                        estimator, parts[i], recipe, i, (seed or 0, epoch, i) if shuffle else None,
+                        fit_params, progressive, trained_before)) for slot, i in enumerate(dealt)]
+                    results = [future.result() for future in futures]  # partition order
+                    futures = []
+                    mixed = mix([r.model for r in results], [r.rows for r in results])
+                    if mixed is not None:
+                        _adopt(estimator, mixed)
+                    for r in results:
+                        rows += r.rows
+                        record.blocks_seen += r.blocks
+                        if scored is not None and r.scored is not None:
+                            scored = _merge(scored, r.scored)
+                        bar.update(r.rows, epoch, epochs)
+                    rounds += 1
+                record.rows_seen += rows
+                record.epochs = epoch + 1
+                entry = {"epoch": epoch + 1, "rows": rows, "rounds": rounds}
+                if scored is not None and scored.score() is not None:
+                    entry["progressive_score"] = round(scored.score(), 6)
+                stop = after_epoch is not None and after_epoch(epoch + 1, estimator, entry)
+                entry["seconds"] = round(time.perf_counter() - start, 6)
+                record.history.append(entry)
+                log.info("epoch %d/%d (%d workers): %s", epoch + 1, epochs, workers, entry)
+                if stop:
+                    break
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(f"training interrupted after {record.blocks_seen} blocks; "
+                                  "the model was not kept") from None
+    finally:
+        for future in futures:
+            future.cancel()
+        bar.close()
+    record.seconds = time.perf_counter() - start
+    return record
+
+
+def mix(models: Sequence[Any], rows: Sequence[int]) -> Any | None:
+    """The models trained in one round from the same start, averaged weighted by ``rows``.
+
+    Learned arrays are averaged in the given order; ``t_`` (SGD's step counter, which sets
+    the learning rate) becomes the rows-weighted mean of the workers' counters, i.e. it
+    advances by the rows of one worker's share, as in mini-batch SGD whose schedule
+    counts steps, not rows. Everything else comes from the first model that saw rows.
+    None when no model saw a row; the only model that saw rows itself; else a new model
+    (the inputs are left as they are).
+    """
+    kept = [(model, n) for model, n in zip(models, rows) if n > 0]
+    if not kept:
+        return None
+    if len(kept) == 1:
+        return kept[0][0]
+    base, total = copy.copy(kept[0][0]), sum(n for _, n in kept)
+    for name in STATE:
+        if getattr(base, name, None) is not None:
+            setattr(base, name, _weighted([getattr(model, name) for model, _ in kept],
+                                          [n / total for _, n in kept]))
+    base.t_ = sum(n * model.t_ for model, n in kept) / total
+    if getattr(base, "average", 0):
+        # As partial_fit leaves them: coef_/intercept_ are the averaged-SGD weights once
+        # ``average`` steps were taken, the plain SGD weights before.
+        ready = base.average <= base.t_ - 1
+        coef = base._average_coef if ready else base._standard_coef
+        base.coef_ = coef.reshape(base.coef_.shape)
+        base.intercept_ = base._average_intercept if ready else base._standard_intercept
+    return base
+
+
+def _weighted(arrays: list[np.ndarray], weights: list[float]) -> np.ndarray:
+    """sum(w * a), accumulated in list order (so the same on every scheduler), dtype kept."""
+    out = arrays[0] * weights[0]
+    for array, weight in zip(arrays[1:], weights[1:]):
+        out += array * weight
+    return out
+
+
+def _adopt(estimator: Any, trained: Any) -> None:
+    """Make the caller's estimator object hold ``trained``'s state (``train`` trains in place)."""
+    if trained is not estimator:
+        estimator.__dict__.clear()
+        estimator.__dict__.update(trained.__dict__)
+
+
+def _merge(a: ProgressiveScore, b: ProgressiveScore) -> ProgressiveScore:
+    return ProgressiveScore(a.task, **{f.name: getattr(a, f.name) + getattr(b, f.name)
+                                       for f in fields(a) if f.name != "task"})
+
+
+def _places(client: Any) -> list[str]:
+    """Worker addresses, one per thread, interleaved: round slot j runs on ``places[j % n]``."""
+    if client is None:
+        return []
+    threads = client.nthreads()
+    return [address for k in range(max(threads.values(), default=0))
+            for address in sorted(threads) if threads[address] > k]
+
+
+def _submit(submitter: Submitter, places: list[str], slot: int, task: Any) -> Any:
+    """Start one task; on a cluster, on its slot's worker: the scheduler left alone may put two
+    reads of a round on one worker, whose fits then wait for each other (the data stays put)."""
+    if places and dask.is_dask_collection(task):
+        return submitter.client.compute(task, workers=[places[slot % len(places)]],
+                                        allow_other_workers=True)  # elsewhere if that one is gone
+    return submitter.submit(task)
+
+
+def _fit_task(model: Any, part: Any, recipe: BlockRecipe, index: int, row_seed: tuple | None,
+              fit_params: dict, progressive: str | None, trained_before: bool) -> Any:
+    """One worker's share of a round: a dask task for a lazy partition (read where it runs),
+    a plain callable for one already in memory."""
+    if isinstance(part, Delayed):
+        return dask.delayed(_fit_part, pure=False)(model, part, recipe, index, row_seed,
+                                                   fit_params, progressive, trained_before)
+    return partial(_fit_part, model, part, recipe, index, row_seed, fit_params, progressive,
+                   trained_before)
+
+
+def _fit_part(model: Any, part: Any, recipe: BlockRecipe, index: int, row_seed: tuple | None,
+              fit_params: dict, progressive: str | None, trained_before: bool) -> Trained:
+    """Prepare one partition and ``partial_fit`` a private copy of ``model`` on its blocks."""
+    model = copy.deepcopy(model)  # local schedulers hand every task the same object
+    blocks = prepare(part, recipe, index, row_seed)
+    scored = ProgressiveScore(progressive) if progressive else None
+    rows = 0
+    for X, y in blocks:
+        if scored is not None and X.shape[0] and (trained_before or rows):
+            scored.add(model, X, y)
+        _partial_fit(model, X, y, fit_params, index)
+        rows += X.shape[0]
+    return Trained(model, rows, len(blocks), scored)
