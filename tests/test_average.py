@@ -4,14 +4,19 @@ scheduler, the sequential model with one worker, close to it with more."""
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
+import sys
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
 
+import cloudpickle
 import dask
 import dask.dataframe as dd
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.base import clone
 from sklearn.cluster import MiniBatchKMeans
@@ -28,6 +33,7 @@ from oocml.errors import OocmlError, ParameterError, TrainingInterrupted
 from oocml.partitions import partitions
 
 distributed = pytest.importorskip("distributed")
+cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/
 
 
 @pytest.fixture(autouse=True)
@@ -305,3 +311,35 @@ def test_on_a_cluster_the_same_model_runs_on_the_workers(binary_data, client):
     assert sorted(Counter(t["worker"] for t in fits).values()) == [6, 6]  # one slot per worker
     assert not any(s["action"] == "transfer" for t in fits for s in t["startstops"])  # data stays
     assert [e["rounds"] for e in log.history] == [3, 3]
+
+
+def _slow_read(path: str) -> pd.DataFrame:
+    time.sleep(0.1)  # long enough to kill a worker while partitions are being trained on
+    return pd.read_parquet(path)
+
+
+def test_a_killed_worker_changes_nothing(binary_data, tmp_path, client):
+    files = []
+    for i, part in enumerate(binary_data.parts):  # 12 files: 24 reads over 2 epochs
+        frame = part.compute(scheduler="sync")
+        for j, half in enumerate((frame.iloc[:2_500], frame.iloc[2_500:])):
+            files.append(str(tmp_path / f"part-{i:02d}-{j}.parquet"))
+            half.to_parquet(files[-1])
+    parts = partitions(dd.from_map(_slow_read, files, meta=binary_data.parts[0].compute().iloc[:0]))
+    data = Data(parts, binary_data.prep, "y", binary_data.labels, binary_data.X, binary_data.y)
+    options = dict(epochs=2, shuffle=True, seed=5)
+    reference, _ = _fit(data, SGDClassifier(random_state=0), 2, scheduler="sync", **options)
+    result: dict = {}
+    thread = threading.Thread(daemon=True, target=lambda: result.update(
+        fit=_fit(data, SGDClassifier(random_state=0), 2, scheduler=None, **options)))
+    thread.start()
+    time.sleep(0.6)  # 12 rounds of >= 0.1 s: inside the first epoch
+    assert thread.is_alive()
+    victim = sorted(client.run(os.getpid).values())[0]
+    os.kill(victim, signal.SIGKILL)
+    thread.join(timeout=120)  # "nothing hangs": generous, not a speed limit
+    assert not thread.is_alive(), "training hung after a worker was killed"
+    model, log = result["fit"]
+    _same(model, reference)
+    assert log.rows_seen == 60_000
+    client.wait_for_workers(2, timeout=60)  # the nanny replaced it

@@ -111,8 +111,8 @@ def train_average(
     futures: list = []
     try:
         with Submitter(workers) as submitter:
-            places = _places(submitter.client)
             for epoch in range(epochs):
+                places = _places(submitter.client)  # again each epoch: workers come and go
                 order = epoch_order(len(parts), epoch, shuffle, seed)
                 scored = ProgressiveScore(progressive) if progressive else None
                 rows = rounds = 0
