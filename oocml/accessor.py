@@ -24,7 +24,7 @@ from .model import Model
 from .plan import And, Condition, Plan, Step, StreamOptions, freeze_params
 from .preprocessing import IMPUTATIONS, SCALERS
 
-STRATEGIES = ("sequential",)
+STRATEGIES = ("sequential", "average")
 
 
 @dataclass(frozen=True)
@@ -106,6 +106,9 @@ class Chain:
         without a better holdout score and keep the best epoch's model. ``checkpoint``:
         a file where the training state is written atomically every ``checkpoint_every``
         partitions (default 10); ``resume=True`` continues from it after a crash.
+        ``strategy="average"``: every worker (core, or thread of the active
+        ``distributed.Client``) trains on its own partition each round and the models are
+        averaged (SGD-family linear models only); the default trains sequentially.
         """
         _check_positive(epochs=epochs, prefetch=prefetch, block_rows=block_rows, patience=patience,
                         checkpoint_every=checkpoint_every)

@@ -86,8 +86,8 @@ class Model:
                 ("classes", None if self.classes is None else ", ".join(map(str, self.classes)))]
         for name, step in _fitted_steps(self.pipeline):
             rows.append((f"step {name}", _step_text(step)))
-        for key in ("rows_seen", "epochs", "blocks_seen", "train_seconds", "stats_seconds",
-                    "passes"):
+        for key in ("rows_seen", "epochs", "blocks_seen", "strategy", "workers", "train_seconds",
+                    "stats_seconds", "passes"):
             if key in self.info:
                 rows.append((key.replace("_", " "), self.info[key]))
         for entry in self.info.get("history", []):
@@ -140,8 +140,8 @@ class Model:
 
     def _meta(self, method: str) -> pd.Series | pd.DataFrame:
         if method == "predict":
-            dtype = (np.asarray(self.classes).dtype if self.task == "classification"
-                     else np.int32 if self.task == "clustering" else np.float64)
+            dtype = np.dtype(np.asarray(self.classes).dtype if self.task == "classification"
+                             else np.int32 if self.task == "clustering" else np.float64)
             if dtype.kind in "USO":  # string labels: pandas' string dtype (parquet-friendly)
                 return pd.Series(pd.array([], dtype="string"), name="prediction")
             return pd.Series(np.empty(0, dtype=dtype), name="prediction")

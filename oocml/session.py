@@ -182,10 +182,13 @@ class Session:
                          f"{_params_of(reduction)}).partial_fit on the preprocessed blocks")
             number = 3
         for epoch in range(stream.epochs):
+            fit = ("score each block (progressive), then partial_fit"
+                   if stream.holdout is not None else "partial_fit")
+            if stream.strategy == "average":
+                fit += (" on every worker at once, one block each; the models averaged "
+                        "after each round (PARALLEL)")
             lines.append(f"    {number}. training epoch {epoch + 1}/{stream.epochs}: blocks {order} "
-                         f"-> {' -> '.join(['select', *[s.kind for s in plan.steps]])} -> "
-                         + ("score each block (progressive), then partial_fit"
-                            if stream.holdout is not None else "partial_fit"))
+                         f"-> {' -> '.join(['select', *[s.kind for s in plan.steps]])} -> {fit}")
             number += 1
             if stream.holdout is not None:
                 stop = (f"; stop after {stream.patience} epoch(s) without gain, keep the best"

@@ -191,3 +191,17 @@ def test_direct_reads_split_row_groups_like_dask(tmp_path):
     assert sum(len(group) for group in pieces) == 8  # 2 files x 4 row groups
     for a, b in zip(dask.compute(*partitions(frame)), dask.compute(*frame.to_delayed())):
         pd.testing.assert_frame_equal(a, b)
+
+
+def _empty_odd_partitions(frame: pd.DataFrame, partition_info=None) -> pd.DataFrame:
+    return frame.iloc[:0] if partition_info["number"] % 2 else frame
+
+
+@pytest.mark.parametrize("strategy", ["sequential", "average"])
+def test_empty_partitions_are_skipped(binary, strategy):
+    """A WHERE that keeps no row of some partitions, or an empty file, trains on the rest."""
+    thinned = binary.map_partitions(_empty_odd_partitions, meta=binary._meta)
+    model = thinned.ml.scale().fit_incremental(SGDClassifier, target="y", strategy=strategy,
+                                               random_state=0)
+    assert model.info["rows"] == len(thinned) < len(binary)
+    assert model.score(binary) > 0.85

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dask
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
@@ -30,6 +31,9 @@ EQUIVALENT = [
     ("TRAIN passive_aggressive ON '{d}' PREDICT y FEATURES * EXCLUDE (x5) SCALE maxabs",
      lambda f: f.ml.select(exclude=["x5"]).scale("maxabs").fit_incremental(
          SGDClassifier(loss="hinge", penalty=None, learning_rate="pa1", eta0=1.0), target="y")),
+    ("TRAIN sgd ON '{d}' PREDICT y SCALE standard EPOCHS 2 PARALLEL",
+     lambda f: f.ml.scale().fit_incremental(SGDClassifier, target="y", epochs=2,
+                                            strategy="average")),
 ]
 
 
@@ -146,3 +150,19 @@ def test_progress_bars_on_request(binary_dir, capsys):
     quiet = oocml.Session()
     quiet.sql(f"TRAIN sgd ON '{binary_dir}' PREDICT y AS m; EVALUATE m ON '{binary_dir}'")
     assert capsys.readouterr().err == ""
+
+
+def test_parallel_trains_every_worker_and_refuses_what_cannot_be_averaged(session, binary_dir):
+    with dask.config.set(num_workers=2):
+        model = session.sql(f"TRAIN sgd ON '{binary_dir}' PREDICT y SCALE standard PARALLEL AS m")
+    assert model.info["strategy"] == "average" and model.info["workers"] == 2
+    sequential = session.sql(f"TRAIN sgd ON '{binary_dir}' PREDICT y SCALE standard")
+    assert abs(model.score(dd.read_parquet(binary_dir))
+               - sequential.score(dd.read_parquet(binary_dir))) < 0.01
+    assert "averaged after each round (PARALLEL)" in session.sql(
+        f"EXPLAIN TRAIN sgd ON '{binary_dir}' PREDICT y PARALLEL")
+    with pytest.raises(oocml.OocmlError, match="MLPClassifier cannot be averaged"):
+        session.sql(f"TRAIN mlp ON '{binary_dir}' PREDICT y PARALLEL")
+    with pytest.raises(oocml.OocmlError, match="CHECKPOINT"):
+        dd.read_parquet(binary_dir).ml.fit_incremental("sgd", target="y", strategy="average",
+                                                       checkpoint=str(binary_dir / "x.ckpt"))

@@ -27,6 +27,7 @@ from ..encoding import check_params, encoder_and_rows, is_categorical
 from ..preprocessing import IMPUTATIONS, SCALERS, fitted_imputer
 from ..progress import progress_enabled
 from .stats import Summary, statistics_pass
+from .average import check_averageable, default_workers, train_average
 from .stream import BlockRecipe, train
 from .checkpoint import DEFAULT_EVERY, Checkpoint, fingerprint
 from .validation import HoldoutMonitor
@@ -209,8 +210,12 @@ def check_supported(plan: Plan) -> None:
     if stream.checkpoint is None and (stream.resume or stream.checkpoint_every is not None):
         raise ParameterError("RESUME and EVERY n BLOCKS need a checkpoint path "
                              "(CHECKPOINT 'path' / checkpoint='path')")
-    if stream.strategy != "sequential":
-        raise ParameterError(f"strategy {stream.strategy!r} (PARALLEL) is not supported yet")
+    if stream.strategy not in ("sequential", "average"):
+        raise ParameterError(f"unknown strategy {stream.strategy!r}; choose 'sequential' or "
+                             "'average' (PARALLEL)")
+    if stream.strategy == "average" and stream.checkpoint is not None:
+        raise ParameterError("CHECKPOINT works with sequential training; PARALLEL (strategy="
+                             "'average') cannot checkpoint yet: drop one of the two")
 
 
 def fit_plan(plan: Plan, data: Any, *, progress: bool | None = None) -> Model:
@@ -220,6 +225,8 @@ def fit_plan(plan: Plan, data: Any, *, progress: bool | None = None) -> Model:
     features = resolve_columns(plan, list(frame.columns))
     numeric, categorical = split_features(frame._meta, features, plan.steps)
     estimator = build(plan.estimator)
+    if plan.stream.strategy == "average":
+        check_averageable(estimator)
     task = task_of(estimator)
     if task != "clustering" and plan.target is None:
         raise ParameterError(f"{type(estimator).__name__} needs a target column (target= / PREDICT)")
@@ -262,17 +269,26 @@ def fit_plan(plan: Plan, data: Any, *, progress: bool | None = None) -> Model:
         saved = checkpoint.read() if plan.stream.resume else None
         if saved is not None:
             estimator, resume = saved[0], saved[1:]
-    record = train(estimator, parts, recipe, epochs=plan.stream.epochs,
-                   shuffle=plan.stream.shuffle, seed=plan.random_state,
-                   prefetch=plan.stream.prefetch, fit_params=fit_params, progress=show,
-                   progressive=task if holdout is not None and task != "clustering" else None,
-                   after_epoch=monitor, resume=resume, checkpoint=checkpoint,
-                   checkpoint_every=plan.stream.checkpoint_every or DEFAULT_EVERY)
+    progressive = task if holdout is not None and task != "clustering" else None
+    if plan.stream.strategy == "average":
+        workers = default_workers()
+        record = train_average(estimator, parts, recipe, epochs=plan.stream.epochs,
+                               shuffle=plan.stream.shuffle, seed=plan.random_state,
+                               fit_params=fit_params, workers=workers, progress=show,
+                               progressive=progressive, after_epoch=monitor)
+    else:
+        workers = 1
+        record = train(estimator, parts, recipe, epochs=plan.stream.epochs,
+                       shuffle=plan.stream.shuffle, seed=plan.random_state,
+                       prefetch=plan.stream.prefetch, fit_params=fit_params, progress=show,
+                       progressive=progressive, after_epoch=monitor, resume=resume,
+                       checkpoint=checkpoint,
+                       checkpoint_every=plan.stream.checkpoint_every or DEFAULT_EVERY)
     if checkpoint is not None:
         checkpoint.remove()
     info = {"rows_seen": record.rows_seen, "epochs": record.epochs,
             "blocks_seen": record.blocks_seen, "partitions": len(summary.partition_rows),
-            "rows": summary.rows,
+            "rows": summary.rows, "strategy": plan.stream.strategy, "workers": workers,
             "passes": 1 + (reduction is not None) + record.epochs * (2 if monitor else 1),
             "stats_seconds": round(stats_seconds, 6), "train_seconds": round(record.seconds, 6),
             "history": record.history}

@@ -47,9 +47,13 @@ def prepare(part: Any, recipe: BlockRecipe, index: int, row_seed: Sequence[int] 
     """Partition -> list of (X, y) blocks: transformed, optionally permuted, C-ordered if dense."""
     if isinstance(part, tuple):
         X, y = part
+        if X.shape[0] == 0:
+            return []
         X = recipe.prep.transform(X) if recipe.prep is not None else X
     else:
         part = training_rows(part, recipe.holdout)
+        if len(part) == 0:  # an empty file, a WHERE that keeps nothing here, a holdout-only partition
+            return []
         y = part[recipe.target].to_numpy() if recipe.target is not None else None
         X = recipe.prep.transform(part) if recipe.prep is not None else part
     if recipe.labels is not None and y is not None:
