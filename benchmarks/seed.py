@@ -3,6 +3,7 @@
     python benchmarks/seed.py                       # 10M rows x 20 float64 in 20 parquet files
     python benchmarks/seed.py --rows 1_000_000 --files 10 --json result.json
     python benchmarks/seed.py --only oocml --dtype float32 --repeat 3
+    python benchmarks/seed.py --only oocml oocml_parallel --cluster 2   # on a LocalCluster
 
 Each contender runs in its own child process (so its peak RSS is its own), one
 after the other, on the same files, each after the page cache was warmed the
@@ -27,8 +28,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
-CONTENDERS = ("oocml", "daskml")
-LABELS = {"oocml": "oocml", "daskml": "dask-ml"}
+CONTENDERS = ("oocml", "oocml_parallel", "oocml_checkpoint", "daskml")
+LABELS = {"oocml": "oocml", "oocml_parallel": "oocml PARALLEL", "oocml_checkpoint": "oocml CKPT",
+          "daskml": "dask-ml"}
 MARKER = "_oocml_bench.json"  # leading "_": dask, pyarrow and oocml all skip it when reading
 CEILING_LIMIT_BYTES = 4 * 10**9  # above this, the in-memory partial_fit ceiling is skipped
 
@@ -80,7 +82,7 @@ def warm_page_cache(folder: Path) -> None:
 # -- contenders (each runs in its own child process) --------------------------------------------
 
 
-def run_oocml(folder: Path) -> dict[str, Any]:
+def run_oocml(folder: Path, **options: Any) -> dict[str, Any]:
     """The seed's task through oocml's accessor: scale, fit incrementally, score."""
     import dask.dataframe as dd
     from sklearn.linear_model import SGDClassifier
@@ -90,7 +92,7 @@ def run_oocml(folder: Path) -> dict[str, Any]:
     ddf = dd.read_parquet(folder)
     baseline = rss_mb()
     start = time.perf_counter()
-    model = ddf.ml.scale().fit_incremental(SGDClassifier, target="y", random_state=0)
+    model = ddf.ml.scale().fit_incremental(SGDClassifier, target="y", random_state=0, **options)
     fit = time.perf_counter() - start
     start = time.perf_counter()
     accuracy = float(model.score(ddf))
@@ -132,7 +134,16 @@ def run_daskml(folder: Path) -> dict[str, Any]:
             "baseline_rss_mb": baseline}
 
 
-RUNNERS: dict[str, Callable[[Path], dict[str, Any]]] = {"oocml": run_oocml, "daskml": run_daskml}
+RUNNERS: dict[str, Callable[[Path], dict[str, Any]]] = {
+    "oocml": run_oocml, "daskml": run_daskml,
+    "oocml_parallel": lambda folder: run_oocml(folder, strategy="average"),
+    "oocml_checkpoint": lambda folder: run_checkpointed(folder)}
+
+
+def run_checkpointed(folder: Path) -> dict[str, Any]:
+    """oocml writing a checkpoint after every partition: the worst case of its overhead."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return run_oocml(folder, checkpoint=Path(tmp) / "fit.ckpt", checkpoint_every=1)
 
 
 def rss_mb() -> float:
@@ -150,34 +161,56 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux, bytes on macOS
 
 
-def child_main(name: str, folder: Path, result_file: Path) -> None:
-    """Entry point of a child process: run one contender, write its figures as JSON."""
+def child_main(name: str, folder: Path, result_file: Path, cluster: int = 0) -> None:
+    """Entry point of a child process: run one contender (on a fresh ``LocalCluster`` of
+    ``cluster`` single-threaded worker processes, if asked), write its figures as JSON."""
+    import contextlib
     import warnings
 
     warnings.simplefilter("ignore")  # dask-ml's FutureWarnings would drown the output
-    result = RUNNERS[name](folder)
-    result["peak_rss_mb"] = rss_mb()
+    with contextlib.ExitStack() as stack:
+        if cluster:
+            from distributed import Client, LocalCluster
+
+            local = stack.enter_context(LocalCluster(n_workers=cluster, threads_per_worker=1,
+                                                     processes=True, dashboard_address=None))
+            client = stack.enter_context(Client(local))
+            # A cluster lives longer than one fit: import what the tasks need on every worker
+            # first, as a warm cluster would have, so the first pass does not pay for it.
+            client.run(warm_worker, name)
+        result = RUNNERS[name](folder)
+    result["peak_rss_mb"] = rss_mb()  # this (client) process; workers are processes of their own
     result_file.write_text(json.dumps(result))
 
 
-def run_child(name: str, folder: Path) -> dict[str, Any]:
+def warm_worker(name: str) -> None:
+    """Import the contender's modules in a worker process."""
+    import importlib
+
+    for module in ("pyarrow.parquet", "sklearn.linear_model", "dask.dataframe",
+                   "dask_ml.wrappers" if name == "daskml" else "oocml"):
+        importlib.import_module(module)
+
+
+def run_child(name: str, folder: Path, cluster: int = 0) -> dict[str, Any]:
     """Run one contender in a fresh interpreter; its figures, or the error it died of."""
     with tempfile.TemporaryDirectory() as tmp:
         result_file = Path(tmp) / "result.json"
         done = subprocess.run([sys.executable, __file__, "--child", name, "--data", str(folder),
-                               "--result", str(result_file)], capture_output=True, text=True)
+                               "--result", str(result_file), "--cluster", str(cluster)],
+                              capture_output=True, text=True)
         if done.returncode == 0 and result_file.is_file():
             return json.loads(result_file.read_text())
     tail = (done.stderr or done.stdout).strip().splitlines()
     return {"error": tail[-1] if tail else f"exit code {done.returncode}", "stderr_tail": tail[-20:]}
 
 
-def run_contender(name: str, folder: Path, repeat: int) -> dict[str, Any]:
+def run_contender(name: str, folder: Path, repeat: int, cluster: int = 0) -> dict[str, Any]:
     """``repeat`` fresh child runs of one contender; best times, mean accuracy, worst memory."""
     runs = []
     for _ in range(repeat):
         warm_page_cache(folder)
-        runs.append(run_child(name, folder))
+        runs.append(run_child(name, folder, cluster))
         if "error" in runs[-1]:
             return runs[-1]
     best = min(runs, key=lambda r: r["fit_s"])
@@ -298,6 +331,8 @@ def comparisons(results: dict[str, Any]) -> dict[str, float]:
     """dask-ml / oocml time ratios, the accuracy gap, and oocml's training pass vs the ceiling."""
     ours = results["contenders"].get("oocml", {})
     theirs = results["contenders"].get("daskml", {})
+    parallel = results["contenders"].get("oocml_parallel", {})
+    checkpointed = results["contenders"].get("oocml_checkpoint", {})
     ceiling = results["ceilings"]
     out: dict[str, float] = {}
     if "fit_s" in ours and "fit_s" in theirs:
@@ -305,6 +340,14 @@ def comparisons(results: dict[str, Any]) -> dict[str, float]:
         out["predict_score_ratio_daskml_over_oocml"] = (theirs["predict_score_s"]
                                                         / ours["predict_score_s"])
         out["accuracy_difference_oocml_minus_daskml"] = ours["accuracy"] - theirs["accuracy"]
+    if "fit_s" in ours and "fit_s" in parallel:
+        out["parallel_fit_speedup"] = ours["fit_s"] / parallel["fit_s"]
+        out["parallel_train_speedup"] = (ours["info"]["train_seconds"]
+                                         / parallel["info"]["train_seconds"])
+        out["accuracy_difference_parallel_minus_sequential"] = (parallel["accuracy"]
+                                                                - ours["accuracy"])
+    if "fit_s" in ours and "fit_s" in checkpointed:
+        out["checkpoint_every_partition_overhead"] = checkpointed["fit_s"] / ours["fit_s"] - 1
     train = ours.get("info", {}).get("train_seconds")
     if train is not None and "partial_fit_s" in ceiling:
         out["oocml_train_pass_over_partial_fit_ceiling"] = train / ceiling["partial_fit_s"]
@@ -316,13 +359,13 @@ def comparisons(results: dict[str, Any]) -> dict[str, float]:
 def print_table(results: dict[str, Any]) -> None:
     """The contenders side by side, then ratios, per-pass breakdown and ceilings."""
     rows = results["data"]["rows"]
-    print(f"\n{'contender':10s} {'fit s':>8s} {'pred+score s':>13s} {'accuracy':>9s} "
+    print(f"\n{'contender':14s} {'fit s':>8s} {'pred+score s':>13s} {'accuracy':>9s} "
           f"{'peak RSS MB':>12s} {'fit rows/s':>12s}")
     for name, r in results["contenders"].items():
         if "error" in r:
-            print(f"{LABELS[name]:10s} failed: {r['error']}")
+            print(f"{LABELS[name]:14s} failed: {r['error']}")
             continue
-        print(f"{LABELS[name]:10s} {r['fit_s']:8.2f} {r['predict_score_s']:13.2f} "
+        print(f"{LABELS[name]:14s} {r['fit_s']:8.2f} {r['predict_score_s']:13.2f} "
               f"{r['accuracy']:9.4f} {r['peak_rss_mb']:12.0f} {rows / r['fit_s']:12,.0f}")
     baselines = {LABELS[n]: r["baseline_rss_mb"] for n, r in results["contenders"].items()
                  if "baseline_rss_mb" in r}
@@ -335,6 +378,14 @@ def print_table(results: dict[str, Any]) -> None:
         print(f"dask-ml / oocml: fit {c['fit_ratio_daskml_over_oocml']:.2f}x, predict+score "
               f"{c['predict_score_ratio_daskml_over_oocml']:.2f}x; accuracy oocml - dask-ml "
               f"{c['accuracy_difference_oocml_minus_daskml']:+.4f}")
+    if "parallel_fit_speedup" in c:
+        workers = results["contenders"]["oocml_parallel"]["info"]["workers"]
+        print(f"PARALLEL (strategy='average', {workers} workers) / sequential: fit {c['parallel_fit_speedup']:.2f}x faster, training pass "
+              f"{c['parallel_train_speedup']:.2f}x; accuracy "
+              f"{c['accuracy_difference_parallel_minus_sequential']:+.4f}")
+    if "checkpoint_every_partition_overhead" in c:
+        print(f"checkpoint after every partition: fit "
+              f"{c['checkpoint_every_partition_overhead']:+.1%} against no checkpoint")
     info = results["contenders"].get("oocml", {}).get("info", {})
     passes = {k[:-len("_seconds")]: v for k, v in info.items() if k.endswith("_seconds")}
     if passes:
@@ -395,7 +446,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     parser.add_argument("--data", type=Path, default=None,
                         help="data folder; reused when it holds this shape (default: under $TMPDIR)")
-    parser.add_argument("--only", choices=CONTENDERS, default=None, help="run one contender")
+    parser.add_argument("--only", choices=CONTENDERS, nargs="+", default=None,
+                        help="run only these contenders")
+    parser.add_argument("--cluster", type=int, default=0, metavar="N",
+                        help="run every contender on a LocalCluster of N single-threaded "
+                             "worker processes (default: dask's threads, no cluster)")
     parser.add_argument("--json", type=Path, default=None, help="write every figure here")
     parser.add_argument("--repeat", type=int, default=1,
                         help="fresh child runs per contender; the best time is reported")
@@ -404,6 +459,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if args.cluster < 0:
+        parser.error("--cluster takes a number of workers (0: no cluster)")
     return args
 
 
@@ -426,8 +483,8 @@ def main(argv: list[str] | None = None) -> None:
     """Generate or reuse the data, run the contenders and ceilings, print and save the figures."""
     args = parse_args(argv)
     if args.child:
-        return child_main(args.child, args.data, args.result)
-    contenders = [args.only] if args.only else list(CONTENDERS)
+        return child_main(args.child, args.data, args.result, args.cluster)
+    contenders = [c for c in CONTENDERS if c in args.only] if args.only else list(CONTENDERS)
     if "daskml" in contenders:
         require_daskml()
     folder = args.data or Path(tempfile.gettempdir()) / "oocml-bench" / (
@@ -441,11 +498,11 @@ def main(argv: list[str] | None = None) -> None:
     results: dict[str, Any] = {
         "data": {"rows": args.rows, "files": args.files, "features": args.features,
                  "dtype": args.dtype, "folder": str(folder)},
-        "repeat": args.repeat, "machine": machine(), "versions": versions(),
+        "repeat": args.repeat, "cluster_workers": args.cluster, "machine": machine(), "versions": versions(),
         "contenders": {}, "ceilings": {}}
     for name in contenders:
         print(f"running {LABELS[name]} ...", flush=True)
-        results["contenders"][name] = run_contender(name, folder, args.repeat)
+        results["contenders"][name] = run_contender(name, folder, args.repeat, args.cluster)
     print("measuring ceilings ...", flush=True)
     warm_page_cache(folder)
     results["ceilings"].update(read_ceiling(folder, args.repeat))

@@ -17,7 +17,7 @@ import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "seed.py"
 HAS_DASKML = importlib.util.find_spec("dask_ml") is not None
-CONTENDERS = ["oocml", "daskml"] if HAS_DASKML else ["oocml"]
+CONTENDERS = ["oocml", "oocml_parallel", "oocml_checkpoint"] + (["daskml"] if HAS_DASKML else [])
 
 
 def bench(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -46,7 +46,7 @@ def tiny_run(tmp_path_factory):
     args = ["--rows", "20_000", "--files", "4", "--features", "5", "--data", str(data),
             "--json", str(out)]
     if not HAS_DASKML:
-        args += ["--only", "oocml"]
+        args += ["--only", "oocml", "oocml_parallel", "oocml_checkpoint"]
     run = bench(*args)
     assert run.returncode == 0, run.stderr[-3000:]
     return json.loads(out.read_text()), run.stdout, data
@@ -93,6 +93,31 @@ def test_comparisons_with_daskml(tiny_run):
     assert positive(c["predict_score_ratio_daskml_over_oocml"])
     assert abs(c["accuracy_difference_oocml_minus_daskml"]) < 0.05
     assert "dask-ml / oocml: fit" in stdout and "pyarrow read" in stdout
+
+
+def test_parallel_against_sequential(tiny_run):
+    result, stdout, _ = tiny_run
+    c = result["comparisons"]
+    assert positive(c["parallel_fit_speedup"]) and positive(c["parallel_train_speedup"])
+    assert abs(c["accuracy_difference_parallel_minus_sequential"]) < 0.05
+    assert result["contenders"]["oocml_parallel"]["info"]["workers"] >= 1
+    assert "PARALLEL (strategy='average'" in stdout
+    assert c["checkpoint_every_partition_overhead"] > -1 and "checkpoint after every" in stdout
+    checkpointed = result["contenders"]["oocml_checkpoint"]
+    assert checkpointed["accuracy"] == result["contenders"]["oocml"]["accuracy"]  # same model
+
+
+def test_on_a_local_cluster(tiny_run, tmp_path):
+    _, _, data = tiny_run
+    out = tmp_path / "cluster.json"
+    run = bench("--rows", "20_000", "--files", "4", "--features", "5", "--data", str(data),
+                "--only", "oocml", "oocml_parallel", "--cluster", "2", "--json", str(out))
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["cluster_workers"] == 2
+    assert result["contenders"]["oocml_parallel"]["info"]["workers"] == 2  # the cluster's threads
+    local = tiny_run[0]["contenders"]["oocml"]["accuracy"]
+    assert result["contenders"]["oocml"]["accuracy"] == local  # same model on the cluster
 
 
 def test_data_folder_holds_parquet_and_a_reusable_marker(tiny_run):
