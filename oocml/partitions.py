@@ -16,10 +16,12 @@ from typing import Any
 import dask
 import dask.dataframe as dd
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 from dask.delayed import Delayed
 
 from .conditions import columns_of, filter_block
+from .errors import SourceError
 
 log = logging.getLogger("oocml")
 
@@ -67,9 +69,14 @@ def read_pieces(pieces: list[Piece], columns: list[str], meta: pd.DataFrame) -> 
 def read_piece(path: str, row_groups: list[int] | None, columns: list[str],
                meta: pd.DataFrame) -> pd.DataFrame:
     """One file (or some of its row groups), shaped like dask's partition (dtypes of ``meta``)."""
-    source = pq.ParquetFile(path)
-    table = (source.read(columns=columns, use_threads=False) if row_groups is None
-             else source.read_row_groups(row_groups, columns=columns, use_threads=False))
+    try:
+        source = pq.ParquetFile(path)
+        check_schema(path, source.schema_arrow, columns, meta)
+        table = (source.read(columns=columns, use_threads=False) if row_groups is None
+                 else source.read_row_groups(row_groups, columns=columns, use_threads=False))
+    except (OSError, pa.ArrowException) as exc:
+        raise SourceError(f"{path!r} is not a readable parquet file ({exc}); repair or remove "
+                          "it, or name only the good files") from None
     # One block per column: numeric columns arrive without a copy (3x faster than one 2D block
     # here); the engine gathers rows a few megabytes at a time anyway (oocml.chunks).
     frame = table.to_pandas(use_threads=False, split_blocks=True)[columns]
@@ -78,6 +85,20 @@ def read_piece(path: str, row_groups: list[int] | None, columns: list[str],
     wanted = {c: t for c, t in meta.dtypes.items()
               if frame[c].dtype != t and not isinstance(t, pd.CategoricalDtype)}
     return frame.astype(wanted) if wanted else frame
+
+
+def check_schema(path: str, schema: pa.Schema, columns: list[str], meta: pd.DataFrame) -> None:
+    """Refuse a file whose columns drifted from the data's schema (dask takes it from one file)."""
+    missing = [c for c in columns if c not in schema.names]
+    if missing:
+        raise SourceError(f"{path!r} has no column(s) {missing}, which the other files have; "
+                          "rewrite the file, or leave those columns out (FEATURES / features=)")
+    for column in columns:
+        kind, found = meta[column].dtype.kind, schema.field(column).type
+        if kind in "biuf" and not (pa.types.is_integer(found) or pa.types.is_floating(found)
+                                   or pa.types.is_boolean(found) or pa.types.is_null(found)):
+            raise SourceError(f"{path!r} holds column {column!r} as {found}, where the other "
+                              f"files hold {meta[column].dtype}; rewrite the file with one type")
 
 
 def partitions(frame: dd.DataFrame) -> list[Delayed]:
