@@ -38,7 +38,11 @@ _READABLE = {"NAME": "a name", "QUOTED_NAME": None, "STRING": "a quoted string",
 def _parser() -> Lark:
     options = dict(parser="lalr", propagate_positions=True, maybe_placeholders=True,
                    start=["start", "condition"])
-    if resources.files("oocml.grammar").joinpath("oocml.lark").is_file():
+    try:  # installed, the grammar ships as the package oocml.grammar
+        installed = resources.files("oocml.grammar").joinpath("oocml.lark").is_file()
+    except ModuleNotFoundError:  # imported from a source checkout
+        installed = False
+    if installed:
         return Lark.open_from_package("oocml.grammar", "oocml.lark", **options)
     return Lark.open(str(Path(__file__).parents[2] / "grammar" / "oocml.lark"), **options)
 
