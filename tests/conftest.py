@@ -52,3 +52,14 @@ def multiclass(multiclass_dir):
 @pytest.fixture
 def regression(regression_dir):
     return dd.read_parquet(regression_dir)
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A real LocalCluster of two single-threaded worker processes, with a client on it."""
+    import distributed
+
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as client:
+            yield client

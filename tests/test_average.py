@@ -287,14 +287,6 @@ def test_ctrl_c_raises_training_interrupted(binary_data, monkeypatch):
         _fit(binary_data, SGDClassifier(random_state=0), 2)
 
 
-@pytest.fixture(scope="module")
-def client():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster:
-        with distributed.Client(cluster) as client:
-            yield client
-
-
 def test_on_a_cluster_the_same_model_runs_on_the_workers(binary_data, client):
     options = dict(epochs=2, shuffle=True, seed=5)
     local, _ = _fit(binary_data, SGDClassifier(random_state=0), 2, scheduler="threads", **options)

@@ -19,14 +19,6 @@ def _synchronous_default():
     yield
 
 
-@pytest.fixture(scope="module")
-def client():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster:
-        with distributed.Client(cluster) as client:
-            yield client
-
-
 def test_fit_on_a_cluster_equals_local(binary_dir, client):
     with dask.config.set(scheduler="threads"):  # the local reference, while the client exists
         local = dd.read_parquet(binary_dir).ml.scale().fit_incremental(

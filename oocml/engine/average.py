@@ -15,7 +15,6 @@ SGD's step counter ``t_`` and its averaged-SGD copies) can be mixed this way.
 from __future__ import annotations
 
 import copy
-import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
@@ -31,10 +30,9 @@ from dask.system import CPU_COUNT
 from ..errors import ParameterError, TrainingInterrupted
 from ..execution import Submitter, current_client
 from ..progress import BlockProgress
-from .stream import BlockRecipe, TrainingLog, _partial_fit, epoch_order, prepare
+from .stream import BlockRecipe, TrainingLog, _partial_fit, end_epoch, epoch_order, prepare
 from .validation import ProgressiveScore
 
-log = logging.getLogger("oocml")
 
 # The SGD family: linear models trained by scikit-learn's _plain_sgd, whose whole state between
 # two partial_fit calls is the arrays below plus the step counter t_, so a mean of models is a
@@ -134,16 +132,8 @@ def train_average(
                             scored = _merge(scored, r.scored)
                         bar.update(r.rows, epoch, epochs)
                     rounds += 1
-                record.rows_seen += rows
-                record.epochs = epoch + 1
-                entry = {"epoch": epoch + 1, "rows": rows, "rounds": rounds}
-                if scored is not None and scored.score() is not None:
-                    entry["progressive_score"] = round(scored.score(), 6)
-                stop = after_epoch is not None and after_epoch(epoch + 1, estimator, entry)
-                entry["seconds"] = round(time.perf_counter() - start, 6)
-                record.history.append(entry)
-                log.info("epoch %d/%d (%d workers): %s", epoch + 1, epochs, workers, entry)
-                if stop:
+                if end_epoch(record, epoch, rows, scored, estimator, after_epoch,
+                             lambda: time.perf_counter() - start, rounds=rounds):
                     break
     except KeyboardInterrupt:
         raise TrainingInterrupted(f"training interrupted after {record.blocks_seen} blocks; "

@@ -189,16 +189,8 @@ def train(
                     if checkpoint is not None and trained % checkpoint_every == 0:
                         record.seconds = seconds_before + time.perf_counter() - start
                         checkpoint(estimator, position, record)
-                record.rows_seen += position.epoch_rows
-                record.epochs = epoch + 1
-                entry = {"epoch": epoch + 1, "rows": position.epoch_rows}
-                if position.scored is not None and position.scored.score() is not None:
-                    entry["progressive_score"] = round(position.scored.score(), 6)
-                stop = after_epoch is not None and after_epoch(epoch + 1, estimator, entry)
-                entry["seconds"] = round(seconds_before + time.perf_counter() - start, 6)
-                record.history.append(entry)
-                log.info("epoch %d/%d: %s", epoch + 1, epochs, entry)
-                if stop:
+                if end_epoch(record, epoch, position.epoch_rows, position.scored, estimator,
+                             after_epoch, lambda: seconds_before + time.perf_counter() - start):
                     break
     except KeyboardInterrupt:
         kept = ("; continue from the last checkpoint with RESUME / resume=True"
@@ -208,6 +200,23 @@ def train(
         bar.close()
     record.seconds = seconds_before + time.perf_counter() - start
     return record
+
+
+def end_epoch(record: TrainingLog, epoch: int, rows: int, scored: ProgressiveScore | None,
+              estimator: Any, after_epoch: Callable[[int, Any, dict], bool] | None,
+              elapsed: Callable[[], float], **extra: Any) -> bool:
+    """Book epoch ``epoch``'s totals and history entry in ``record``, after running
+    ``after_epoch`` (holdout score, early stopping); True when it asks to stop."""
+    record.rows_seen += rows
+    record.epochs = epoch + 1
+    entry = {"epoch": epoch + 1, "rows": rows, **extra}
+    if scored is not None and scored.score() is not None:
+        entry["progressive_score"] = round(scored.score(), 6)
+    stop = after_epoch is not None and after_epoch(epoch + 1, estimator, entry)
+    entry["seconds"] = round(elapsed(), 6)
+    record.history.append(entry)
+    log.info("epoch %d: %s", epoch + 1, entry)
+    return bool(stop)
 
 
 def _load_task(part: Any, recipe: BlockRecipe, recipe_task: Any, index: int,
