@@ -134,16 +134,16 @@ def run_daskml(folder: Path) -> dict[str, Any]:
             "baseline_rss_mb": baseline}
 
 
-RUNNERS: dict[str, Callable[[Path], dict[str, Any]]] = {
-    "oocml": run_oocml, "daskml": run_daskml,
-    "oocml_parallel": lambda folder: run_oocml(folder, strategy="average"),
-    "oocml_checkpoint": lambda folder: run_checkpointed(folder)}
-
-
 def run_checkpointed(folder: Path) -> dict[str, Any]:
     """oocml writing a checkpoint after every partition: the worst case of its overhead."""
     with tempfile.TemporaryDirectory() as tmp:
         return run_oocml(folder, checkpoint=Path(tmp) / "fit.ckpt", checkpoint_every=1)
+
+
+RUNNERS: dict[str, Callable[[Path], dict[str, Any]]] = {
+    "oocml": run_oocml, "daskml": run_daskml,
+    "oocml_parallel": lambda folder: run_oocml(folder, strategy="average"),
+    "oocml_checkpoint": run_checkpointed}
 
 
 def rss_mb() -> float:

@@ -21,11 +21,8 @@ from .engine.fit import fit_plan
 from .errors import ParameterError
 from .estimators import spec_for
 from .model import Model
-from .plan import And, Condition, Plan, Step, StreamOptions, freeze_params
+from .plan import STRATEGIES, And, Condition, Plan, Step, StreamOptions, freeze_params
 from .preprocessing import IMPUTATIONS, SCALERS
-
-STRATEGIES = ("sequential", "average")
-
 
 @dataclass(frozen=True)
 class Chain:

@@ -111,6 +111,11 @@ class EstimatorSpec:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.params}
 
 
+# How partitions are trained: one after another, or one per worker per round with the models
+# averaged (PARALLEL).
+STRATEGIES = ("sequential", "average")
+
+
 @dataclass(frozen=True)
 class StreamOptions:
     """How blocks are fed to ``partial_fit``: epochs, block size, shuffling, prefetch depth."""
@@ -119,7 +124,7 @@ class StreamOptions:
     block_rows: int | None = None  # None: one block per partition
     shuffle: bool = False
     prefetch: int = 2  # blocks loaded ahead of partial_fit, at most
-    strategy: str = "sequential"  # "sequential" | "average"
+    strategy: str = "sequential"  # one of STRATEGIES
     holdout: float | None = None  # fraction of rows held out (stable hash split)
     patience: int | None = None  # early stop after this many epochs without holdout gain
     checkpoint: str | None = None  # path of the checkpoint file

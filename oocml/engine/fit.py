@@ -22,7 +22,7 @@ from ..errors import ColumnNotFoundError, DataError, ParameterError
 from ..estimators import build, task_of
 from ..model import Model, plan_as_dict
 from ..partitions import where_partitions
-from ..plan import Plan, Step
+from ..plan import STRATEGIES, Plan, Step
 from ..encoding import check_params, encoder_and_rows, is_categorical
 from ..preprocessing import IMPUTATIONS, SCALERS, fitted_imputer
 from ..progress import progress_enabled
@@ -210,9 +210,9 @@ def check_supported(plan: Plan) -> None:
     if stream.checkpoint is None and (stream.resume or stream.checkpoint_every is not None):
         raise ParameterError("RESUME and EVERY n BLOCKS need a checkpoint path "
                              "(CHECKPOINT 'path' / checkpoint='path')")
-    if stream.strategy not in ("sequential", "average"):
-        raise ParameterError(f"unknown strategy {stream.strategy!r}; choose 'sequential' or "
-                             "'average' (PARALLEL)")
+    if stream.strategy not in STRATEGIES:
+        raise ParameterError(f"unknown strategy {stream.strategy!r}; choose one of "
+                             f"{list(STRATEGIES)}")
     if stream.strategy == "average" and stream.checkpoint is not None:
         raise ParameterError("CHECKPOINT works with sequential training; PARALLEL (strategy="
                              "'average') cannot checkpoint yet: drop one of the two")
