@@ -9,6 +9,8 @@ import pytest
 from sklearn.linear_model import SGDClassifier
 
 import oocml
+from oocml.engine.checkpoint import Checkpoint
+from oocml.errors import TrainingInterrupted
 
 distributed = pytest.importorskip("distributed")
 
@@ -40,3 +42,30 @@ def test_sql_on_a_cluster(binary_dir, client, tmp_path):
     assert len(tasks.data) >= 6 * 3
     assert len(dd.read_parquet(out)) == 30_000
     assert session.sql(f"EVALUATE m ON '{binary_dir}'").iloc[0, 1] > 0.85
+
+
+def test_checkpoint_and_resume_on_a_cluster(binary_dir, client, tmp_path, monkeypatch):
+    """Interrupted after its 2nd checkpoint, then resumed, on the cluster: the local model."""
+    options = dict(target="y", shuffle=True, epochs=2, checkpoint=tmp_path / "c.ckpt",
+                   checkpoint_every=2)
+    original, calls = Checkpoint.__call__, []
+
+    def interrupted_after_two(self, *args):
+        original(self, *args)
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Checkpoint, "__call__", interrupted_after_two)
+    with pytest.raises(TrainingInterrupted, match="RESUME"):
+        dd.read_parquet(binary_dir).ml.scale().fit_incremental(SGDClassifier, **options)
+    monkeypatch.setattr(Checkpoint, "__call__", original)
+    with distributed.get_task_stream(client) as tasks:
+        resumed = dd.read_parquet(binary_dir).ml.scale().fit_incremental(
+            SGDClassifier, **options, resume=True)
+    assert len(tasks.data) >= 6 + 8  # statistics, then the 8 partitions left, on the workers
+    with dask.config.set(scheduler="threads"):
+        local = dd.read_parquet(binary_dir).ml.scale().fit_incremental(
+            SGDClassifier, target="y", shuffle=True, epochs=2)
+    np.testing.assert_array_equal(resumed.estimator.coef_, local.estimator.coef_)
+    np.testing.assert_array_equal(resumed.estimator.intercept_, local.estimator.intercept_)
