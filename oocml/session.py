@@ -24,7 +24,7 @@ from .errors import OocmlError, ParameterError
 from .estimators import build, task_of
 from .execution import progress_bar
 from .model import Model, load_model
-from .plan import Plan, Source, Step
+from .plan import Plan, Source
 from .progress import progress_enabled
 from .sources import local_files, detect_format, open_source
 
@@ -153,6 +153,9 @@ class Session:
             statistics.append(f"class labels of {plan.target}")
         order = (f"shuffled (seed {plan.random_state}), rows permuted inside each block"
                  if stream.shuffle else "in order")
+        if stream.holdout is not None:
+            statistics[0] = f"row counts (statistics from the {1 - stream.holdout:.0%} training rows)"
+            order += f", {stream.holdout:.0%} of rows held out by a hash of their values"
         blocks = (f"{frame.npartitions} partitions" + (f", split into blocks of {stream.block_rows:,} rows"
                                                        if stream.block_rows else ""))
         lines = [
@@ -168,18 +171,15 @@ class Session:
                          + (f"  (pushed down to parquet: {pushed})" if pushed else ""))
         steps = " -> ".join(f"{s.kind} {s.method}" for s in plan.steps) or "(none)"
         lines += [f"  steps:      {steps}",
-                  f"  estimator:  {type(estimator).__name__}({_params(plan)})  [{task}]",
+                  f"  estimator:  {type(estimator).__name__}({_pairs(plan.estimator.params)})  [{task}]",
                   f"  blocks:     {blocks}, at most {stream.prefetch} loaded ahead of partial_fit",
                   "  passes over the data:",
                   f"    1. statistics, one parallel pass: {'; '.join(statistics)}"]
-        if stream.holdout is not None:
-            statistics[0] = f"row counts (statistics from the {1 - stream.holdout:.0%} training rows)"
-            order += f", {stream.holdout:.0%} of rows held out by a hash of their values"
         number = 2
         reduction = next((s for s in plan.steps if s.kind == "reduce"), None)
         if reduction is not None:
             lines.append(f"    2. {reduction.method} projection: IncrementalPCA("
-                         f"{_params_of(reduction)}).partial_fit on the preprocessed blocks")
+                         f"{_pairs(reduction.params)}).partial_fit on the preprocessed blocks")
             number = 3
         for epoch in range(stream.epochs):
             fit = ("score each block (progressive), then partial_fit"
@@ -204,12 +204,9 @@ class Session:
         return "\n".join(lines)
 
 
-def _params_of(step: Step) -> str:
-    return ", ".join(f"{k}={v!r}" for k, v in step.params)
-
-
-def _params(plan: Plan) -> str:
-    return ", ".join(f"{k}={v!r}" for k, v in plan.estimator.params)
+def _pairs(params: tuple[tuple[str, Any], ...]) -> str:
+    """``k=v, ...`` of a plan's frozen parameters."""
+    return ", ".join(f"{k}={v!r}" for k, v in params)
 
 
 def _describe_files(source: Source) -> str:

@@ -97,6 +97,7 @@ def test_language_and_accessor_agree_and_describe_shows_scores(binary_dir):
     assert "progressive_score" in described["epoch 1"]
     explained = session.sql(f"EXPLAIN TRAIN sgd ON '{binary_dir}' PREDICT y EPOCHS 2 HOLDOUT 0.2")
     assert "holdout score after epoch 2" in explained and "held out by a hash" in explained
+    assert "statistics from the 80% training rows" in explained
 
 
 def test_bad_holdout_options_fail_before_reading(binary):
