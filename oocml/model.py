@@ -213,9 +213,8 @@ class Model:
         args = (self.pipeline, self.features, self.target, self.task, self.classes)
         if isinstance(data, dd.DataFrame):
             needed = self.features + [c for c in [self.target] if c and c not in self.features]
-            sums = [dask.delayed(block_totals)(part, *args) for part in partitions(data[needed])]
-            (totals,) = compute(tree_reduce(sums, _add_totals))
-            totals = totals.sum()
+            totals = sum_totals([dask.delayed(block_totals)(part, *args)
+                                 for part in partitions(data[needed])])
         else:
             totals = block_totals(data, *args).sum()
         if totals["n"] == 0:
@@ -232,6 +231,16 @@ class Model:
         return write_atomic(path, sio.dumps(payload))
 
 
+def loads_trusted(data: bytes, what: str) -> Any:
+    """Load skops ``data`` only if it holds no types beyond those oocml writes; ``what`` names
+    the file in the error. Nothing in a refused file runs."""
+    untrusted = [t for t in sio.get_untrusted_types(data=data) if t not in OOCML_TYPES]
+    if untrusted:
+        raise ModelFileError(f"{what} holds types oocml never writes, refused without loading: "
+                             f"{', '.join(untrusted[:10])}")
+    return sio.loads(data, trusted=OOCML_TYPES)
+
+
 def load_model(path: str | os.PathLike) -> Model:
     """Read a model written by :meth:`Model.save`; refuses files holding types oocml does not write."""
     path = Path(path)
@@ -240,13 +249,7 @@ def load_model(path: str | os.PathLike) -> Model:
     except OSError as exc:
         raise ModelFileError(f"cannot read model file {str(path)!r}: {exc.strerror or exc}") from None
     try:
-        untrusted = [t for t in sio.get_untrusted_types(data=data) if t not in OOCML_TYPES]
-        if untrusted:
-            raise ModelFileError(
-                f"model file {str(path)!r} holds types oocml never writes, refused without loading: "
-                f"{', '.join(untrusted[:10])}"
-            )
-        payload = sio.loads(data, trusted=OOCML_TYPES)
+        payload = loads_trusted(data, f"model file {str(path)!r}")
     except ModelFileError:
         raise
     except (zipfile.BadZipFile, KeyError, ValueError, TypeError, json.JSONDecodeError,
@@ -346,6 +349,12 @@ def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray, classes: list) -> n
 
 def _add_totals(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([a, b]).sum().to_frame().T
+
+
+def sum_totals(sums: list[Any], progress: bool = False) -> pd.Series:
+    """Delayed per-partition :func:`block_totals`, summed by a parallel tree reduction."""
+    (totals,) = compute(tree_reduce(sums, _add_totals), progress=progress)
+    return totals.sum()
 
 
 def _confusion(totals: pd.Series, classes: list) -> np.ndarray:

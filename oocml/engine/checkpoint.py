@@ -21,7 +21,7 @@ import skops.io as sio
 
 from ..errors import ModelFileError, ParameterError
 from ..files import write_atomic
-from ..model import OOCML_TYPES
+from ..model import loads_trusted
 from ..plan import Plan
 from .stats import Summary
 from .stream import Position, TrainingLog
@@ -79,11 +79,7 @@ class Checkpoint:
             return None
         data = self.path.read_bytes()
         try:
-            untrusted = [t for t in sio.get_untrusted_types(data=data) if t not in OOCML_TYPES]
-            if untrusted:
-                raise ModelFileError(f"checkpoint {str(self.path)!r} holds types oocml never "
-                                     f"writes, refused without loading: {', '.join(untrusted[:10])}")
-            payload = sio.loads(data, trusted=OOCML_TYPES)
+            payload = loads_trusted(data, f"checkpoint {str(self.path)!r}")
             state = json.loads(payload["state"])
         except ModelFileError:
             raise

@@ -15,9 +15,7 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from ..errors import DataError
-from ..execution import compute
-from ..model import block_totals, score_from_totals
-from ..preprocessing import tree_reduce
+from ..model import block_totals, score_from_totals, sum_totals
 
 HASH_KEY = "oocml-holdout-v1"  # pandas wants exactly 16 characters
 _UNIT = float(2**53)
@@ -48,10 +46,6 @@ def _holdout_totals(frame: pd.DataFrame, fraction: float, pipeline: Pipeline, fe
                         classes)
 
 
-def _add(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
-    return pd.concat([a, b]).sum().to_frame().T
-
-
 @dataclass
 class HoldoutMonitor:
     """Scores the model on the held-out rows after each epoch; keeps the best; says when to stop.
@@ -79,11 +73,10 @@ class HoldoutMonitor:
         """Score after ``epoch`` (1-based), note it in ``entry``; True when training should stop."""
         frozen = copy.deepcopy(estimator)
         pipeline = Pipeline([*self.prep.steps, ("model", frozen)])
-        sums = [dask.delayed(_holdout_totals)(p, self.fraction, pipeline, self.features,
-                                              self.target, self.task, self.classes)
-                for p in self.parts]
-        (totals,) = compute(tree_reduce(sums, _add), progress=self.progress)
-        totals = totals.sum()
+        totals = sum_totals([dask.delayed(_holdout_totals)(p, self.fraction, pipeline,
+                                                           self.features, self.target, self.task,
+                                                           self.classes)
+                             for p in self.parts], progress=self.progress)
         if totals["n"] == 0:
             raise DataError(f"HOLDOUT {self.fraction} leaves no rows to validate on; "
                             "hold out a larger fraction")
