@@ -24,6 +24,7 @@ from .model import Model
 from .plan import STRATEGIES, And, Condition, Plan, Step, StreamOptions, freeze_params
 from .preprocessing import IMPUTATIONS, SCALERS
 
+
 @dataclass(frozen=True)
 class Chain:
     """Preprocessing steps and column choices recorded against one DataFrame, ready to fit."""
