@@ -97,9 +97,14 @@ def run_oocml(folder: Path, **options: Any) -> dict[str, Any]:
     start = time.perf_counter()
     accuracy = float(model.score(ddf))
     score = time.perf_counter() - start
+    with tempfile.TemporaryDirectory() as tmp:  # PREDICT ... INTO: read, predict, write parquet
+        start = time.perf_counter()
+        model.write_predictions(ddf, Path(tmp) / "predictions")
+        predict_into = time.perf_counter() - start
     info = {k: v for k, v in dict(model.info).items()
             if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    return {"fit_s": fit, "predict_score_s": score, "accuracy": accuracy,
+    return {"fit_s": fit, "predict_score_s": score, "predict_into_s": predict_into,
+            "accuracy": accuracy, "coef_dtype": str(model.estimator.coef_.dtype),
             "baseline_rss_mb": baseline, "info": info}
 
 
@@ -216,6 +221,8 @@ def run_contender(name: str, folder: Path, repeat: int, cluster: int = 0) -> dic
     best = min(runs, key=lambda r: r["fit_s"])
     summary = {"fit_s": best["fit_s"],
                "predict_score_s": min(r["predict_score_s"] for r in runs),
+               **({"predict_into_s": min(r["predict_into_s"] for r in runs),
+                   "coef_dtype": best["coef_dtype"]} if "predict_into_s" in best else {}),
                "accuracy": statistics.fmean(r["accuracy"] for r in runs),
                "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
                "baseline_rss_mb": max(r["baseline_rss_mb"] for r in runs),
@@ -252,8 +259,9 @@ def best_read(folder: Path, threads: bool, repeat: int) -> tuple[int, float]:
     return rows, best
 
 
-def standardized_blocks(folder: Path) -> list[tuple[Any, Any]]:
-    """Every file as an in-memory (X, y) block, X standardized with the data set's mean and std."""
+def standardized_blocks(folder: Path, block_bytes: int | None = None) -> list[tuple[Any, Any]]:
+    """Every file as in-memory (X, y) blocks, X standardized with the data set's mean and std:
+    one block per file, or blocks of ``block_bytes`` of X each (oocml's ``BLOCK_BYTES``)."""
     import numpy as np
     import pyarrow.parquet as pq
 
@@ -267,25 +275,36 @@ def standardized_blocks(folder: Path) -> list[tuple[Any, Any]]:
     sq = sum(((X - mean) ** 2).sum(axis=0) for X, _ in blocks)
     std = np.sqrt(sq / rows)
     std[std == 0] = 1.0
-    return [(np.ascontiguousarray(((X - mean) / std).astype(X.dtype, copy=False)), y)
-            for X, y in blocks]
+    blocks = [(np.ascontiguousarray(((X - mean) / std).astype(X.dtype, copy=False)), y)
+              for X, y in blocks]
+    if block_bytes is None:
+        return blocks
+    return [(X[i:i + step], y[i:i + step]) for X, y in blocks
+            for step in [max(256, block_bytes // (X.shape[1] * X.itemsize))]
+            for i in range(0, len(X), step)]
 
 
 def partial_fit_ceiling(folder: Path, rows: int, features: int, repeat: int) -> dict[str, Any]:
-    """SGDClassifier.partial_fit over standardized in-memory blocks, one per file (timing only
-    the loop): the floor of one sequential epoch. Skipped when the blocks exceed 4 GB."""
+    """SGDClassifier.partial_fit over standardized in-memory blocks (timing only the loop): the
+    floor of one sequential epoch, on oocml's blocks (``BLOCK_BYTES`` each) and on one block
+    per file (dask-ml's). Skipped when the blocks exceed 4 GB."""
     if rows * features * 8 > CEILING_LIMIT_BYTES:
         return {"partial_fit_skipped": f"{rows:,} x {features} x 8 bytes exceeds 4 GB in memory"}
     from sklearn.linear_model import SGDClassifier
 
-    blocks = standardized_blocks(folder)
-    best = float("inf")
-    for _ in range(repeat):
-        estimator, start = SGDClassifier(random_state=0), time.perf_counter()
-        for X, y in blocks:
-            estimator.partial_fit(X, y, classes=[0, 1])
-        best = min(best, time.perf_counter() - start)
-    return {"partial_fit_s": best, "partial_fit_rows_per_s": rows / best}
+    from oocml.engine.stream import BLOCK_BYTES
+
+    out: dict[str, Any] = {}
+    for key, block_bytes in (("partial_fit", BLOCK_BYTES), ("partial_fit_file_blocks", None)):
+        blocks, best = standardized_blocks(folder, block_bytes), float("inf")
+        for _ in range(repeat):
+            estimator, start = SGDClassifier(random_state=0), time.perf_counter()
+            for X, y in blocks:
+                estimator.partial_fit(X, y, classes=[0, 1])
+            best = min(best, time.perf_counter() - start)
+        del blocks
+        out[f"{key}_s"], out[f"{key}_rows_per_s"] = best, rows / best
+    return out
 
 
 # -- report -------------------------------------------------------------------------------------
@@ -353,6 +372,16 @@ def comparisons(results: dict[str, Any]) -> dict[str, float]:
         out["oocml_train_pass_over_partial_fit_ceiling"] = train / ceiling["partial_fit_s"]
     if "fit_s" in ours and "partial_fit_s" in ceiling:
         out["oocml_fit_over_partial_fit_ceiling"] = ours["fit_s"] / ceiling["partial_fit_s"]
+    if "fit_s" in theirs and "partial_fit_s" in ceiling:
+        # A sequential fit can never beat its partial_fit loop: the best ratio one could reach.
+        out["daskml_fit_over_partial_fit_ceiling"] = theirs["fit_s"] / ceiling["partial_fit_s"]
+    if "fit_s" in theirs and "fit_s" in parallel:
+        out["fit_ratio_daskml_over_oocml_parallel"] = theirs["fit_s"] / parallel["fit_s"]
+    if "predict_into_s" in ours:
+        rows = results["data"]["rows"]
+        out["predict_into_rows_per_s"] = rows / ours["predict_into_s"]
+        out["predict_into_over_threaded_read"] = (rows / ours["predict_into_s"]
+                                                  / ceiling["read_rows_per_s_threaded"])
     return out
 
 
@@ -378,6 +407,12 @@ def print_table(results: dict[str, Any]) -> None:
         print(f"dask-ml / oocml: fit {c['fit_ratio_daskml_over_oocml']:.2f}x, predict+score "
               f"{c['predict_score_ratio_daskml_over_oocml']:.2f}x; accuracy oocml - dask-ml "
               f"{c['accuracy_difference_oocml_minus_daskml']:+.4f}")
+    if "fit_ratio_daskml_over_oocml_parallel" in c:
+        print(f"dask-ml / oocml PARALLEL: fit {c['fit_ratio_daskml_over_oocml_parallel']:.2f}x")
+    if "daskml_fit_over_partial_fit_ceiling" in c:
+        print(f"dask-ml's fit / the raw partial_fit ceiling: "
+              f"{c['daskml_fit_over_partial_fit_ceiling']:.2f}x (no sequential fit can be "
+              "faster than dask-ml by more than this)")
     if "parallel_fit_speedup" in c:
         workers = results["contenders"]["oocml_parallel"]["info"]["workers"]
         print(f"PARALLEL (strategy='average', {workers} workers) / sequential: fit {c['parallel_fit_speedup']:.2f}x faster, training pass "
@@ -386,18 +421,27 @@ def print_table(results: dict[str, Any]) -> None:
     if "checkpoint_every_partition_overhead" in c:
         print(f"checkpoint after every partition: fit "
               f"{c['checkpoint_every_partition_overhead']:+.1%} against no checkpoint")
-    info = results["contenders"].get("oocml", {}).get("info", {})
-    passes = {k[:-len("_seconds")]: v for k, v in info.items() if k.endswith("_seconds")}
+    ours = results["contenders"].get("oocml", {})
+    passes = {k[:-len("_seconds")]: v for k, v in ours.get("info", {}).items()
+              if k.endswith("_seconds")}
     if passes:
-        print("oocml passes: " + ", ".join(f"{k} {v:.2f}s" for k, v in passes.items()))
+        print("oocml passes: " + ", ".join(f"{k} {v:.2f}s" for k, v in passes.items())
+              + f", predict+score {ours['predict_score_s']:.2f}s")
+    if "predict_into_rows_per_s" in c:
+        print(f"oocml PREDICT ... INTO parquet: {ours['predict_into_s']:.2f}s = "
+              f"{c['predict_into_rows_per_s']:,.0f} rows/s, {c['predict_into_over_threaded_read']:.2f}x"
+              f" pyarrow's threaded read rate; the model's coef_ is {ours['coef_dtype']}")
     ceiling = results["ceilings"]
     if "partial_fit_s" in ceiling:
-        line = (f"raw partial_fit ceiling (in memory, one core): {ceiling['partial_fit_s']:.2f}s "
+        line = (f"raw partial_fit ceiling (in memory, one core, oocml's blocks): "
+                f"{ceiling['partial_fit_s']:.2f}s "
                 f"= {ceiling['partial_fit_rows_per_s']:,.0f} rows/s")
         if "oocml_train_pass_over_partial_fit_ceiling" in c:
             line += (f"; oocml training pass {c['oocml_train_pass_over_partial_fit_ceiling']:.2f}x"
                      f" it, whole fit {c['oocml_fit_over_partial_fit_ceiling']:.2f}x it")
         print(line)
+        print(f"  (on one block per file, dask-ml's blocks: {ceiling['partial_fit_file_blocks_s']:.2f}s"
+              f" = {ceiling['partial_fit_file_blocks_rows_per_s']:,.0f} rows/s)")
     else:
         print(f"raw partial_fit ceiling skipped: {ceiling['partial_fit_skipped']}")
     print(f"pyarrow read -> numpy: {ceiling['read_rows_per_s_one_core']:,.0f} rows/s on one core "

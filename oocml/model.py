@@ -25,10 +25,11 @@ from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
+from .blocks import apply_rows
 from .errors import ColumnNotFoundError, DataError, ModelFileError, OocmlError
 from .execution import compute
 from .files import write_atomic
-from .partitions import partitions
+from .partitions import batches, partitions, whole
 from .preprocessing import tree_reduce
 
 FORMAT = "oocml.model"
@@ -198,7 +199,8 @@ class Model:
         if isinstance(data, dd.DataFrame):
             parts = partitions(data[self.features])
             each = -(-SILHOUETTE_SAMPLE // len(parts))
-            (samples,) = compute([dask.delayed(_sample_rows)(p, each, i) for i, p in enumerate(parts)])
+            (samples,) = compute([dask.delayed(_sample_rows)(p, each, i)
+                                  for i, p in enumerate(parts)])
             sample = pd.concat(samples)
         else:
             sample = _sample_rows(data[self.features], SILHOUETTE_SAMPLE, 0)
@@ -213,7 +215,7 @@ class Model:
         args = (self.pipeline, self.features, self.target, self.task, self.classes)
         if isinstance(data, dd.DataFrame):
             needed = self.features + [c for c in [self.target] if c and c not in self.features]
-            totals = sum_totals([dask.delayed(block_totals)(part, *args)
+            totals = sum_totals([dask.delayed(part_totals)(part, *args)
                                  for part in partitions(data[needed])])
         else:
             totals = block_totals(data, *args).sum()
@@ -278,7 +280,7 @@ def _apply_block(frame: pd.DataFrame, pipeline: Pipeline, features: list, method
     if len(frame) == 0:
         out = np.empty((0, len(names)) if isinstance(names, tuple) else 0, dtype=as_numpy)
     else:
-        out = np.asarray(getattr(pipeline, method)(frame[features])).astype(as_numpy, copy=False)
+        out = np.asarray(apply_rows(pipeline, frame[features], method)).astype(as_numpy, copy=False)
     if isinstance(names, tuple):
         result = pd.DataFrame(out.reshape(len(frame), len(names)), index=frame.index,
                               columns=list(names))
@@ -290,12 +292,23 @@ def _apply_block(frame: pd.DataFrame, pipeline: Pipeline, features: list, method
                       frame[list(keep)]], axis=1)
 
 
-def _sample_rows(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
-    """Up to ``n`` rows of ``frame``, the same ones on every run."""
+def _sample_rows(part: Any, n: int, seed: int) -> pd.DataFrame:
+    """Up to ``n`` rows of a partition, the same ones on every run."""
+    frame = whole(part)
     if len(frame) <= n:
         return frame
     rows = np.sort(np.random.default_rng([seed, len(frame)]).choice(len(frame), n, replace=False))
     return frame.iloc[rows]
+
+
+def part_totals(part: Any, *args: Any) -> pd.DataFrame:
+    """:func:`block_totals` of a partition, batch by batch (``args`` as there)."""
+    return sum_rows([block_totals(frame, *args) for frame in batches(part)])
+
+
+def sum_rows(rows: list[pd.DataFrame]) -> pd.DataFrame:
+    """One-row frames of totals added into one."""
+    return rows[0] if len(rows) == 1 else pd.concat(rows).sum().to_frame().T
 
 
 def block_totals(frame: pd.DataFrame, pipeline: Pipeline, features: list, target: str | None,
@@ -307,15 +320,17 @@ def block_totals(frame: pd.DataFrame, pipeline: Pipeline, features: list, target
     X = frame[features]
     if task == "classification":
         k = len(classes)
-        cm = (confusion_counts(frame[target].to_numpy(), pipeline.predict(X), classes)
+        cm = (confusion_counts(frame[target].to_numpy(), apply_rows(pipeline, X, "predict"),
+                               classes)
               if n else np.zeros((k, k), np.int64))
         row = {"n": n, **{f"cm_{i}_{j}": int(cm[i, j]) for i in range(k) for j in range(k)}}
         if hasattr(pipeline, "predict_proba"):
-            row["log_loss"] = (log_loss(frame[target].to_numpy(), pipeline.predict_proba(X),
-                                        labels=classes, normalize=False) if n else 0.0)
+            proba = apply_rows(pipeline, X, "predict_proba") if n else None
+            row["log_loss"] = (log_loss(frame[target].to_numpy(), proba, labels=classes,
+                                        normalize=False) if n else 0.0)
     elif task == "regression":
         y = frame[target].to_numpy(dtype=np.float64)
-        residual = y - pipeline.predict(X) if n else y
+        residual = y - apply_rows(pipeline, X, "predict") if n else y
         row = {"n": n, "sum_y": y.sum(), "sum_y2": (y * y).sum(), "sse": (residual ** 2).sum(),
                "sae": np.abs(residual).sum()}
     else:
@@ -348,7 +363,7 @@ def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray, classes: list) -> n
 
 
 def _add_totals(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
-    return pd.concat([a, b]).sum().to_frame().T
+    return sum_rows([a, b])
 
 
 def sum_totals(sums: list[Any], progress: bool = False) -> pd.Series:

@@ -40,25 +40,24 @@ class Moments:
     def of(cls, X: np.ndarray) -> Moments:
         """The moments of one in-memory block (rows x columns)."""
         X = np.asarray(X, dtype=np.float64)
-        if X.ndim == 1:
-            X = X[:, None]
-        n_rows, n_cols = X.shape
-        nan = np.isnan(X)
-        if not nan.any():
-            count = np.full(n_cols, n_rows, dtype=np.int64)
-            if n_rows == 0:
-                return cls.empty(n_cols)
-            mean = X.mean(axis=0)
-            m2 = ((X - mean) ** 2).sum(axis=0)
-            return cls(count, mean, m2, X.min(axis=0), X.max(axis=0), n_rows)
-        count = (~nan).sum(axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            total = np.where(nan, 0.0, X).sum(axis=0)
-            mean = np.where(count > 0, total / np.maximum(count, 1), 0.0)
-            m2 = np.where(nan, 0.0, (X - mean) ** 2).sum(axis=0)
-            lo = np.where(nan, np.inf, X).min(axis=0)
-            hi = np.where(nan, -np.inf, X).max(axis=0)
-        return cls(count, mean, m2, lo, hi, n_rows)
+        return cls.of_columns(list(X[:, None].T if X.ndim == 1 else X.T), len(X))
+
+    @classmethod
+    def of_columns(cls, columns: list[np.ndarray], n_rows: int) -> Moments:
+        """The moments of ``n_rows`` rows held as one 1-D array per column, in their dtype
+        (statistics in float64); NaN and infinite values are not counted. A column is read
+        about four times, with no 2-D temporary."""
+        stats = np.zeros((5, len(columns)))
+        for i, column in enumerate(columns):
+            present = column if all_finite(column) else column[np.isfinite(column)]
+            if present.size == 0:
+                stats[:, i] = 0, 0.0, 0.0, np.inf, -np.inf
+                continue
+            mean = present.mean(dtype=np.float64)
+            deviation = present - mean  # float64: the deviations of float32 data stay exact
+            stats[:, i] = (present.size, mean, np.dot(deviation, deviation), present.min(),
+                           present.max())
+        return cls(stats[0].astype(np.int64), stats[1], stats[2], stats[3], stats[4], n_rows)
 
     @classmethod
     def empty(cls, n_cols: int) -> Moments:
@@ -96,6 +95,12 @@ class Moments:
         ends = np.stack([self.min * scale + offset, self.max * scale + offset])
         return Moments(self.count, self.mean * scale + offset, self.m2 * scale**2,
                        ends.min(axis=0), ends.max(axis=0), self.rows)
+
+
+def all_finite(column: np.ndarray) -> bool:
+    """No NaN or infinity in ``column``: one pass through its sum, no mask (a sum that
+    overflows only sends the caller to its slower, exact path)."""
+    return column.dtype.kind != "f" or bool(np.isfinite(column.sum()))
 
 
 def moments_of(X: Any) -> Moments:
@@ -340,10 +345,10 @@ class QuantileSketch:
     SIZE = 1024
 
     @classmethod
-    def of(cls, X: np.ndarray) -> QuantileSketch:
-        X = np.asarray(X, dtype=np.float64)
+    def of_columns(cls, arrays: list[np.ndarray]) -> QuantileSketch:
+        """The sketch of one block held as one 1-D array per column."""
         columns = []
-        for column in X.T:
+        for column in arrays:
             present = column[~np.isnan(column)]
             if present.size == 0:
                 columns.append((np.zeros(0), np.zeros(0)))

@@ -162,12 +162,12 @@ def test_every_user_error_is_an_oocml_error(binary):
 def test_direct_parquet_reads_equal_dasks_partitions(binary_dir):
     import dask
 
-    from oocml.partitions import parquet_pieces, partitions
+    from oocml.partitions import parquet_pieces, partitions, whole
 
     frame = dd.read_parquet(binary_dir)[["x3", "x0", "y"]]
     assert parquet_pieces(frame) is not None
     assert len(parquet_pieces(frame)) < 6  # dask fuses files when few columns are read
-    ours = dask.compute(*partitions(frame))
+    ours = [whole(p) for p in partitions(frame)]
     theirs = dask.compute(*frame.to_delayed())
     assert len(ours) == len(theirs)
     for a, b in zip(ours, theirs):
@@ -182,14 +182,14 @@ def test_direct_reads_split_row_groups_like_dask(tmp_path):
     import dask
 
     from oocml.datasets import make_parquet_dataset
-    from oocml.partitions import parquet_pieces, partitions
+    from oocml.partitions import parquet_pieces, partitions, whole
 
     make_parquet_dataset(tmp_path, rows=40_000, features=3, files=2, row_group_rows=5_000)
     frame = dd.read_parquet(tmp_path, split_row_groups=True)
     pieces = parquet_pieces(frame)
     assert pieces is not None and len(pieces) == frame.npartitions
     assert sum(len(group) for group in pieces) == 8  # 2 files x 4 row groups
-    for a, b in zip(dask.compute(*partitions(frame)), dask.compute(*frame.to_delayed())):
+    for a, b in zip([whole(p) for p in partitions(frame)], dask.compute(*frame.to_delayed())):
         pd.testing.assert_frame_equal(a, b)
 
 

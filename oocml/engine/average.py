@@ -28,7 +28,8 @@ from dask.delayed import Delayed
 from dask.system import CPU_COUNT
 
 from ..errors import ParameterError, TrainingInterrupted
-from ..execution import Submitter, current_client
+from ..execution import Submitter, data_pass, current_client
+from ..partitions import ParquetPart
 from ..progress import BlockProgress
 from .stream import BlockRecipe, TrainingLog, _partial_fit, end_epoch, epoch_order, prepare
 from .validation import ProgressiveScore
@@ -108,7 +109,7 @@ def train_average(
     start = time.perf_counter()
     futures: list = []
     try:
-        with Submitter(workers) as submitter:
+        with Submitter(workers) as submitter, data_pass():
             for epoch in range(epochs):
                 places = _places(submitter.client)  # again each epoch: workers come and go
                 order = epoch_order(len(parts), epoch, shuffle, seed)
@@ -219,7 +220,7 @@ def _fit_task(model: Any, part: Any, recipe: BlockRecipe, index: int, row_seed: 
               fit_params: dict, progressive: str | None, trained_before: bool) -> Any:
     """One worker's share of a round: a dask task for a lazy partition (read where it runs),
     a plain callable for one already in memory."""
-    if isinstance(part, Delayed):
+    if isinstance(part, Delayed | ParquetPart):
         return dask.delayed(_fit_part, pure=False)(model, part, recipe, index, row_seed,
                                                    fit_params, progressive, trained_before)
     return partial(_fit_part, model, part, recipe, index, row_seed, fit_params, progressive,

@@ -7,17 +7,18 @@ a fixed tree, so the result is the same bit for bit on any scheduler.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import dask
-from dask.delayed import Delayed
 import numpy as np
 import pandas as pd
 
 from ..encoding import count_values, merge_counts
-from ..preprocessing import Moments, QuantileSketch, tree_reduce
-from ..chunks import row_chunks
+from ..blocks import numeric_arrays
+from ..preprocessing import Moments, QuantileSketch, all_finite, tree_reduce
 from ..execution import compute
+from ..partitions import batches
 from .validation import training_rows
 
 
@@ -50,39 +51,55 @@ class Summary:
 def summarize(frame: pd.DataFrame, features: list[str], target: str | None,
               labels: bool, quantiles: bool = False, holdout: float | None = None,
               categorical: tuple[str, ...] = ()) -> Summary:
-    """The summary of one in-memory partition, computed a few megabytes of rows at a time.
+    """The summary of one in-memory partition, computed column by column.
 
     With a ``holdout`` fraction the statistics describe the training rows only; class
     labels come from every row, so a class seen only in the holdout is still known.
     ``categorical`` columns get their value counts, for the encoders.
     """
-    found = np.unique(frame[target].dropna().to_numpy()) if labels and target is not None else None
+    found = labels_of(frame[target]) if labels and target is not None else None
     frame = training_rows(frame, holdout)
-    moments, infinite = Moments.empty(len(features)), np.zeros(len(features), np.int64)
-    sketch = (QuantileSketch.of(frame[features].to_numpy(dtype=np.float64, na_value=np.nan))
-              if quantiles else None)
-    for rows in row_chunks(len(frame), len(features)):
-        X = frame.iloc[rows][features].to_numpy(dtype=np.float64, na_value=np.nan)
-        if not np.isfinite(X).all():
-            inf = np.isinf(X)
-            infinite += inf.sum(axis=0)
-            X = np.where(inf, np.nan, X)  # reported as an error; keep the moments meaningful
-        moments = moments.merge(Moments.of(X))
+    columns = numeric_arrays(frame, features)
+    infinite = np.array([0 if all_finite(c) else int(np.isinf(c).sum()) for c in columns],
+                        dtype=np.int64)
+    moments = Moments.of_columns(columns, len(frame))
+    sketch = QuantileSketch.of_columns(columns) if quantiles else None
     missing = int(frame[target].isna().sum()) if target is not None else 0
     counts = count_values(frame, list(categorical)) if categorical else None
     return Summary(moments, infinite, found, missing, (len(frame),), sketch, counts)
+
+
+def labels_of(target: pd.Series) -> np.ndarray:
+    """The sorted distinct values of a target column, missing values left out (hashing, not
+    sorting, the whole column)."""
+    return np.sort(pd.unique(target.dropna().to_numpy()))
 
 
 def _merge(a: Summary, b: Summary) -> Summary:
     return a.merge(b)
 
 
-def statistics_pass(parts: list[Delayed], features: list[str], target: str | None,
+def summarize_part(part: Any, features: list[str], target: str | None, labels: bool,
+                   quantiles: bool = False, holdout: float | None = None,
+                   categorical: tuple[str, ...] = ()) -> Summary:
+    """The summary of one partition, merged from its batches (see :func:`summarize`)."""
+    summary, columns = None, []
+    for frame in batches(part):
+        one = summarize(frame, features, target, labels, False, holdout, categorical)
+        summary = one if summary is None else summary.merge(one)
+        if quantiles:  # one sketch of the whole partition: merging per batch would widen its error
+            columns.append(numeric_arrays(training_rows(frame, holdout), features))
+    sketch = (QuantileSketch.of_columns([np.concatenate(c) for c in zip(*columns)])
+              if quantiles else None)
+    return replace(summary, partition_rows=(summary.rows,), quantiles=sketch)
+
+
+def statistics_pass(parts: list[Any], features: list[str], target: str | None,
                     labels: bool, quantiles: bool = False, holdout: float | None = None,
                     categorical: tuple[str, ...] = (), progress: bool = False) -> Summary:
     """One read of every partition, computing their merged :class:`Summary`."""
-    summaries = [dask.delayed(summarize)(p, features, target, labels, quantiles, holdout,
-                                         categorical)
+    summaries = [dask.delayed(summarize_part)(p, features, target, labels, quantiles, holdout,
+                                              categorical)
                  for p in parts]
     (summary,) = compute(tree_reduce(summaries, _merge), progress=progress)
     return summary

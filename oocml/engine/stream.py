@@ -1,17 +1,23 @@
 """The block-streaming loop: feed blocks to ``partial_fit`` while the next ones load.
 
-Each partition becomes one dask task that reads it, applies the fitted
-preprocessing and returns ready numpy blocks. At most ``prefetch`` tasks are in
-flight, so memory holds a bounded number of blocks whatever the data's size,
-and reading, decoding and scaling overlap with training. Block order and the
-row permutation inside a block depend only on the seed, never on the scheduler.
+On this machine, each partition is read by a loader thread a batch at a time,
+through the fitted preprocessing, into blocks of about ``BLOCK_BYTES`` that wait
+in a small queue (a :class:`Feed`); ``prefetch`` partitions load at once. Memory
+thus holds a few blocks, whatever the size of the data or of its partitions, and
+reading, decoding and scaling overlap with training. On a ``distributed``
+cluster, each partition is one task that prepares its blocks where the data is.
+Block order and the row permutation inside a block depend only on the seed,
+never on the scheduler.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from collections import deque
+from contextlib import closing
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -21,15 +27,19 @@ import dask
 from dask.delayed import Delayed
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
+from ..blocks import apply_rows
 from ..errors import DataError, TrainingInterrupted, UnseenLabelError
-from ..execution import Submitter
+from ..execution import Submitter, compute_here, data_pass
+from ..partitions import ParquetPart, batches
 from ..progress import BlockProgress
 from .validation import ProgressiveScore, training_rows
 
 log = logging.getLogger("oocml")
 
 Block = tuple[np.ndarray, np.ndarray | None]
+BLOCK_BYTES = 8 << 20  # rows per partial_fit call, by default: this many bytes of prepared rows
 
 
 @dataclass(frozen=True)
@@ -44,35 +54,93 @@ class BlockRecipe:
 
 
 def prepare(part: Any, recipe: BlockRecipe, index: int, row_seed: Sequence[int] | None) -> list[Block]:
-    """Partition -> list of (X, y) blocks: transformed, optionally permuted, C-ordered if dense."""
-    if isinstance(part, tuple):
+    """Partition -> list of (X, y) blocks (see :func:`blocks_of`): what a dask task returns."""
+    return list(blocks_of(part, recipe, index, row_seed))
+
+
+def blocks_of(part: Any, recipe: BlockRecipe, index: int,
+              row_seed: Sequence[int] | None) -> Iterator[Block]:
+    """A partition's (X, y) blocks, in order: transformed, optionally permuted, C-ordered if dense.
+
+    A block is about ``BLOCK_BYTES`` of consecutive rows of a batch as read: small enough
+    for ``partial_fit`` to visit its rows in cache (SGD runs about 1.4x faster on 8 MB
+    blocks than on 80 MB ones), made a batch at a time, so a partition is never held
+    whole. ``block_rows`` cuts the partition's rows into blocks of that many rows instead.
+    """
+    if isinstance(part, tuple) or recipe.block_rows is not None:
+        yield from _cut(part, recipe, index, row_seed)
+        return
+    k = 0
+    for frame in batches(part):
+        X, y = _batch_block(frame, recipe, index)
+        for rows in _block_slices(X):  # none for an empty batch (empty file, WHERE, holdout)
+            yield _permuted(take_rows(X, rows), take_rows(y, rows), row_seed, k)
+            k += 1
+
+
+def _cut(part: Any, recipe: BlockRecipe, index: int, row_seed: Sequence[int] | None) -> list[Block]:
+    """The whole partition's rows, permuted, in blocks of ``block_rows`` (default: one block)."""
+    if isinstance(part, tuple):  # (X, y) already split, from oocml.Incremental
         X, y = part
         if X.shape[0] == 0:
             return []
-        X = recipe.prep.transform(X) if recipe.prep is not None else X
+        pieces = [(recipe.prep.transform(X) if recipe.prep is not None else X, y)]
     else:
-        part = training_rows(part, recipe.holdout)
-        if len(part) == 0:  # an empty file, a WHERE that keeps nothing here, a holdout-only partition
+        pieces = [_batch_block(frame, recipe, index) for frame in batches(part)]
+        pieces = [(X, y) for X, y in pieces if X.shape[0]]
+        if not pieces:
             return []
-        y = part[recipe.target].to_numpy() if recipe.target is not None else None
-        X = recipe.prep.transform(part) if recipe.prep is not None else part
+    X, y = _permuted(_stack([X for X, _ in pieces]), _stack([y for _, y in pieces]), row_seed,
+                     None)
+    n = X.shape[0]
+    step = recipe.block_rows or max(n, 1)
+    return [(take_rows(X, slice(i, i + step)), take_rows(y, slice(i, i + step)))
+            for i in range(0, n, step)]
+
+
+def _batch_block(frame: pd.DataFrame, recipe: BlockRecipe, index: int) -> Block:
+    """One batch of a partition as a training block: training rows only, labels checked."""
+    frame = training_rows(frame, recipe.holdout)
+    y = frame[recipe.target].to_numpy() if recipe.target is not None else None
+    if len(frame) == 0:  # an empty file, or no row of the batch passes WHERE or the holdout
+        return np.empty((0, 0)), y
     if recipe.labels is not None and y is not None:
-        unseen = np.setdiff1d(np.unique(y), recipe.labels)
+        unseen = np.setdiff1d(pd.unique(y), recipe.labels)
         if unseen.size:
             raise UnseenLabelError(
                 f"partition {index} holds target value(s) {unseen.tolist()[:10]} that are not among "
                 f"the classes {recipe.labels.tolist()[:20]}; pass classes= with every label, or check "
                 "that the data did not change since the statistics pass"
             )
-    n = X.shape[0]
-    if row_seed is not None and n > 1:
-        order = np.random.default_rng(list(row_seed)).permutation(n)
+    X = apply_rows(recipe.prep, frame, "transform") if recipe.prep is not None else frame
+    return X, y
+
+
+def _block_slices(X: Any) -> list[slice]:
+    """Consecutive row ranges of about ``BLOCK_BYTES`` of ``X`` each."""
+    n, width = X.shape[0], X.shape[1] if X.ndim == 2 else 1
+    step = max(256, BLOCK_BYTES // max(width * getattr(X.dtype, "itemsize", 8), 1))
+    return [slice(i, min(i + step, n)) for i in range(0, n, step)]
+
+
+def _permuted(X: Any, y: Any, row_seed: Sequence[int] | None, k: int | None) -> Block:
+    """The block's rows in a random order seeded by ``row_seed`` (+ the block number ``k``);
+    dense blocks C-ordered, as ``partial_fit`` wants them."""
+    if row_seed is not None and X.shape[0] > 1:
+        order = np.random.default_rng([*row_seed, *([] if k is None else [k])]).permutation(X.shape[0])
         X, y = take_rows(X, order), take_rows(y, order)
-    if isinstance(X, np.ndarray):
-        X = np.ascontiguousarray(X)
-    step = recipe.block_rows or max(n, 1)
-    return [(take_rows(X, slice(i, i + step)), take_rows(y, slice(i, i + step)))
-            for i in range(0, n, step)]
+    return (np.ascontiguousarray(X) if isinstance(X, np.ndarray) else X), y
+
+
+def _stack(pieces: list[Any]) -> Any:
+    """Blocks of rows, one after the other (arrays, sparse matrices, pandas objects or None)."""
+    if len(pieces) == 1 or pieces[0] is None:
+        return pieces[0]
+    if isinstance(pieces[0], pd.DataFrame | pd.Series):
+        return pd.concat(pieces)
+    if sparse.issparse(pieces[0]):
+        return sparse.vstack(pieces, format=pieces[0].format)
+    return np.concatenate(pieces)
 
 
 def take_rows(data: Any, rows: Any) -> Any:
@@ -92,23 +160,78 @@ def epoch_order(n: int, epoch: int, shuffle: bool, seed: int | None) -> list[int
 
 
 def prefetched(submitter: Submitter, tasks: Iterable[Any], depth: int) -> Iterator[Any]:
-    """Results of ``tasks`` in order, keeping at most ``depth`` computations in flight."""
+    """Results of ``tasks`` in order, keeping at most ``depth`` computations in flight.
+
+    A :class:`Feed` is its own result: it is started, and its blocks are taken as they come.
+    """
     pending: deque = deque()
     tasks = iter(tasks)
     try:
         for task in tasks:
-            pending.append(submitter.submit(task))
+            pending.append(_start(submitter, task))
             if len(pending) >= depth:
                 break
         while pending:
-            result = pending.popleft().result()
+            head = pending[0]
+            yield head if isinstance(head, Feed) else head.result()
+            pending.popleft()
             nxt = next(tasks, None)
             if nxt is not None:
-                pending.append(submitter.submit(nxt))
-            yield result
-    finally:
-        for future in pending:
-            future.cancel()
+                pending.append(_start(submitter, nxt))
+    finally:  # stopped early (an error, Ctrl-C): free the loader threads
+        for item in pending:
+            item.cancel()
+
+
+def _start(submitter: Submitter, task: Any) -> Any:
+    if isinstance(task, Feed):
+        submitter.submit(task.run)
+        return task
+    return submitter.submit(task)
+
+
+class Feed:
+    """The blocks of one partition, made on a loader thread and taken in order by the training
+    loop, with at most ``room`` blocks made and not yet taken: memory holds a few blocks per
+    partition in flight, whatever the size of the partitions."""
+
+    _END = object()
+
+    def __init__(self, make: Callable[[], Iterable[Block]], room: int = 2):
+        self._make, self._queue = make, queue.Queue(maxsize=room)
+        self._cancelled = threading.Event()
+
+    def run(self) -> None:
+        """Make every block (on a loader thread); an error is handed to the taker."""
+        try:
+            for block in self._make():
+                if not self._put(block):
+                    return
+            self._put(self._END)
+        except BaseException as exc:  # noqa: BLE001  (re-raised on the training thread)
+            self._put(exc)
+
+    def _put(self, item: Any) -> bool:
+        while not self._cancelled.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Iterator[Block]:
+        while True:
+            item = self._queue.get()
+            if item is self._END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def cancel(self) -> None:
+        """Stop making blocks (the loader thread returns at its next block)."""
+        self._cancelled.set()
 
 
 @dataclass
@@ -166,29 +289,32 @@ def train(
     start, seconds_before, trained = time.perf_counter(), record.seconds, 0
     recipe_task = dask.delayed(recipe)
     try:
-        with Submitter(prefetch) as submitter:
+        with Submitter(prefetch) as submitter, data_pass():
             for epoch in range(position.epoch, epochs):
                 if epoch != position.epoch:
                     position = Position(epoch, scored=ProgressiveScore(progressive) if progressive else None)
                 todo = epoch_order(len(parts), epoch, shuffle, seed)[position.done:]
                 tasks = (_load_task(parts[i], recipe, recipe_task, i,
-                                    (seed or 0, epoch, i) if shuffle else None) for i in todo)
-                for index, blocks in zip(todo, prefetched(submitter, tasks, prefetch)):
-                    rows = 0
-                    for X, y in blocks:
-                        trained_before = record.rows_seen + position.epoch_rows + rows > 0
-                        if position.scored is not None and trained_before and X.shape[0]:
-                            position.scored.add(estimator, X, y)
-                        _partial_fit(estimator, X, y, fit_params, index)
-                        rows += X.shape[0]
-                    record.blocks_seen += len(blocks)
-                    position.epoch_rows += rows
-                    position.done += 1
-                    bar.update(rows, epoch, epochs)
-                    trained += 1
-                    if checkpoint is not None and trained % checkpoint_every == 0:
-                        record.seconds = seconds_before + time.perf_counter() - start
-                        checkpoint(estimator, position, record)
+                                    (seed or 0, epoch, i) if shuffle else None, submitter)
+                         for i in todo)
+                # closed on any exit, so no loader thread is left waiting for a taker
+                with closing(prefetched(submitter, tasks, prefetch)) as loaded:
+                    for index, blocks in zip(todo, loaded):
+                        rows = 0
+                        for X, y in blocks:
+                            trained_before = record.rows_seen + position.epoch_rows + rows > 0
+                            if position.scored is not None and trained_before and X.shape[0]:
+                                position.scored.add(estimator, X, y)
+                            _partial_fit(estimator, X, y, fit_params, index)
+                            rows += X.shape[0]
+                            record.blocks_seen += 1
+                        position.epoch_rows += rows
+                        position.done += 1
+                        bar.update(rows, epoch, epochs)
+                        trained += 1
+                        if checkpoint is not None and trained % checkpoint_every == 0:
+                            record.seconds = seconds_before + time.perf_counter() - start
+                            checkpoint(estimator, position, record)
                 if end_epoch(record, epoch, position.epoch_rows, position.scored, estimator,
                              after_epoch, lambda: seconds_before + time.perf_counter() - start):
                     break
@@ -220,11 +346,19 @@ def end_epoch(record: TrainingLog, epoch: int, rows: int, scored: ProgressiveSco
 
 
 def _load_task(part: Any, recipe: BlockRecipe, recipe_task: Any, index: int,
-               row_seed: tuple | None) -> Any:
-    """A dask task for a lazy partition; a plain callable for one already in memory."""
-    if isinstance(part, Delayed):
+               row_seed: tuple | None, submitter: Submitter) -> Any:
+    """A dask task returning a partition's blocks, on a cluster (read where the task runs); on
+    this machine, a :class:`Feed` that makes them a batch at a time on a loader thread."""
+    if submitter.client is not None and isinstance(part, Delayed | ParquetPart):
         return dask.delayed(prepare)(part, recipe_task, index, row_seed)
-    return partial(prepare, part, recipe, index, row_seed)
+    return Feed(partial(_local_blocks, part, recipe, index, row_seed))
+
+
+def _local_blocks(part: Any, recipe: BlockRecipe, index: int,
+                  row_seed: tuple | None) -> Iterator[Block]:
+    if isinstance(part, Delayed):  # a partition dask computes: on this thread, no nested pool
+        part = compute_here(part)
+    return blocks_of(part, recipe, index, row_seed)
 
 
 def _partial_fit(estimator: Any, X: np.ndarray, y: np.ndarray | None, fit_params: dict,

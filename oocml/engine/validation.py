@@ -15,7 +15,8 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from ..errors import DataError
-from ..model import block_totals, score_from_totals, sum_totals
+from ..model import block_totals, score_from_totals, sum_rows, sum_totals
+from ..partitions import batches
 
 HASH_KEY = "oocml-holdout-v1"  # pandas wants exactly 16 characters
 _UNIT = float(2**53)
@@ -40,10 +41,10 @@ def training_rows(frame: pd.DataFrame, fraction: float | None) -> pd.DataFrame:
     return frame[~holdout_mask(frame, fraction)]
 
 
-def _holdout_totals(frame: pd.DataFrame, fraction: float, pipeline: Pipeline, features: list,
+def _holdout_totals(part: Any, fraction: float, pipeline: Pipeline, features: list,
                     target: str | None, task: str, classes: list | None) -> pd.DataFrame:
-    return block_totals(frame[holdout_mask(frame, fraction)], pipeline, features, target, task,
-                        classes)
+    return sum_rows([block_totals(frame[holdout_mask(frame, fraction)], pipeline, features,
+                                  target, task, classes) for frame in batches(part)])
 
 
 @dataclass
