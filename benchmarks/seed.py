@@ -94,6 +94,7 @@ def run_oocml(folder: Path, **options: Any) -> dict[str, Any]:
     start = time.perf_counter()
     model = ddf.ml.scale().fit_incremental(SGDClassifier, target="y", random_state=0, **options)
     fit = time.perf_counter() - start
+    fit_peak = rss_mb()
     start = time.perf_counter()
     accuracy = float(model.score(ddf))
     score = time.perf_counter() - start
@@ -105,7 +106,7 @@ def run_oocml(folder: Path, **options: Any) -> dict[str, Any]:
             if isinstance(v, (int, float)) and not isinstance(v, bool)}
     return {"fit_s": fit, "predict_score_s": score, "predict_into_s": predict_into,
             "accuracy": accuracy, "coef_dtype": str(model.estimator.coef_.dtype),
-            "baseline_rss_mb": baseline, "info": info}
+            "baseline_rss_mb": baseline, "fit_peak_rss_mb": fit_peak, "info": info}
 
 
 def run_daskml(folder: Path) -> dict[str, Any]:
@@ -131,12 +132,13 @@ def run_daskml(folder: Path) -> dict[str, Any]:
     start = time.perf_counter()
     pipe.fit(X, y, incremental__classes=[0, 1])
     fit = time.perf_counter() - start
+    fit_peak = rss_mb()
     start = time.perf_counter()
     predicted, truth = dask.compute(pipe.predict(X), y)
     accuracy = float((np.asarray(predicted) == truth.to_numpy()).mean())
     score = time.perf_counter() - start
     return {"fit_s": fit, "predict_score_s": score, "accuracy": accuracy,
-            "baseline_rss_mb": baseline}
+            "baseline_rss_mb": baseline, "fit_peak_rss_mb": fit_peak}
 
 
 def run_checkpointed(folder: Path) -> dict[str, Any]:
@@ -225,6 +227,7 @@ def run_contender(name: str, folder: Path, repeat: int, cluster: int = 0) -> dic
                    "coef_dtype": best["coef_dtype"]} if "predict_into_s" in best else {}),
                "accuracy": statistics.fmean(r["accuracy"] for r in runs),
                "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+               "fit_peak_rss_mb": max(r["fit_peak_rss_mb"] for r in runs),
                "baseline_rss_mb": max(r["baseline_rss_mb"] for r in runs),
                "runs": runs}
     if "info" in best:
@@ -389,17 +392,19 @@ def print_table(results: dict[str, Any]) -> None:
     """The contenders side by side, then ratios, per-pass breakdown and ceilings."""
     rows = results["data"]["rows"]
     print(f"\n{'contender':14s} {'fit s':>8s} {'pred+score s':>13s} {'accuracy':>9s} "
-          f"{'peak RSS MB':>12s} {'fit rows/s':>12s}")
+          f"{'fit peak MB':>12s} {'peak RSS MB':>12s} {'fit rows/s':>12s}")
     for name, r in results["contenders"].items():
         if "error" in r:
             print(f"{LABELS[name]:14s} failed: {r['error']}")
             continue
         print(f"{LABELS[name]:14s} {r['fit_s']:8.2f} {r['predict_score_s']:13.2f} "
-              f"{r['accuracy']:9.4f} {r['peak_rss_mb']:12.0f} {rows / r['fit_s']:12,.0f}")
+              f"{r['accuracy']:9.4f} {r['fit_peak_rss_mb']:12.0f} {r['peak_rss_mb']:12.0f} "
+              f"{rows / r['fit_s']:12,.0f}")
     baselines = {LABELS[n]: r["baseline_rss_mb"] for n, r in results["contenders"].items()
                  if "baseline_rss_mb" in r}
     if baselines:
-        print("peak RSS includes the imports; RSS just before fitting: "
+        print("fit peak: resident memory high-water mark at the end of the fit; peak RSS: of the "
+              "whole child (prediction too); both include the imports; RSS just before fitting: "
               + ", ".join(f"{n} {mb:.0f} MB" for n, mb in baselines.items()))
     c = results["comparisons"]
     print()
@@ -498,6 +503,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, default=None, help="write every figure here")
     parser.add_argument("--repeat", type=int, default=1,
                         help="fresh child runs per contender; the best time is reported")
+    parser.add_argument("--scaling", type=lambda s: int(s.replace("_", "")), nargs="+",
+                        default=None, metavar="ROWS",
+                        help="the scaling table instead: fit time and memory at each of these "
+                             "row counts (files of 500k rows; default contenders oocml, dask-ml)")
     parser.add_argument("--child", choices=CONTENDERS, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -528,13 +537,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.child:
         return child_main(args.child, args.data, args.result, args.cluster)
-    contenders = [c for c in CONTENDERS if c in args.only] if args.only else list(CONTENDERS)
+    contenders = ([c for c in CONTENDERS if c in args.only] if args.only
+                  else ["oocml", "daskml"] if args.scaling else list(CONTENDERS))
     if "daskml" in contenders:
         require_daskml()
-    folder = args.data or Path(tempfile.gettempdir()) / "oocml-bench" / (
-        f"{args.rows}x{args.features}-{args.files}-{args.dtype}")
-    folder.mkdir(parents=True, exist_ok=True)
-    ensure_data(folder, args.rows, args.files, args.features, args.dtype, owned=args.data is None)
+    if args.scaling:
+        return run_scaling(args, contenders)
+    folder = data_folder(args, args.rows, args.files)
     print(f"data: {folder}; the page cache is warmed (every file read once) before each "
           f"contender and the ceilings", flush=True)
 
@@ -554,6 +563,45 @@ def main(argv: list[str] | None = None) -> None:
     results["comparisons"] = comparisons(results)
     results["machine"].update(interference(started[1], time.perf_counter() - started[0]))
     print_table(results)
+    print_load(results["machine"])
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+        print(f"wrote {args.json}")
+
+
+def data_folder(args: argparse.Namespace, rows: int, files: int) -> Path:
+    """The data set of this shape, generated unless already there (in ``--data`` or under $TMPDIR)."""
+    shape = f"{rows}x{args.features}-{files}-{args.dtype}"
+    folder = (args.data / shape if args.scaling else args.data) if args.data else (
+        Path(tempfile.gettempdir()) / "oocml-bench" / shape)
+    folder.mkdir(parents=True, exist_ok=True)
+    ensure_data(folder, rows, files, args.features, args.dtype, owned=args.data is None)
+    return folder
+
+
+def run_scaling(args: argparse.Namespace, contenders: list[str]) -> None:
+    """Each contender at each size (500k rows per file), each run in a fresh child: fit time,
+    rows/s and the fit's peak memory; printed as a table and saved with ``--json``."""
+    started = time.perf_counter(), cpu_seconds()
+    results: dict[str, Any] = {"scaling": [], "features": args.features, "dtype": args.dtype,
+                               "repeat": args.repeat, "machine": machine(),
+                               "versions": versions()}
+    for rows in args.scaling:
+        files = max(1, rows // 500_000)
+        folder = data_folder(args, rows, files)
+        for name in contenders:
+            print(f"running {LABELS[name]} on {rows:,} rows ...", flush=True)
+            result = run_contender(name, folder, args.repeat, args.cluster)
+            results["scaling"].append({"rows": rows, "files": files, "contender": name, **result})
+    results["machine"].update(interference(started[1], time.perf_counter() - started[0]))
+    print(f"\n{'rows':>12s} {'files':>6s} {'contender':14s} {'fit s':>8s} {'rows/s':>12s} "
+          f"{'fit peak MB':>12s} {'accuracy':>9s}")
+    for r in results["scaling"]:
+        if "error" in r:
+            print(f"{r['rows']:12,d} {r['files']:6d} {LABELS[r['contender']]:14s} failed: {r['error']}")
+            continue
+        print(f"{r['rows']:12,d} {r['files']:6d} {LABELS[r['contender']]:14s} {r['fit_s']:8.2f} "
+              f"{r['rows'] / r['fit_s']:12,.0f} {r['fit_peak_rss_mb']:12.0f} {r['accuracy']:9.4f}")
     print_load(results["machine"])
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

@@ -29,7 +29,7 @@ from .blocks import apply_rows
 from .errors import ColumnNotFoundError, DataError, ModelFileError, OocmlError
 from .execution import compute
 from .files import write_atomic
-from .partitions import batches, partitions, whole
+from .partitions import ParquetPart, batches, partitions, whole
 from .preprocessing import tree_reduce
 
 FORMAT = "oocml.model"
@@ -114,7 +114,10 @@ class Model:
         missing = [c for c in keep if c not in data.columns]
         if missing:
             raise ColumnNotFoundError(missing[0], list(data.columns), role="kept column")
-        out = self._apply(data, "predict_proba" if proba else "predict", tuple(keep))
+        method = "predict_proba" if proba else "predict"
+        out = self._read_and_apply(data, method, tuple(keep))
+        if out is None:
+            out = self._apply(data, method, tuple(keep))
         return out.to_frame() if isinstance(out, dd.Series | pd.Series) else out
 
     def write_predictions(self, data: Any, folder: str | os.PathLike, *, proba: bool = False,
@@ -138,6 +141,25 @@ class Model:
             meta = _apply_block(data._meta, *args)
             return data.map_partitions(_apply_block, *args, meta=meta, align_dataframes=False)
         return _apply_block(data, *args)
+
+    def _read_and_apply(self, data: Any, method: str, keep: tuple) -> dd.DataFrame | None:
+        """``_apply`` on a plain parquet read, with oocml's reader: each partition read and
+        predicted a batch at a time (the same rows, index and numbers, about twice as fast).
+        None when ``data`` is anything else. The result is not derived from ``data``, so it
+        is for writing out, not for aligning with ``data``: ``predict`` keeps ``_apply``."""
+        if not isinstance(data, dd.DataFrame):
+            return None
+        self._check_columns(data)
+        needed = self.features + [c for c in keep if c not in self.features]
+        parts = partitions(data[needed])
+        if not parts or not isinstance(parts[0], ParquetPart):
+            return None
+        meta = self._meta(method)
+        shape = (tuple(meta.columns) if isinstance(meta, pd.DataFrame) else meta.name,
+                 meta.dtypes.iloc[0] if isinstance(meta, pd.DataFrame) else meta.dtype)
+        args = (self.pipeline, self.features, method, shape, keep)
+        return dd.from_map(_apply_part, parts, args=args, meta=_apply_block(data._meta, *args),
+                           enforce_metadata=False)
 
     def _meta(self, method: str) -> pd.Series | pd.DataFrame:
         if method == "predict":
@@ -290,6 +312,11 @@ def _apply_block(frame: pd.DataFrame, pipeline: Pipeline, features: list, method
         return result
     return pd.concat([result.to_frame() if isinstance(result, pd.Series) else result,
                       frame[list(keep)]], axis=1)
+
+
+def _apply_part(part: Any, *args: Any) -> Any:
+    """:func:`_apply_block` on a partition, a batch at a time (``args`` as there)."""
+    return pd.concat([_apply_block(frame, *args) for frame in batches(part)])
 
 
 def _sample_rows(part: Any, n: int, seed: int) -> pd.DataFrame:

@@ -20,6 +20,7 @@ import dask.dataframe as dd
 import pandas as pd
 
 from .errors import SourceError, did_you_mean, listing
+from .execution import data_pass
 from .plan import Source
 
 FORMATS = {".parquet": "parquet", ".parq": "parquet", ".pq": "parquet", ".csv": "csv"}
@@ -109,7 +110,8 @@ def write_parquet(frame: dd.DataFrame | pd.DataFrame, folder: str | os.PathLike,
         if isinstance(frame, pd.DataFrame):
             frame.to_parquet(staging / "part.0.parquet")
         else:
-            frame.to_parquet(str(staging), write_index=True, write_metadata_file=False)
+            with data_pass():
+                frame.to_parquet(str(staging), write_index=True, write_metadata_file=False)
         written = sorted(p.name for p in staging.iterdir())
         if not folder.exists():
             (staging / MARKER).write_text(json.dumps({"files": written}))

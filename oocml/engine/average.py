@@ -31,7 +31,7 @@ from ..errors import ParameterError, TrainingInterrupted
 from ..execution import Submitter, data_pass, current_client
 from ..partitions import ParquetPart
 from ..progress import BlockProgress
-from .stream import BlockRecipe, TrainingLog, _partial_fit, end_epoch, epoch_order, prepare
+from .stream import BlockRecipe, TrainingLog, _partial_fit, blocks_of, end_epoch, epoch_order
 from .validation import ProgressiveScore
 
 
@@ -229,14 +229,15 @@ def _fit_task(model: Any, part: Any, recipe: BlockRecipe, index: int, row_seed: 
 
 def _fit_part(model: Any, part: Any, recipe: BlockRecipe, index: int, row_seed: tuple | None,
               fit_params: dict, progressive: str | None, trained_before: bool) -> Trained:
-    """Prepare one partition and ``partial_fit`` a private copy of ``model`` on its blocks."""
+    """``partial_fit`` a private copy of ``model`` on one partition's blocks, each trained on
+    as soon as it is made (while it is in cache; the partition is never held whole)."""
     model = copy.deepcopy(model)  # local schedulers hand every task the same object
-    blocks = prepare(part, recipe, index, row_seed)
     scored = ProgressiveScore(progressive) if progressive else None
-    rows = 0
-    for X, y in blocks:
+    rows = blocks = 0
+    for X, y in blocks_of(part, recipe, index, row_seed):
         if scored is not None and X.shape[0] and (trained_before or rows):
             scored.add(model, X, y)
         _partial_fit(model, X, y, fit_params, index)
         rows += X.shape[0]
-    return Trained(model, rows, len(blocks), scored)
+        blocks += 1
+    return Trained(model, rows, blocks, scored)
