@@ -147,8 +147,7 @@ def read_batches(path: str, row_groups: list[int] | None, columns: list[str],
             start += len(frame)
             yield as_dask_dtypes(frame, meta)
     except (OSError, pa.ArrowException) as exc:
-        raise SourceError(f"{path!r} is not a readable parquet file ({exc}); repair or remove "
-                          "it, or name only the good files") from None
+        raise unreadable(path, exc) from None
 
 
 def read_piece(path: str, row_groups: list[int] | None, columns: list[str],
@@ -160,11 +159,16 @@ def read_piece(path: str, row_groups: list[int] | None, columns: list[str],
         table = (source.read(columns=columns, use_threads=False) if row_groups is None
                  else source.read_row_groups(row_groups, columns=columns, use_threads=False))
     except (OSError, pa.ArrowException) as exc:
-        raise SourceError(f"{path!r} is not a readable parquet file ({exc}); repair or remove "
-                          "it, or name only the good files") from None
+        raise unreadable(path, exc) from None
     # One block per column: numeric columns arrive without a copy (3x faster than one 2D block
-    # here), and oocml.blocks gathers rows a few megabytes at a time anyway.
+    # here), and oocml.blocks gathers the rows scikit-learn needs straight from the columns.
     return as_dask_dtypes(table.to_pandas(use_threads=False, split_blocks=True), meta)
+
+
+def unreadable(path: str, exc: Exception) -> SourceError:
+    """The error for a file pyarrow cannot read, naming it."""
+    return SourceError(f"{path!r} is not a readable parquet file ({exc}); repair or remove it, "
+                       "or name only the good files")
 
 
 def as_dask_dtypes(frame: pd.DataFrame, meta: pd.DataFrame) -> pd.DataFrame:

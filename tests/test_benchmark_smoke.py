@@ -58,10 +58,14 @@ def test_contenders_report_every_figure(tiny_run):
     for name in CONTENDERS:
         figures = result["contenders"][name]
         assert "error" not in figures, figures
-        for key in ("fit_s", "predict_score_s", "peak_rss_mb", "baseline_rss_mb"):
+        for key in ("fit_s", "predict_score_s", "peak_rss_mb", "baseline_rss_mb",
+                    "fit_peak_rss_mb"):
             assert positive(figures[key]), (name, key, figures)
         assert 0.8 < figures["accuracy"] <= 1, (name, figures)
-        assert figures["baseline_rss_mb"] <= figures["peak_rss_mb"] < 16_000, (name, figures)
+        assert (figures["baseline_rss_mb"] <= figures["fit_peak_rss_mb"]
+                <= figures["peak_rss_mb"] < 16_000), (name, figures)
+        if name != "daskml":
+            assert positive(figures["predict_into_s"]) and figures["coef_dtype"] == "float64"
         assert len(figures["runs"]) == 1
 
 
@@ -77,6 +81,9 @@ def test_ceilings_machine_and_versions(tiny_run):
     result, _, _ = tiny_run
     assert positive(result["ceilings"]["read_rows_per_s_one_core"])
     assert positive(result["ceilings"]["partial_fit_rows_per_s"])
+    assert positive(result["ceilings"]["partial_fit_file_blocks_rows_per_s"])
+    assert positive(result["comparisons"]["predict_into_rows_per_s"])
+    assert "PREDICT ... INTO parquet" in tiny_run[1]
     assert result["data"] == {"rows": 20_000, "files": 4, "features": 5, "dtype": "float64",
                               "folder": result["data"]["folder"]}
     assert result["machine"]["cpus"] >= 1
@@ -92,6 +99,7 @@ def test_comparisons_with_daskml(tiny_run):
     assert positive(c["fit_ratio_daskml_over_oocml"])
     assert positive(c["predict_score_ratio_daskml_over_oocml"])
     assert abs(c["accuracy_difference_oocml_minus_daskml"]) < 0.05
+    assert positive(c["daskml_fit_over_partial_fit_ceiling"])
     assert "dask-ml / oocml: fit" in stdout and "pyarrow read" in stdout
 
 
@@ -118,6 +126,19 @@ def test_on_a_local_cluster(tiny_run, tmp_path):
     assert result["contenders"]["oocml_parallel"]["info"]["workers"] == 2  # the cluster's threads
     local = tiny_run[0]["contenders"]["oocml"]["accuracy"]
     assert result["contenders"]["oocml"]["accuracy"] == local  # same model on the cluster
+
+
+def test_scaling_table(tmp_path):
+    out = tmp_path / "scaling.json"
+    run = bench("--scaling", "10_000", "20_000", "--features", "5", "--only", "oocml",
+                "--data", str(tmp_path / "data"), "--json", str(out))
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = json.loads(out.read_text())["scaling"]
+    assert [(r["rows"], r["files"], r["contender"]) for r in rows] == [
+        (10_000, 1, "oocml"), (20_000, 1, "oocml")]
+    for r in rows:
+        assert positive(r["fit_s"]) and positive(r["fit_peak_rss_mb"]) and r["accuracy"] > 0.8
+    assert "fit peak MB" in run.stdout and "20,000" in run.stdout
 
 
 def test_data_folder_holds_parquet_and_a_reusable_marker(tiny_run):

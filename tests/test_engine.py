@@ -80,6 +80,20 @@ def test_peak_memory_does_not_grow_with_the_data(tmp_path):
     assert b["rss_mb"] < a["rss_mb"] * 1.25 + 40, (a, b)
 
 
+def test_peak_memory_does_not_grow_with_the_partition_size(tmp_path):
+    """One file of 2M rows (320 MB of float64, one partition per row group) against one of
+    200k rows: the engine holds batches and blocks, never a partition."""
+    from oocml.datasets import make_parquet_dataset
+
+    small, large = tmp_path / "small", tmp_path / "large"
+    make_parquet_dataset(small, rows=200_000, features=20, files=1)
+    make_parquet_dataset(large, rows=2_000_000, features=20, files=1, row_group_rows=2_000_000)
+    a, b = _peak_rss(small), _peak_rss(large)
+    assert b["rows"] == 10 * a["rows"]
+    # Holding one such partition (or its prepared blocks) would add >= 320 MB.
+    assert b["rss_mb"] < a["rss_mb"] + 120, (a, b)
+
+
 # -- errors name the culprit -----------------------------------------------------------------
 
 def test_missing_target_lists_columns_and_suggests(binary):
