@@ -31,7 +31,8 @@ from ..errors import ParameterError, TrainingInterrupted
 from ..execution import Submitter, data_pass, current_client
 from ..partitions import ParquetPart
 from ..progress import BlockProgress
-from .stream import BlockRecipe, TrainingLog, _partial_fit, blocks_of, end_epoch, epoch_order
+from .stream import (BlockRecipe, TrainingLog, _partial_fit, blocks_of, end_epoch, epoch_order,
+                     finiteness_checks)
 from .validation import ProgressiveScore
 
 
@@ -234,10 +235,11 @@ def _fit_part(model: Any, part: Any, recipe: BlockRecipe, index: int, row_seed: 
     model = copy.deepcopy(model)  # local schedulers hand every task the same object
     scored = ProgressiveScore(progressive) if progressive else None
     rows = blocks = 0
-    for X, y in blocks_of(part, recipe, index, row_seed):
-        if scored is not None and X.shape[0] and (trained_before or rows):
-            scored.add(model, X, y)
-        _partial_fit(model, X, y, fit_params, index)
-        rows += X.shape[0]
-        blocks += 1
+    with finiteness_checks(recipe):
+        for X, y in blocks_of(part, recipe, index, row_seed):
+            if scored is not None and X.shape[0] and (trained_before or rows):
+                scored.add(model, X, y)
+            _partial_fit(model, X, y, fit_params, index)
+            rows += X.shape[0]
+            blocks += 1
     return Trained(model, rows, blocks, scored)

@@ -195,7 +195,8 @@ def fit_reduction(step: Step, parts: list, steps: list[tuple[str, Any]], plan: P
         raise ParameterError(f"unknown reduction {step.method!r}; choose 'pca'")
     pca = IncrementalPCA(**dict(step.params))
     recipe = BlockRecipe(prep=Pipeline(steps), target=None, labels=None,
-                         block_rows=plan.stream.block_rows, holdout=plan.stream.holdout)
+                         block_rows=plan.stream.block_rows, holdout=plan.stream.holdout,
+                         finite=True)
     train(pca, parts, recipe, prefetch=plan.stream.prefetch, progress=progress)
     return pca
 
@@ -256,7 +257,7 @@ def fit_plan(plan: Plan, data: Any, *, progress: bool | None = None) -> Model:
         steps.append(("reduce", fit_reduction(reduction, parts, steps, plan, show)))
     recipe = BlockRecipe(prep=Pipeline(steps), target=plan.target,
                          labels=classes if task == "classification" else None,
-                         block_rows=plan.stream.block_rows, holdout=holdout)
+                         block_rows=plan.stream.block_rows, holdout=holdout, finite=True)
     fit_params = {"classes": classes} if task == "classification" else {}
     monitor = None
     if holdout is not None:

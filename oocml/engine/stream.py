@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from collections import deque
-from contextlib import closing
+from contextlib import closing, nullcontext
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -30,6 +30,7 @@ import dask
 from dask.delayed import Delayed
 import numpy as np
 import pandas as pd
+import sklearn
 from scipy import sparse
 
 from ..blocks import apply_rows
@@ -55,11 +56,20 @@ class BlockRecipe:
     labels: np.ndarray | None  # allowed target values, None: unchecked
     block_rows: int | None
     holdout: float | None = None  # fraction of rows held out of training (see validation.py)
+    finite: bool = False  # every feature value was checked finite (the statistics pass did)
 
 
 def prepare(part: Any, recipe: BlockRecipe, index: int, row_seed: Sequence[int] | None) -> list[Block]:
     """Partition -> list of (X, y) blocks (see :func:`blocks_of`): what a dask task returns."""
-    return list(blocks_of(part, recipe, index, row_seed))
+    with finiteness_checks(recipe):
+        return list(blocks_of(part, recipe, index, row_seed))
+
+
+def finiteness_checks(recipe: BlockRecipe) -> Any:
+    """scikit-learn's finiteness checks on this thread: skipped when the statistics pass has
+    already checked every value (NaN and infinities are refused or imputed), as they would
+    only read each block once more (about 5% of a training pass)."""
+    return sklearn.config_context(assume_finite=True) if recipe.finite else nullcontext()
 
 
 def blocks_of(part: Any, recipe: BlockRecipe, index: int,
@@ -294,7 +304,7 @@ def train(
     start, seconds_before, trained = time.perf_counter(), record.seconds, 0
     recipe_task = dask.delayed(recipe)
     try:
-        with Submitter(prefetch) as submitter, data_pass():
+        with Submitter(prefetch) as submitter, data_pass(), finiteness_checks(recipe):
             for epoch in range(position.epoch, epochs):
                 if epoch != position.epoch:
                     position = Position(epoch, scored=ProgressiveScore(progressive) if progressive else None)
@@ -372,9 +382,10 @@ def _load_task(part: Any, recipe: BlockRecipe, recipe_task: Any, index: int,
 
 def _local_blocks(part: Any, recipe: BlockRecipe, index: int,
                   row_seed: tuple | None) -> Iterator[Block]:
-    if isinstance(part, Delayed):  # a partition dask computes: on this thread, no nested pool
-        part = compute_here(part)
-    return blocks_of(part, recipe, index, row_seed)
+    with finiteness_checks(recipe):  # on the loader thread that iterates this
+        if isinstance(part, Delayed):  # a partition dask computes: on this thread, no nested pool
+            part = compute_here(part)
+        yield from blocks_of(part, recipe, index, row_seed)
 
 
 def _partial_fit(estimator: Any, X: np.ndarray, y: np.ndarray | None, fit_params: dict,
