@@ -48,8 +48,8 @@ def side_by_side(arrays: list[np.ndarray], order: str = "C") -> np.ndarray:
 
 def numeric_head(pipeline: Pipeline) -> tuple[list[str], Pipeline] | None:
     """``(columns, rest)`` when ``pipeline`` starts by selecting numeric columns as they are
-    (oocml's ``select`` step) so that ``rest`` can run on row chunks; None otherwise
-    (encoders, which need the whole frame)."""
+    (oocml's ``select`` step), so that ``rest`` can run on rows gathered from those columns;
+    None otherwise (a ColumnTransformer with encoders, which take the frame)."""
     if not isinstance(pipeline, Pipeline) or not pipeline.steps:
         return None
     head = pipeline.steps[0][1]
