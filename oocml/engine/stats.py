@@ -48,24 +48,21 @@ class Summary:
                        self.partition_rows + other.partition_rows, quantiles, categories)
 
 
-def summarize(frame: pd.DataFrame, features: list[str], target: str | None,
-              labels: bool, quantiles: bool = False, holdout: float | None = None,
-              categorical: tuple[str, ...] = ()) -> Summary:
-    """The summary of one in-memory partition, computed column by column.
+def summarize(frame: pd.DataFrame, training: pd.DataFrame, features: list[str],
+              target: str | None, labels: bool, categorical: tuple[str, ...] = ()) -> Summary:
+    """The summary of one batch of rows, computed column by column.
 
-    With a ``holdout`` fraction the statistics describe the training rows only; class
-    labels come from every row, so a class seen only in the holdout is still known.
-    ``categorical`` columns get their value counts, for the encoders.
+    The statistics describe the ``training`` rows (the batch less its holdout rows, if
+    any); class labels come from every row of ``frame``, so a class seen only in the
+    holdout is still known. ``categorical`` columns get their value counts, for the encoders.
     """
     found = labels_of(frame[target]) if labels and target is not None else None
-    frame = training_rows(frame, holdout)
-    columns = numeric_arrays(frame, features)
+    columns = numeric_arrays(training, features)
     infinite = np.zeros(len(features), np.int64)
-    moments = Moments.of_columns(columns, len(frame), infinite)
-    sketch = QuantileSketch.of_columns(columns) if quantiles else None
-    missing = int(frame[target].isna().sum()) if target is not None else 0
-    counts = count_values(frame, list(categorical)) if categorical else None
-    return Summary(moments, infinite, found, missing, (len(frame),), sketch, counts)
+    moments = Moments.of_columns(columns, len(training), infinite)
+    missing = int(training[target].isna().sum()) if target is not None else 0
+    counts = count_values(training, list(categorical)) if categorical else None
+    return Summary(moments, infinite, found, missing, (len(training),), None, counts)
 
 
 def labels_of(target: pd.Series) -> np.ndarray:
@@ -84,10 +81,11 @@ def summarize_part(part: Any, features: list[str], target: str | None, labels: b
     """The summary of one partition, merged from its batches (see :func:`summarize`)."""
     summary, columns = None, []
     for frame in batches(part):
-        one = summarize(frame, features, target, labels, False, holdout, categorical)
+        training = training_rows(frame, holdout)
+        one = summarize(frame, training, features, target, labels, categorical)
         summary = one if summary is None else summary.merge(one)
         if quantiles:  # one sketch of the whole partition: merging per batch would widen its error
-            columns.append(numeric_arrays(training_rows(frame, holdout), features))
+            columns.append(numeric_arrays(training, features))
     sketch = (QuantileSketch.of_columns([np.concatenate(c) for c in zip(*columns)])
               if quantiles else None)
     return replace(summary, partition_rows=(summary.rows,), quantiles=sketch)
