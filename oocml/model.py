@@ -132,11 +132,7 @@ class Model:
         if not hasattr(self.pipeline, method):
             raise OocmlError(f"{type(self.estimator).__name__} has no {method}")
         self._check_columns(data)
-        meta = self._meta(method)
-        # Describe the output with plain values: a pandas argument would be taken for a collection.
-        shape = (tuple(meta.columns) if isinstance(meta, pd.DataFrame) else meta.name,
-                 meta.dtypes.iloc[0] if isinstance(meta, pd.DataFrame) else meta.dtype)
-        args = (self.pipeline, self.features, method, shape, keep)
+        args = self._block_args(method, keep)
         if isinstance(data, dd.DataFrame):
             meta = _apply_block(data._meta, *args)
             return data.map_partitions(_apply_block, *args, meta=meta, align_dataframes=False)
@@ -154,12 +150,17 @@ class Model:
         parts = partitions(data[needed])
         if not parts or not isinstance(parts[0], ParquetPart):
             return None
+        args = self._block_args(method, keep)
+        return dd.from_map(_apply_part, parts, args=args, meta=_apply_block(data._meta, *args),
+                           enforce_metadata=False)
+
+    def _block_args(self, method: str, keep: tuple) -> tuple:
+        """The arguments of :func:`_apply_block` after the frame. The output is described with
+        plain values: a pandas argument would be taken for a collection."""
         meta = self._meta(method)
         shape = (tuple(meta.columns) if isinstance(meta, pd.DataFrame) else meta.name,
                  meta.dtypes.iloc[0] if isinstance(meta, pd.DataFrame) else meta.dtype)
-        args = (self.pipeline, self.features, method, shape, keep)
-        return dd.from_map(_apply_part, parts, args=args, meta=_apply_block(data._meta, *args),
-                           enforce_metadata=False)
+        return self.pipeline, self.features, method, shape, keep
 
     def _meta(self, method: str) -> pd.Series | pd.DataFrame:
         if method == "predict":
