@@ -7,10 +7,12 @@ same rows in the same partitions, so the same model, at about twice the speed of
 dask's fsspec reader on two cores). Consumers take its rows in batches of about
 ``BATCH_BYTES``: no partition-sized table is ever decoded at once, so memory does
 not grow with the size of the files. (Smaller batches cost more: every batch pays
-pandas' and scikit-learn's per-call overhead, with the GIL held, and two threads
-then wait on each other; 32 MB batches made the two-core statistics pass 1.5-2x
-faster than 8 MB ones.) Anything else (filters, remote files, computed frames) falls back to
-``frame.to_delayed()``, whose in-memory partitions are cut into the same batches.
+pandas' and scikit-learn's per-call overhead with the GIL held, and two threads
+then wait on each other; with 8 MB batches the two-core statistics pass took
+1.5-2x as long. Above 16 MB nothing was gained, and the arrays gathered from a
+batch would pass glibc's 32 MB threshold, beyond which every allocation maps
+fresh pages.) Anything else (filters, remote files, computed frames) falls back
+to ``frame.to_delayed()``, whose in-memory partitions are cut into the same batches.
 """
 
 from __future__ import annotations

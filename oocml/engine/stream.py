@@ -77,7 +77,7 @@ def blocks_of(part: Any, recipe: BlockRecipe, index: int,
     """A partition's (X, y) blocks, in order: transformed, optionally permuted, C-ordered if dense.
 
     A block is about ``BLOCK_BYTES`` of consecutive rows of a batch as read: small enough
-    for ``partial_fit`` to visit its rows in cache (SGD runs about 1.4x faster on 8 MB
+    for ``partial_fit`` to visit its rows in cache (SGD runs about 1.3x faster on 8 MB
     blocks than on 80 MB ones), made a batch at a time, so a partition is never held
     whole. ``block_rows`` cuts the partition's rows into blocks of that many rows instead.
     """
