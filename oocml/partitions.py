@@ -27,7 +27,6 @@ import dask.dataframe as dd
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from dask.delayed import Delayed
 
 from .conditions import columns_of, filter_block
 from .errors import SourceError
