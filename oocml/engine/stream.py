@@ -61,8 +61,7 @@ class BlockRecipe:
 
 def prepare(part: Any, recipe: BlockRecipe, index: int, row_seed: Sequence[int] | None) -> list[Block]:
     """Partition -> list of (X, y) blocks (see :func:`blocks_of`): what a dask task returns."""
-    with finiteness_checks(recipe):
-        return list(blocks_of(part, recipe, index, row_seed))
+    return list(_local_blocks(part, recipe, index, row_seed))
 
 
 def finiteness_checks(recipe: BlockRecipe) -> Any:
@@ -381,8 +380,10 @@ def _load_task(part: Any, recipe: BlockRecipe, recipe_task: Any, index: int,
 
 
 def _local_blocks(part: Any, recipe: BlockRecipe, index: int,
-                  row_seed: tuple | None) -> Iterator[Block]:
-    with finiteness_checks(recipe):  # on the loader thread that iterates this
+                  row_seed: Sequence[int] | None) -> Iterator[Block]:
+    """:func:`blocks_of`, with the recipe's finiteness checks on the thread that iterates it
+    (a loader thread, or a dask task's)."""
+    with finiteness_checks(recipe):
         if isinstance(part, Delayed):  # a partition dask computes: on this thread, no nested pool
             part = compute_here(part)
         yield from blocks_of(part, recipe, index, row_seed)
