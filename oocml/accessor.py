@@ -138,13 +138,16 @@ class Chain:
         )
 
     def fit_incremental(self, estimator: Any, target: str | None = None, *,
-                        progress: bool | None = None, **options: Any) -> Model:
+                        progress: bool | None = None, storage_options: dict | None = None,
+                        **options: Any) -> Model:
         """Fit ``estimator`` (class, instance or name) out-of-core; options as in :meth:`plan`.
 
         Extra keyword arguments that are not options set the estimator's parameters,
-        e.g. ``fit_incremental(SGDClassifier, target="y", alpha=1e-4)``.
+        e.g. ``fit_incremental(SGDClassifier, target="y", alpha=1e-4)``. ``storage_options``
+        reach the filesystem of a ``checkpoint`` URL (the data's own are given to dask).
         """
-        return fit_plan(self.plan(estimator, target, **options), self.frame, progress=progress)
+        return fit_plan(self.plan(estimator, target, **options), self.frame, progress=progress,
+                        storage_options=storage_options)
 
 
 def _check_positive(**values: int | None) -> None:

@@ -1,20 +1,22 @@
 """The model store: named models of a session, optionally persisted in a folder.
 
-Without a folder, models live as long as the session. With one, every model is
-a ``<name>.oocml`` file there (written atomically, skops format), so models
-survive across sessions and processes; files are loaded on first use.
+Without a store, models live as long as the session. With one (a folder or any fsspec
+URL, e.g. ``s3://bucket/models/``), every model is a ``<name>.oocml`` file there
+(written whole or not at all, skops format), so models survive across sessions and
+processes; files are loaded on first use.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from .errors import OocmlError, ParameterError, did_you_mean, listing
 from .model import Model, load_model
+from .storage import filesystem, join, remove, translated
 
 SUFFIX = ".oocml"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -36,27 +38,35 @@ def check_name(name: str) -> str:
 
 
 class Catalog:
-    """Models by name; ``store`` (a folder) makes them persistent."""
+    """Models by name; ``store`` (a folder or URL) makes them persistent."""
 
-    def __init__(self, store: str | os.PathLike | None = None):
-        self.store = None if store is None else Path(store)
-        if self.store is not None:
-            self.store.mkdir(parents=True, exist_ok=True)
+    def __init__(self, store: str | os.PathLike | None = None,
+                 storage_options: dict[str, Any] | None = None):
+        self.store = None if store is None else str(store).rstrip("/")
+        self.options = dict(storage_options or {})
         self._models: dict[str, Model] = {}
+        if self.store is not None:
+            self._fs, self._root = filesystem(self.store, self.options)
+            with translated(self.store, "use the model store"):
+                self._fs.makedirs(self._root, exist_ok=True)
 
-    def _path(self, name: str) -> Path:
-        return self.store / f"{name}{SUFFIX}"
+    def _path(self, name: str) -> str:
+        return join(self.store, f"{name}{SUFFIX}")
+
+    def _stored(self) -> set[str]:
+        if self.store is None:
+            return set()
+        with translated(self.store, "list the model store"):
+            self._fs.invalidate_cache(self._root)
+            found = [p.rsplit("/", 1)[-1] for p in self._fs.glob(join(self._root, f"*{SUFFIX}"))]
+        return {f[:-len(SUFFIX)] for f in found if _NAME.match(f[:-len(SUFFIX)])}
 
     def names(self) -> list[str]:
         """Every model name, in the session and in the store, sorted."""
-        stored = set()
-        if self.store is not None:
-            stored = {p.name[:-len(SUFFIX)] for p in self.store.glob(f"*{SUFFIX}")
-                      if _NAME.match(p.name[:-len(SUFFIX)])}
-        return sorted(stored | set(self._models))
+        return sorted(self._stored() | set(self._models))
 
     def __contains__(self, name: str) -> bool:
-        return name in self._models or (self.store is not None and self._path(name).is_file())
+        return name in self._models or name in self._stored()
 
     def get(self, name: str) -> Model:
         if name not in self._models:
@@ -65,21 +75,21 @@ class Catalog:
                 raise UnknownModelError(
                     f"no model named {name!r}{did_you_mean(name, known)}; "
                     f"models: {listing(known) or '(none yet: TRAIN ... AS name)'}")
-            self._models[name] = load_model(self._path(name))
+            self._models[name] = load_model(self._path(name), self.options)
         return self._models[name]
 
     def put(self, name: str, model: Model) -> None:
         """Keep ``model`` under ``name`` (replacing any), saving it to the store first."""
         check_name(name)
         if self.store is not None:
-            model.save(self._path(name))
+            model.save(self._path(name), self.options)
         self._models[name] = model
 
     def drop(self, name: str) -> None:
         self.get(name)  # a clear error for an unknown name
         self._models.pop(name, None)
         if self.store is not None:
-            self._path(name).unlink(missing_ok=True)
+            remove(self._path(name), self.options)
 
     def table(self) -> pd.DataFrame:
         """One row per model: name, algorithm, task, target, features, rows seen, score history."""

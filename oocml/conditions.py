@@ -101,6 +101,25 @@ def parquet_filters(condition: Condition) -> list[list[tuple]] | None:
     return None
 
 
+def from_filters(filters: list) -> Condition | None:
+    """The condition that pyarrow DNF ``filters`` (a list of ANDed tuples, or a list of such
+    lists ORed) state, for filtering rows as dask does; None if an operator is not known."""
+    terms = filters if filters and isinstance(filters[0], list) else [filters]
+    ors = []
+    for term in terms:
+        ands = []
+        for column, op, value in term:
+            op = "=" if op == "==" else op
+            if op in _OPS:
+                ands.append(Compare(column, op, value))
+            elif op in ("in", "not in"):
+                ands.append(In(column, tuple(value), negated=op == "not in"))
+            else:
+                return None
+        ors.append(ands[0] if len(ands) == 1 else And(tuple(ands)))
+    return ors[0] if len(ors) == 1 else Or(tuple(ors))
+
+
 def to_text(condition: Condition) -> str:
     """The condition in the language's syntax (for EXPLAIN and DESCRIBE)."""
     if isinstance(condition, Compare):

@@ -89,13 +89,17 @@ def encoder_and_rows(method: str, params: dict[str, Any], columns: list[str],
         if method == "onehot":
             top = [v for v, _ in ranked[: params["max_categories"]]]
             kept[column] = top
-            rows[column] = top + top + ([OTHER] if len(ranked) > len(top) else [])
+            # The stand-in for every rare value: OTHER, or for numbers (hive partition columns
+            # such as year=2020) the most frequent rare value, so the column keeps one type.
+            other = ranked[len(top)][0] if _numeric(top) and len(ranked) > len(top) else OTHER
+            rows[column] = top + top + ([other] if len(ranked) > len(top) else [])
         else:
             kept[column] = sorted((v for v, _ in ranked), key=str)
             rows[column] = list(kept[column])
     length = max(len(r) for r in rows.values())
-    synthetic = pd.DataFrame({c: r + [r[0]] * (length - len(r)) for c, r in rows.items()},
-                             dtype=object)
+    synthetic = pd.DataFrame({c: pd.Series(r + [r[0]] * (length - len(r)),
+                                           dtype=None if _numeric(r) else object)
+                              for c, r in rows.items()})
     if method == "onehot":
         # A value seen once in the synthetic rows (only OTHER) is "infrequent": the other bucket.
         encoder = OneHotEncoder(categories=[sorted(set(rows[c]), key=str) for c in columns],
@@ -106,6 +110,11 @@ def encoder_and_rows(method: str, params: dict[str, Any], columns: list[str],
                                  handle_unknown="use_encoded_value", unknown_value=-1,
                                  encoded_missing_value=-1)
     return encoder, synthetic
+
+
+def _numeric(values: list) -> bool:
+    """Whether every value is a number: such a column reaches the encoder as numbers."""
+    return all(isinstance(v, int | float | np.number) and not isinstance(v, bool) for v in values)
 
 
 class HashEncoder(TransformerMixin, BaseEstimator):

@@ -72,6 +72,11 @@ class SourceError(OocmlError):
     """A data source (glob, folder, URL, table) cannot be opened."""
 
 
+class StorageError(SourceError):
+    """A path or URL cannot be read or written: unknown scheme, missing package, credentials,
+    endpoint, bucket or key."""
+
+
 class TrainingInterrupted(OocmlError):
     """Training was stopped (Ctrl-C) between two blocks; nothing was saved as complete."""
 

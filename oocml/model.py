@@ -12,7 +12,6 @@ import io
 import json
 import os
 import zipfile
-from pathlib import Path
 from typing import Any
 
 import dask
@@ -26,10 +25,10 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from .blocks import apply_rows
-from .errors import ColumnNotFoundError, DataError, ModelFileError, OocmlError
+from .errors import ColumnNotFoundError, DataError, ModelFileError, OocmlError, StorageError
 from .execution import compute
-from .files import write_atomic
-from .partitions import ParquetPart, batches, partitions, whole
+from .storage import check_path, read_bytes, write_bytes
+from .partitions import FilePart, batches, partitions, whole
 from .preprocessing import tree_reduce
 
 FORMAT = "oocml.model"
@@ -121,11 +120,15 @@ class Model:
         return out.to_frame() if isinstance(out, dd.Series | pd.Series) else out
 
     def write_predictions(self, data: Any, folder: str | os.PathLike, *, proba: bool = False,
-                          keep: list[str] | tuple = (), overwrite: bool = False) -> str:
-        """Predict and write parquet files into ``folder`` in parallel, atomically; returns the folder."""
-        from .sources import write_parquet
+                          keep: list[str] | tuple = (), overwrite: bool = False,
+                          storage_options: dict | None = None) -> str:
+        """Predict and write parquet files into ``folder`` (a path or any fsspec URL) in
+        parallel, committed by a manifest written last (see :mod:`oocml.outputs`); returns it."""
+        from .outputs import write_parquet
 
-        return write_parquet(self.predictions(data, proba, keep), folder, overwrite=overwrite)
+        check_path(folder)
+        return write_parquet(self.predictions(data, proba, keep), str(folder), overwrite=overwrite,
+                             storage_options=storage_options)
 
     def _apply(self, data: Any, method: str, keep: tuple = ()) -> Any:
         """``pipeline.method`` per partition (plus ``keep`` columns of the same partition)."""
@@ -148,7 +151,7 @@ class Model:
         self._check_columns(data)
         needed = self.features + [c for c in keep if c not in self.features]
         parts = partitions(data[needed])
-        if not parts or not isinstance(parts[0], ParquetPart):
+        if not parts or not isinstance(parts[0], FilePart):
             return None
         args = self._block_args(method, keep)
         return dd.from_map(_apply_part, parts, args=args, meta=_apply_block(data._meta, *args),
@@ -247,13 +250,14 @@ class Model:
         return totals
 
     # -- persistence --------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike) -> str:
-        """Write the model to ``path`` (skops format, no pickle), atomically: all or nothing."""
+    def save(self, path: str | os.PathLike, storage_options: dict | None = None) -> str:
+        """Write the model to ``path`` (a path or any fsspec URL; skops format, no pickle),
+        whole or not at all."""
         meta = {"features": self.features, "target": self.target, "task": self.task,
                 "classes": _jsonable(self.classes), "plan": self.plan, "info": self.info}
         payload = {"format": FORMAT, "version": FORMAT_VERSION, "pipeline": self.pipeline,
                    "meta": json.dumps(meta, default=repr)}
-        return write_atomic(path, sio.dumps(payload))
+        return write_bytes(path, sio.dumps(payload), storage_options)
 
 
 def loads_trusted(data: bytes, what: str) -> Any:
@@ -266,13 +270,14 @@ def loads_trusted(data: bytes, what: str) -> Any:
     return sio.loads(data, trusted=OOCML_TYPES)
 
 
-def load_model(path: str | os.PathLike) -> Model:
-    """Read a model written by :meth:`Model.save`; refuses files holding types oocml does not write."""
-    path = Path(path)
+def load_model(path: str | os.PathLike, storage_options: dict | None = None) -> Model:
+    """Read a model written by :meth:`Model.save` from a path or any fsspec URL; refuses files
+    holding types oocml does not write."""
+    path = check_path(path)
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ModelFileError(f"cannot read model file {str(path)!r}: {exc.strerror or exc}") from None
+        data = read_bytes(path, storage_options)
+    except StorageError as exc:
+        raise ModelFileError(str(exc).replace("cannot read", "cannot read model file", 1)) from None
     try:
         payload = loads_trusted(data, f"model file {str(path)!r}")
     except ModelFileError:
@@ -453,5 +458,10 @@ def _step_text(step: Any) -> str:
 
 
 def plan_as_dict(plan: Any) -> dict:
-    """A JSON-friendly dict of a Plan (for the model file and DESCRIBE)."""
+    """A JSON-friendly dict of a Plan (for the model file and DESCRIBE); secrets masked."""
+    from .storage import redact
+
+    if plan.source is not None and plan.source.options:
+        masked = tuple(redact(plan.source.option_dict()).items())
+        plan = dataclasses.replace(plan, source=dataclasses.replace(plan.source, options=masked))
     return json.loads(json.dumps(dataclasses.asdict(plan), default=repr))

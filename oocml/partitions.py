@@ -18,31 +18,50 @@ to ``frame.to_delayed()``, whose in-memory partitions are cut into the same batc
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import unquote
 
 import dask
 import dask.dataframe as dd
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .conditions import columns_of, filter_block
+from .conditions import columns_of, filter_block, from_filters
+from .plan import And
 from .errors import SourceError
 
 log = logging.getLogger("oocml")
 
+REMOTE_FETCH_BYTES = 64 << 20  # remote row groups are fetched whole up to this many bytes at once
+REMOTE_BUFFER_BYTES = 4 << 20  # per column, when a larger remote row group streams
 BATCH_BYTES = 16 << 20  # rows per batch: this many bytes of the columns read (at least 1,024 rows)
-_PLAIN_OPERANDS_MUST_BE_EMPTY = ("filters", "categories", "index", "storage_options", "_partitions")
+_PLAIN_OPERANDS_MUST_BE_EMPTY = ("categories", "index", "_partitions")
 
 
-Piece = tuple[str, "list[int] | None"]
+# (path, row groups or None for all, hive partition keys as ((column, value), ...))
+Piece = tuple[str, "list[int] | None", tuple]
 
 
-def parquet_pieces(frame: dd.DataFrame) -> list[list[Piece]] | None:
-    """Per partition, the ``(path, row_groups)`` pieces dask would read and concatenate, when
-    ``frame`` is a plain local parquet read; None otherwise."""
+@dataclass(frozen=True)
+class ParquetRead:
+    """What dask planned for a plain parquet read: per partition the pieces it would read and
+    concatenate, their filesystem, the row condition of the read's ``filters`` (None: all
+    rows), and the empty frame of every column of the data set."""
+
+    pieces: list[list[Piece]]
+    fs: Any
+    condition: Any
+    meta: pd.DataFrame
+
+
+def parquet_pieces(frame: dd.DataFrame) -> ParquetRead | None:
+    """dask's plan for ``frame`` when it is a plain parquet read (local or remote,
+    hive-partitioned or not, projected on some columns); None otherwise."""
     try:
         expr = frame.expr.optimize(fuse=False)
         expected = expr.npartitions  # after dask's own optimizations, as to_delayed() sees it
@@ -55,48 +74,136 @@ def parquet_pieces(frame: dd.DataFrame) -> list[list[Piece]] | None:
         if type(expr).__name__ != "ReadParquetFSSpec":
             return None
         if any(expr.operand(name) for name in _PLAIN_OPERANDS_MUST_BE_EMPTY):
+            log.debug("dask's parquet reader is used: the read has %s", [
+                n for n in _PLAIN_OPERANDS_MUST_BE_EMPTY if expr.operand(n)])
             return None
         extra = {k: v for k, v in (expr.operand("kwargs") or {}).items() if v is not None}
         if expr.operand("filesystem") not in (None, "fsspec") or extra:
+            log.debug("dask's parquet reader is used: filesystem or options %s", extra)
             return None
-        pieces = [part["piece"] for part in expr._plan["parts"]]
-        if any(len(p) != 3 or p[2] or "://" in str(p[0]) for p in pieces):
+        plan = expr._plan
+        filters = expr.operand("filters")
+        condition = from_filters(filters) if filters else None
+        if plan["empty"] or (filters and condition is None):
             return None
-        pieces = [(str(path), None if groups is None else list(groups)) for path, groups, _ in pieces]
+        fs = expr._dataset_info["fs"]
+        pieces = [part["piece"] for part in plan["parts"]]
+        hive = [p.name for p in plan["common_kwargs"].get("partitions") or []]
+        pieces = [(str(path), None if groups is None or list(groups) == [None] else list(groups),
+                   tuple(keys) if keys else hive_keys(str(path), hive))
+                  for path, groups, keys in pieces]
         grouped = [[pieces[i] for i in bucket] for bucket in buckets] if buckets else [[p] for p in pieces]
-    except Exception:  # an internal detail of dask changed: the generic path is always right
+    except Exception as exc:  # an internal detail of dask changed: the generic path is always right
+        log.debug("dask's parquet reader is used: its plan could not be read (%r)", exc)
         return None
-    return grouped if len(grouped) == expected else None
+    if len(grouped) != expected:
+        return None
+    return ParquetRead(grouped, fs, condition, expr._dataset_info["base_meta"])
+
+
+def hive_keys(path: str, names: list[str]) -> tuple:
+    """The ``(column, value text)`` pairs that ``name=value`` folders in ``path`` give."""
+    if not names:
+        return ()
+    found = dict(part.split("=", 1) for part in path.split("/")[:-1] if "=" in part)
+    return tuple((name, unquote(found[name])) for name in names if name in found)
+
+
+class FilePart:
+    """A partition read from files where it is used, a batch of rows at a time, with the rows a
+    WHERE ``condition`` rejects left out of each batch. Subclasses say how to read."""
+
+    columns: tuple[str, ...]
+    condition: Any
+    keep: tuple[str, ...] | None
+
+    def raw_batches(self) -> Iterator[pd.DataFrame]:
+        raise NotImplementedError
+
+    def batches(self) -> Iterator[pd.DataFrame]:
+        """The partition's rows, about ``BATCH_BYTES`` at a time, in file order."""
+        for frame in self.raw_batches():
+            yield self._filtered(frame)
+
+    def frame(self) -> pd.DataFrame:
+        """The whole partition in one frame."""
+        frames = list(self.batches())
+        if not frames:
+            return self._filtered(self.meta)
+        frame = frames[0] if len(frames) == 1 else pd.concat(frames)
+        return frame.set_axis(pd.RangeIndex(len(frame)), axis=0) if self.condition is None else frame
+
+    def _filtered(self, frame: pd.DataFrame) -> pd.DataFrame:
+        if self.condition is None:
+            return frame
+        return filter_block(frame, self.condition)[list(self.keep or self.columns)]
 
 
 @dataclass(frozen=True)
-class ParquetPart:
-    """One partition as the parquet pieces dask planned for it: read where it is used, a batch
-    of rows at a time, with the rows a WHERE ``condition`` rejects left out of each batch."""
+class ParquetPart(FilePart):
+    """One partition as the parquet pieces dask planned for it, on filesystem ``fs`` (None:
+    local paths), hive partition columns filled in from the pieces' keys."""
 
     pieces: tuple[Piece, ...]
     columns: tuple[str, ...]  # columns read
     meta: pd.DataFrame  # dask's empty frame of those columns: the dtypes every batch gets
     condition: Any = None
     keep: tuple[str, ...] | None = None  # columns left after the condition (None: all)
+    fs: Any = None
 
-    def batches(self) -> Iterator[pd.DataFrame]:
-        """The partition's rows, about ``BATCH_BYTES`` at a time, in file order."""
+    def raw_batches(self) -> Iterator[pd.DataFrame]:
         rows = batch_rows(len(self.columns))
-        for path, groups in self.pieces:
-            for frame in read_batches(path, groups, list(self.columns), self.meta, rows):
-                yield self._filtered(frame)
+        for path, groups, keys in self.pieces:
+            yield from read_batches(path, groups, list(self.columns), self.meta, rows,
+                                    fs=self.fs, keys=keys)
 
     def frame(self) -> pd.DataFrame:
         """The whole partition in one frame, shaped as dask would have read it."""
-        frames = [read_piece(path, groups, list(self.columns), self.meta)
-                  for path, groups in self.pieces]
+        frames = [read_piece(path, groups, list(self.columns), self.meta, fs=self.fs, keys=keys)
+                  for path, groups, keys in self.pieces]
         return self._filtered(frames[0] if len(frames) == 1 else pd.concat(frames))
 
-    def _filtered(self, frame: pd.DataFrame) -> pd.DataFrame:
-        if self.condition is None:
-            return frame
-        return filter_block(frame, self.condition)[list(self.keep or self.columns)]
+
+@dataclass(frozen=True)
+class TextPart(FilePart):
+    """One compressed CSV or JSON-lines file: it cannot be split, so it is one partition, parsed
+    by pandas a batch at a time from the decompressing stream."""
+
+    path: str
+    fs: Any
+    format: str  # "csv" | "json"
+    compression: str | None
+    columns: tuple[str, ...] = ()
+    meta: Any = None  # the empty frame of every column: the dtypes every batch gets
+    condition: Any = None
+    keep: tuple[str, ...] | None = None
+
+    def sample_meta(self, rows: int = 1_000) -> pd.DataFrame:
+        """The empty frame of the file's columns and dtypes, from its first rows."""
+        with self._reader(rows) as reader:
+            return next(iter(reader)).iloc[:0]
+
+    def raw_batches(self) -> Iterator[pd.DataFrame]:
+        start, columns = 0, list(self.columns)
+        with self._reader(batch_rows(len(self.meta.columns))) as reader:
+            for chunk in reader:
+                chunk = chunk.reindex(columns=list(self.meta.columns))[columns]
+                chunk.index = pd.RangeIndex(start, start + len(chunk))
+                start += len(chunk)
+                yield as_dask_dtypes(chunk, self.meta[columns])
+
+    @contextmanager
+    def _reader(self, rows: int) -> Iterator[Any]:
+        try:
+            with self.fs.open(self.path, "rb", compression=self.compression) as stream:
+                if self.format == "csv":
+                    yield pd.read_csv(stream, chunksize=rows)
+                else:
+                    yield pd.read_json(stream, lines=True, chunksize=rows)
+        except (OSError, ValueError, EOFError) as exc:
+            hint = ' (pip install "oocml[zstd]")' if self.compression == "zstd" else ""
+            raise SourceError(f"{self.path!r} is not readable {self.compression} {self.format} "
+                              f"({exc}){hint}; repair or remove it") from None
 
 
 def batch_rows(n_columns: int) -> int:
@@ -108,7 +215,7 @@ def batches(part: Any) -> Iterator[pd.DataFrame]:
     """The rows of a partition (a :class:`ParquetPart` or an in-memory frame) in batches of about
     ``BATCH_BYTES``: the same batches whichever way the partition was read. At least one batch,
     empty for an empty partition."""
-    if isinstance(part, ParquetPart):
+    if isinstance(part, FilePart):
         empty = True
         for frame in part.batches():
             empty = False
@@ -123,47 +230,139 @@ def batches(part: Any) -> Iterator[pd.DataFrame]:
 
 def whole(part: Any) -> pd.DataFrame:
     """A partition in one frame."""
-    return part.frame() if isinstance(part, ParquetPart) else part
+    return part.frame() if isinstance(part, FilePart) else part
 
 
 def read_batches(path: str, row_groups: list[int] | None, columns: list[str],
-                 meta: pd.DataFrame, rows: int) -> Iterator[pd.DataFrame]:
-    """One file (or some of its row groups) as frames of ``rows`` rows, dtypes of ``meta``;
-    their index numbers the rows from the first one read, as dask's partition does.
+                 meta: pd.DataFrame, rows: int, fs: Any = None,
+                 keys: tuple = ()) -> Iterator[pd.DataFrame]:
+    """One file (or some of its row groups) on ``fs`` (None: local) as frames of exactly
+    ``rows`` rows (the last one shorter), dtypes of ``meta``, hive partition columns filled in
+    from ``keys``; their index numbers the rows from the first one read, as dask's does.
 
-    pyarrow streams the column chunks through a small buffer (no pre-buffering of the
-    whole row group), so memory holds about one batch whatever the row groups' size.
+    Memory holds about one batch whatever the row groups' size: pyarrow streams the column
+    chunks through a small buffer (no pre-buffering of a whole row group); remote row groups
+    are fetched a few at a time (:func:`_remote_batches`). The batches are the same rows
+    wherever the file is, so a model is the same bit for bit.
     """
+    physical = [c for c in columns if c not in dict(keys)]
     try:
-        source = pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False)
-        check_schema(path, source.schema_arrow, columns, meta)
+        if fs is None or is_local(fs):
+            source = pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False)
+            check_schema(path, source.schema_arrow, physical, meta)
+            arrow = source.iter_batches(batch_size=rows, row_groups=row_groups,
+                                        columns=physical, use_threads=False)
+        else:
+            arrow = _remote_batches(path, fs, row_groups, physical, meta, rows)
         start = 0
-        for batch in source.iter_batches(batch_size=rows, row_groups=row_groups,
-                                         columns=columns, use_threads=False):
+        for batch in exact_batches(arrow, rows):
             frame = batch.to_pandas(use_threads=False, split_blocks=True)
             # Plain object labels: looking a column up is 3.5x faster than in pandas' arrow-backed
             # string index, and the engine looks up every column of every batch.
-            frame.columns = pd.Index(columns, dtype=object)
+            frame.columns = pd.Index(physical, dtype=object)
             frame.index = pd.RangeIndex(start, start + len(frame))
             start += len(frame)
-            yield as_dask_dtypes(frame, meta)
+            yield as_dask_dtypes(with_keys(frame, keys, columns, meta), meta)
     except (OSError, pa.ArrowException) as exc:
         raise unreadable(path, exc) from None
+
+
+def is_local(fs: Any) -> bool:
+    """Whether an fsspec filesystem is this machine's disk."""
+    return "file" in ((fs.protocol,) if isinstance(fs.protocol, str) else fs.protocol)
+
+
+def _remote_batches(path: str, fs: Any, row_groups: list[int] | None, columns: list[str],
+                    meta: pd.DataFrame, rows: int) -> Iterator[pa.RecordBatch]:
+    """Record batches of a remote file: runs of row groups whose needed column chunks add up
+    to at most ``REMOTE_FETCH_BYTES`` are fetched in a few merged ranged requests
+    (``fsspec.parquet``); a larger row group streams through a ``REMOTE_BUFFER_BYTES`` buffer
+    per column."""
+    from fsspec.parquet import open_parquet_file
+
+    with fs.open(path, "rb", cache_type="none") as raw:
+        source = pq.ParquetFile(raw, buffer_size=REMOTE_BUFFER_BYTES, pre_buffer=False)
+        check_schema(path, source.schema_arrow, columns, meta)
+        for run in _row_group_runs(source.metadata, row_groups, columns):
+            if len(run) == 1 and _chunk_bytes(source.metadata, run[0], columns) > REMOTE_FETCH_BYTES:
+                yield from source.iter_batches(batch_size=rows, row_groups=run, columns=columns,
+                                               use_threads=False)
+                continue
+            with open_parquet_file(path, fs=fs, columns=columns, row_groups=run,
+                                   engine="pyarrow") as fetched:
+                yield from pq.ParquetFile(fetched, pre_buffer=False).iter_batches(
+                    batch_size=rows, row_groups=run, columns=columns, use_threads=False)
+
+
+def _chunk_bytes(metadata: Any, group: int, columns: list[str]) -> int:
+    chunks = metadata.row_group(group)
+    wanted = set(columns)
+    return sum(chunks.column(i).total_compressed_size for i in range(chunks.num_columns)
+               if chunks.column(i).path_in_schema.split(".")[0] in wanted)
+
+
+def _row_group_runs(metadata: Any, row_groups: list[int] | None,
+                    columns: list[str]) -> Iterator[list[int]]:
+    """Consecutive row groups whose needed bytes add up to at most ``REMOTE_FETCH_BYTES``."""
+    run, size = [], 0
+    for group in range(metadata.num_row_groups) if row_groups is None else row_groups:
+        needed = _chunk_bytes(metadata, group, columns)
+        if run and size + needed > REMOTE_FETCH_BYTES:
+            yield run
+            run, size = [], 0
+        run.append(group)
+        size += needed
+    if run:
+        yield run
+
+
+def exact_batches(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
+    """The rows of ``batches`` regrouped into tables of exactly ``rows`` rows (the last shorter),
+    whatever sizes they came in."""
+    pending, held = [], 0
+    for batch in batches:
+        while batch.num_rows:
+            take = min(rows - held, batch.num_rows)
+            pending.append(batch.slice(0, take))
+            held += take
+            batch = batch.slice(take)
+            if held == rows:
+                yield pa.Table.from_batches(pending)
+                pending, held = [], 0
+    if held:
+        yield pa.Table.from_batches(pending)
+
+
+def with_keys(frame: pd.DataFrame, keys: tuple, columns: list[str],
+              meta: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the hive partition columns of ``keys`` that ``columns`` asks for, as the
+    categoricals dask makes of them, in the order of ``columns``."""
+    wanted = [(name, value) for name, value in keys if name in columns]
+    if not wanted and len(frame.columns) == len(columns):
+        return frame
+    missing = [c for c in columns if c in meta and isinstance(meta[c].dtype, pd.CategoricalDtype)
+               and c not in frame.columns and c not in dict(wanted)]
+    if missing:
+        raise SourceError(f"a file has no {missing[0]}=value folder above it, which the other "
+                          "files' folders have; move it into one, or leave it out")
+    for name, value in wanted:
+        categories = meta[name].cat.categories
+        at = np.flatnonzero(categories.astype(str) == str(value))
+        if not len(at):
+            raise SourceError(f"the partition folder {name}={value} holds a value that does not "
+                              f"parse as the others ({list(categories[:5])}...); rename the folder")
+        codes = np.full(len(frame), at[0], dtype=np.int32)
+        frame[name] = pd.Categorical.from_codes(codes, dtype=meta[name].dtype)
+    return frame[columns]
 
 
 def read_piece(path: str, row_groups: list[int] | None, columns: list[str],
-               meta: pd.DataFrame) -> pd.DataFrame:
+               meta: pd.DataFrame, fs: Any = None, keys: tuple = ()) -> pd.DataFrame:
     """One file (or some of its row groups), shaped like dask's partition (dtypes of ``meta``)."""
-    try:
-        source = pq.ParquetFile(path)
-        check_schema(path, source.schema_arrow, columns, meta)
-        table = (source.read(columns=columns, use_threads=False) if row_groups is None
-                 else source.read_row_groups(row_groups, columns=columns, use_threads=False))
-    except (OSError, pa.ArrowException) as exc:
-        raise unreadable(path, exc) from None
-    # One block per column: numeric columns arrive without a copy (3x faster than one 2D block
-    # here), and oocml.blocks gathers the rows scikit-learn needs straight from the columns.
-    return as_dask_dtypes(table.to_pandas(use_threads=False, split_blocks=True), meta)
+    frames = list(read_batches(path, row_groups, columns, meta, 1 << 62, fs=fs, keys=keys))
+    frame = frames[0] if frames else meta.copy()
+    frame.columns = pd.Index(columns)  # labels as dask's (the batches' are plain objects)
+    return frame
 
 
 def unreadable(path: str, exc: Exception) -> SourceError:
@@ -198,11 +397,43 @@ def check_schema(path: str, schema: pa.Schema, columns: list[str], meta: pd.Data
 def partitions(frame: dd.DataFrame) -> list[Any]:
     """One partition of ``frame`` per item, in order: a :class:`ParquetPart`, or a delayed
     pandas DataFrame. Read them with :func:`batches` or :func:`whole`."""
-    pieces = parquet_pieces(frame)
-    if pieces is None:
-        return frame.to_delayed()
-    log.debug("reading %d parquet pieces directly with pyarrow", len(pieces))
-    return [ParquetPart(tuple(group), tuple(frame.columns), frame._meta) for group in pieces]
+    found = parquet_pieces(frame)
+    if found is not None:
+        log.debug("reading %d parquet partitions directly with pyarrow", len(found.pieces))
+        fs = None if is_local(found.fs) else found.fs
+        columns = list(frame.columns)
+        if found.condition is None:
+            return [ParquetPart(tuple(group), tuple(columns), frame._meta, fs=fs)
+                    for group in found.pieces]
+        # The rows dask's filters keep, as dask filters them.
+        read = columns + [c for c in columns_of(found.condition) if c not in columns]
+        meta = pd.concat([frame._meta, found.meta[[c for c in read if c not in columns]]], axis=1)
+        return [ParquetPart(tuple(group), tuple(read), meta, found.condition, tuple(columns), fs=fs)
+                for group in found.pieces]
+    parts = file_parts(frame)
+    if parts is not None:
+        return parts
+    return frame.to_delayed()
+
+
+def file_parts(frame: dd.DataFrame) -> list[FilePart] | None:
+    """The :class:`FilePart` partitions of a frame oocml opened with ``dd.from_map`` (compressed
+    text), projected on ``frame``'s columns; None for any other frame."""
+    try:
+        expr = frame.expr.optimize(fuse=False)
+        while type(expr).__name__ in ("Projection", "ArrowStringConversion"):  # str dtypes: ours
+            expr = expr.frame
+        if type(expr).__name__ != "FromMap" or expr.operand("func") is not whole:
+            return None
+        (parts,) = expr.operand("iterables")
+        chosen = expr.operand("_partitions")
+    except Exception as exc:  # an internal detail of dask changed: the generic path is right
+        log.debug("dask reads the partitions: its plan could not be read (%r)", exc)
+        return None
+    if not all(isinstance(p, FilePart) for p in parts):
+        return None
+    parts = [parts[i] for i in chosen] if chosen is not None else list(parts)
+    return [replace(p, columns=tuple(frame.columns)) for p in parts]
 
 
 def where_partitions(frame: dd.DataFrame, condition: Any, columns: list[str]) -> list[Any]:
@@ -210,7 +441,8 @@ def where_partitions(frame: dd.DataFrame, condition: Any, columns: list[str]) ->
     if condition is None:
         return partitions(frame[columns])
     needed = columns + [c for c in columns_of(condition) if c not in columns]
-    return [replace(p, condition=condition, keep=tuple(columns)) if isinstance(p, ParquetPart)
+    return [replace(p, condition=condition if p.condition is None else And((p.condition, condition)),
+                    keep=tuple(columns)) if isinstance(p, FilePart)
             else dask.delayed(_filtered, pure=True)(p, condition, columns)
             for p in partitions(frame[needed])]
 

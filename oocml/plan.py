@@ -29,14 +29,28 @@ class Source:
     """Where the data comes from: a path/glob/URL, or a table registered in a session."""
 
     path: str | None = None
-    format: str | None = None  # "parquet" | "csv" | None: by extension
+    format: str | None = None  # "parquet" | "csv" | "json" | None: by extension
     table: str | None = None
+    options: Params = ()  # storage options of the path's filesystem (OPTIONS (...))
+
+    def option_dict(self) -> dict[str, Any]:
+        return dict(self.options)
 
     def __str__(self) -> str:
+        """The source as the language writes it, with secret option values masked."""
+        from .storage import redact, redact_url
+
         if self.table is not None:
             return self.table
         fmt = f" FORMAT {self.format}" if self.format else ""
-        return f"'{self.path}'{fmt}"
+        shown = ", ".join(f"{k} = {v!r}" for k, v in redact(self.option_dict()).items())
+        return f"'{redact_url(self.path)}'{fmt}" + (f" OPTIONS ({shown})" if shown else "")
+
+    def __repr__(self) -> str:
+        from .storage import redact
+
+        return (f"Source(path={self.path!r}, format={self.format!r}, table={self.table!r}, "
+                f"options={tuple(redact(self.option_dict()).items())!r})")
 
 
 @dataclass(frozen=True)

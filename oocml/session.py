@@ -11,7 +11,6 @@ from typing import Any
 
 import dask.dataframe as dd
 import pandas as pd
-import pyarrow.parquet as pq
 
 from .catalog import Catalog, check_name
 from .conditions import parquet_filters, to_text
@@ -20,21 +19,25 @@ from .dsl.compile import algorithms_table, compile_train, format_plan_as_accesso
 from .dsl.parser import parse
 from .engine.checkpoint import DEFAULT_EVERY
 from .engine.fit import fit_plan, resolve_columns
-from .errors import OocmlError, ParameterError
+from .errors import ParameterError
 from .estimators import build, task_of
 from .execution import progress_bar
 from .model import Model, load_model
 from .plan import Plan, Source
 from .progress import progress_enabled
-from .sources import local_files, detect_format, open_source
+from .sources import describe_files, open_source
+from .storage import redact_url
 
 
 class Session:
-    """Tables and models that live across statements; ``store`` persists models in a folder."""
+    """Tables and models that live across statements; ``store`` (a folder or URL) persists
+    models; ``storage_options`` reach the filesystem of every URL a statement names (a
+    source's own ``OPTIONS (...)`` take precedence)."""
 
     def __init__(self, store: str | os.PathLike | None = None, *, progress: bool | None = None,
-                 **tables: Any):
-        self.catalog = Catalog(store)
+                 storage_options: dict[str, Any] | None = None, **tables: Any):
+        self.storage_options = dict(storage_options or {})
+        self.catalog = Catalog(store, self.storage_options)
         self.progress = progress
         self.tables: dict[str, Any] = {}
         for name, frame in tables.items():
@@ -64,13 +67,19 @@ class Session:
     # -- statements -------------------------------------------------------------------------
     def _open(self, source: Source, plan: Plan | None = None) -> dd.DataFrame:
         filters = parquet_filters(plan.where) if plan is not None and plan.where else None
-        return open_source(source, self.tables, filters=filters)
+        return open_source(source, self.tables, filters=filters,
+                           storage_options=self.storage_options)
+
+    def _options(self, options: tuple) -> dict[str, Any]:
+        """The storage options for one path: the session's, then the statement's own."""
+        return {**self.storage_options, **dict(options)}
 
     def _run_train(self, stmt: ast.Train) -> Model:
         plan = compile_train(stmt)
         if plan.name is not None:
             check_name(plan.name)
-        model = fit_plan(plan, self._open(plan.source, plan), progress=self.progress)
+        model = fit_plan(plan, self._open(plan.source, plan), progress=self.progress,
+                         storage_options=self.storage_options)
         if plan.name is not None:
             self.catalog.put(plan.name, model)
         return model
@@ -81,7 +90,8 @@ class Session:
         if stmt.into is not None:
             with progress_bar(progress_enabled(self.progress)):
                 return model.write_predictions(frame, stmt.into, proba=stmt.proba,
-                                               overwrite=stmt.overwrite)
+                                               overwrite=stmt.overwrite,
+                                               storage_options=self._options(stmt.into_options))
         return model.predictions(frame, proba=stmt.proba)
 
     def _run_evaluate(self, stmt: ast.Evaluate) -> pd.DataFrame:
@@ -104,10 +114,11 @@ class Session:
         return f"dropped model {stmt.model}"
 
     def _run_savemodel(self, stmt: ast.SaveModel) -> str:
-        return self.catalog.get(stmt.model).save(stmt.path)
+        return self.catalog.get(stmt.model).save(stmt.path,
+                                                 storage_options=self._options(stmt.options))
 
     def _run_loadmodel(self, stmt: ast.LoadModel) -> Model:
-        model = load_model(stmt.path)
+        model = load_model(stmt.path, storage_options=self._options(stmt.options))
         self.catalog.put(stmt.model, model)
         return model
 
@@ -124,15 +135,15 @@ class Session:
             frame = self._open(statement.source)
             verb = "PREDICT" if isinstance(statement, ast.Predict) else "EVALUATE"
             lines = [f"{verb} with model {statement.model} ({type(model.estimator).__name__})",
-                     f"  source:   {statement.source}{_describe_files(statement.source)}",
+                     f"  source:   {statement.source}{describe_files(statement.source, self.storage_options)}",
                      f"  reads:    {', '.join(model.features)}"
                      + (f", {model.target}" if verb == "EVALUATE" else ""),
                      f"  pass 1:   one parallel pass over {frame.npartitions} partitions, "
                      + ("predicting each block" if verb == "PREDICT" else
                         "summing per-block metric totals (exact)")]
             if isinstance(statement, ast.Predict) and statement.into:
-                lines.append(f"  writes:   parquet into {statement.into!r}, one file per "
-                             "partition, moved in atomically when complete")
+                lines.append(f"  writes:   parquet into {redact_url(statement.into)!r}, one file "
+                             "per partition, committed by a manifest written last")
             return "\n".join(lines)
         return f"{type(statement).__name__}: no data is read"
 
@@ -160,7 +171,7 @@ class Session:
                                                        if stream.block_rows else ""))
         lines = [
             f"TRAIN {plan.name or '(unnamed)'}",
-            f"  source:     {plan.source}{_describe_files(plan.source)}",
+            f"  source:     {plan.source}{describe_files(plan.source, self.storage_options)}",
             f"  schema:     {schema}",
             f"  features:   {', '.join(features)} ({len(features)})",
             f"  target:     {plan.target}",
@@ -207,19 +218,6 @@ class Session:
 def _pairs(params: tuple[tuple[str, Any], ...]) -> str:
     """``k=v, ...`` of a plan's frozen parameters."""
     return ", ".join(f"{k}={v!r}" for k, v in params)
-
-
-def _describe_files(source: Source) -> str:
-    """' (parquet, 20 files, 10,000,000 rows)' from metadata alone, for local sources."""
-    if source.path is None or "://" in source.path:
-        return ""
-    files = local_files(source.path)
-    try:
-        fmt = detect_format(source, files)
-        rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files) if fmt == "parquet" else None
-    except (OSError, OocmlError, ValueError):
-        return f" ({len(files)} files)"
-    return f" ({fmt}, {len(files)} files" + (f", {rows:,} rows)" if rows is not None else ")")
 
 
 _DEFAULT: Session | None = None

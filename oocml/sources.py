@@ -1,135 +1,180 @@
-"""Open data sources as dask DataFrames, and write results to parquet without losing anything.
+"""Open data sources as dask DataFrames: local paths and any fsspec URL, in three formats.
 
-Sources are a glob, folder or fsspec URL of parquet or csv files, or a table
-registered by name. Writing goes to a temporary sibling folder first, so an
-interrupted write leaves the destination as it was.
+A source is a glob, folder, file or URL of parquet, CSV or newline-delimited JSON files
+(CSV and JSON plain or compressed: ``.gz``, ``.bz2``, ``.zst``, ``.xz``), or a table
+registered by name. Rules:
+- Names starting with ``.`` or ``_`` are skipped at any depth below the folder (markers,
+  staging folders, ``_SUCCESS``), as dask, pyarrow and Spark skip them.
+- A folder oocml wrote (it holds :data:`outputs.MANIFEST`) is read as its manifest says:
+  the files of the last complete write, never the parts of an interrupted one.
+- Hive-style folders (``region=asia/``) give their partition columns, as dask reads them.
+- Compressed text cannot be split, so each such file is one partition read a batch at a time
+  (:class:`~oocml.partitions.TextPart`): memory stays bounded whatever the file's size.
 """
 
 from __future__ import annotations
 
-import glob
-import json
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import dask.dataframe as dd
-import pandas as pd
 
-from .errors import SourceError, did_you_mean, listing
-from .execution import data_pass
+from .errors import SourceError, StorageError, did_you_mean, listing
+from .outputs import manifest_files
+from .partitions import TextPart, whole
 from .plan import Source
+from .storage import filesystem, is_url, redact_url, translated
 
-FORMATS = {".parquet": "parquet", ".parq": "parquet", ".pq": "parquet", ".csv": "csv"}
-MARKER = "_oocml_written.json"
+FORMATS = {".parquet": "parquet", ".parq": "parquet", ".pq": "parquet", ".csv": "csv",
+           ".jsonl": "json", ".ndjson": "json"}  # a .json file may be one document: FORMAT json
+COMPRESSIONS = {".gz": "gzip", ".gzip": "gzip", ".bz2": "bz2", ".zst": "zstd", ".zstd": "zstd",
+                ".xz": "xz"}
+CSV_BLOCKSIZE = "64MB"  # uncompressed text is split into partitions of this many bytes
+_GLOB = set("*?[")
 
 
-def _is_url(path: str) -> bool:
-    return "://" in path
+def split_name(name: str) -> tuple[str | None, str | None]:
+    """(format, compression) that a file name's extensions say, e.g. ``a.csv.gz`` -> (csv, gzip)."""
+    base = name.rsplit("/", 1)[-1].lower()
+    stem, dot, last = base.rpartition(".")
+    compression = COMPRESSIONS.get(f".{last}") if dot else None
+    if compression is not None:
+        base = stem
+    _, dot, ext = base.rpartition(".")
+    return (FORMATS.get(f".{ext}") if dot else None), compression
 
 
-def local_files(path: str) -> list[str]:
-    """The data files a local glob or folder names (hidden and marker files left out)."""
-    if os.path.isdir(path):
-        found = [str(p) for p in sorted(Path(path).rglob("*")) if p.is_file()]
-    else:
-        found = sorted(glob.glob(path, recursive=True))
-    return [f for f in found if not Path(f).name.startswith((".", "_"))]
+def _hidden(relative: str) -> bool:
+    return any(part.startswith((".", "_")) for part in relative.split("/") if part)
+
+
+def list_files(path: str, options: Mapping[str, Any] | None = None) -> tuple[Any, list[str]]:
+    """(filesystem, data files) that a glob, folder, file or URL names, sorted."""
+    fs, inner = filesystem(path, options)
+    with translated(path, "list"):
+        fs.invalidate_cache()  # another process or client may have written since the last look
+        if _GLOB & set(inner):
+            found = [f for f in fs.glob(inner) if fs.isfile(f)]
+            root = inner[:min(inner.index(c) for c in _GLOB & set(inner))].rsplit("/", 1)[0]
+        elif fs.isdir(inner):
+            listed = manifest_files(fs, inner)
+            if listed is not None:
+                return fs, listed
+            found, root = fs.find(inner), inner
+        elif fs.isfile(inner):
+            return fs, [inner]
+        else:
+            found, root = [], inner
+    root = root.rstrip("/")
+    files = sorted(f for f in found if not _hidden(f[len(root):] if f.startswith(root) else f))
+    return fs, files
 
 
 def detect_format(source: Source, files: list[str]) -> str:
-    """``FORMAT`` if given, else from the files' extension."""
+    """``FORMAT`` if given, else from the files' extensions (parquet when they say nothing)."""
     if source.format:
         fmt = source.format.lower()
-        if fmt not in ("parquet", "csv"):
-            raise SourceError(f"unknown format {source.format!r}; choose parquet or csv")
+        if fmt not in ("parquet", "csv", "json"):
+            raise SourceError(f"unknown format {source.format!r}; choose parquet, csv or json")
         return fmt
-    kinds = {FORMATS.get(Path(f).suffix.lower()) for f in files} - {None}
+    kinds = {split_name(f)[0] for f in files}
     if len(kinds) == 1:
-        return kinds.pop()
-    if not kinds:
-        return "parquet"
-    raise SourceError(f"{source.path!r} mixes parquet and csv files; name one with a narrower "
-                      "glob or add FORMAT parquet|csv")
+        kind = kinds.pop()
+        if kind is not None:
+            return kind
+    known = kinds - {None}
+    if len(known) > 1:
+        raise SourceError(f"{source.path!r} mixes {' and '.join(sorted(known))} files; name one "
+                          "with a narrower glob or add FORMAT parquet|csv|json")
+    unknown = [f for f in files if split_name(f)[0] is None]
+    if known or any("." in f.rsplit("/", 1)[-1] for f in unknown):
+        raise SourceError(f"{unknown[0]!r} has an unknown or unsupported format; oocml reads "
+                          "parquet, csv and json lines (compressed .gz/.bz2/.zst/.xz too): "
+                          "add FORMAT parquet|csv|json or leave the file out")
+    return "parquet"
 
 
 def open_source(source: Source, tables: Mapping[str, Any] | None = None,
-                filters: list | None = None) -> dd.DataFrame:
+                filters: list | None = None,
+                storage_options: Mapping[str, Any] | None = None) -> dd.DataFrame:
     """A lazy dask DataFrame over ``source``; nothing but metadata is read.
 
-    ``filters`` (pyarrow DNF) let parquet skip row groups; callers still filter rows.
+    ``filters`` (pyarrow DNF) let parquet skip partition folders and row groups; callers
+    still filter rows. ``storage_options`` (overridden by the source's own OPTIONS) reach
+    the filesystem of a URL.
     """
-    tables = tables or {}
     if source.table is not None:
+        tables = tables or {}
         if source.table not in tables:
             raise SourceError(f"no table named {source.table!r}{did_you_mean(source.table, tables)}; "
                               f"registered tables: {listing(tables) or '(none)'}")
         table = tables[source.table]
         return table if isinstance(table, dd.DataFrame) else dd.from_pandas(table, chunksize=100_000)
     path = str(source.path)
-    files = [] if _is_url(path) else local_files(path)
-    if not _is_url(path) and not files:
-        raise SourceError(f"no data files match {path!r} (as a glob or folder, from "
-                          f"{os.getcwd()!r})")
+    options = {**dict(storage_options or {}), **source.option_dict()}
+    fs, files = list_files(path, options)
+    if not files:
+        where = "" if is_url(path) else f" (as a glob or folder, from {os.getcwd()!r})"
+        raise SourceError(f"no data files match {redact_url(path)!r}{where}")
     fmt = detect_format(source, files)
-    target = files if files else path
+    urls = [fs.unstrip_protocol(f) for f in files] if is_url(path) else files
     try:
-        if fmt == "csv":
-            return dd.read_csv(target, blocksize="64MB")
-        return dd.read_parquet(target, filters=filters)
-    except (OSError, ValueError) as exc:
-        raise SourceError(f"cannot open {path!r} as {fmt}: {exc}") from None
+        with translated(path, f"open as {fmt}"):
+            if fmt == "parquet":
+                return _open_parquet(path, fs, files, urls, filters, options)
+            compressions = {split_name(f)[1] for f in files}
+            if compressions != {None}:
+                return _open_compressed(fs, files, fmt)
+            if fmt == "csv":
+                return dd.read_csv(urls, blocksize=CSV_BLOCKSIZE, storage_options=options or None)
+            return dd.read_json(urls, lines=True, blocksize=2**26, storage_options=options or None)
+    except StorageError:
+        raise
+    except (OSError, ValueError, TypeError) as exc:
+        raise SourceError(f"cannot open {redact_url(path)!r} as {fmt}: {exc}") from None
 
 
-def check_writable(folder: str | os.PathLike, overwrite: bool) -> Path:
-    """Refuse a destination that holds files unless ``overwrite``: nothing is lost by accident."""
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise SourceError(f"{str(folder)!r} exists and is not a folder")
-    if folder.is_dir() and any(folder.iterdir()) and not overwrite:
-        raise SourceError(f"{str(folder)!r} already holds files; choose an empty folder or add "
-                          "OVERWRITE (overwrite=True), which replaces only files oocml wrote")
-    return folder
+def _open_parquet(path: str, fs: Any, files: list[str], urls: list[str], filters: list | None,
+                  options: Mapping[str, Any]) -> dd.DataFrame:
+    """dask's parquet reader over the files (a folder or glob as such, for its partitioning)."""
+    inner = fs._strip_protocol(path)
+    folder = not (_GLOB & set(inner)) and fs.isdir(inner) and manifest_files(fs, inner) is None
+    target = path if folder else urls
+    return dd.read_parquet(target, filters=filters, storage_options=options or None)
 
 
-def write_parquet(frame: dd.DataFrame | pd.DataFrame, folder: str | os.PathLike,
-                  overwrite: bool = False) -> str:
-    """Write ``frame`` as parquet files (one per partition, in parallel) into ``folder``, atomically.
+def _open_compressed(fs: Any, files: list[str], fmt: str) -> dd.DataFrame:
+    """Compressed CSV/JSON lines: one :class:`TextPart` partition per file."""
+    parts = [TextPart(f, fs, fmt, split_name(f)[1]) for f in files]
+    meta = parts[0].sample_meta()
+    parts = [TextPart(p.path, fs, fmt, p.compression, tuple(meta.columns), meta) for p in parts]
+    return dd.from_map(whole, parts, meta=meta, enforce_metadata=False, label=f"read-{fmt}")
 
-    The files are written to a temporary sibling folder and moved in only when
-    all of them are complete. With ``overwrite``, files a previous oocml write
-    left there are replaced; files oocml did not write are never deleted.
-    """
-    folder = check_writable(folder, overwrite)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+
+def describe_files(source: Source, storage_options: Mapping[str, Any] | None = None) -> str:
+    """' (parquet, 20 files, 10,000,000 rows)' from metadata alone ('' for tables)."""
+    import pyarrow.parquet as pq
+
+    if source.path is None:
+        return ""
+    options = {**dict(storage_options or {}), **source.option_dict()}
     try:
-        if isinstance(frame, pd.DataFrame):
-            frame.to_parquet(staging / "part.0.parquet")
-        else:
-            with data_pass():
-                frame.to_parquet(str(staging), write_index=True, write_metadata_file=False)
-        written = sorted(p.name for p in staging.iterdir())
-        if not folder.exists():
-            (staging / MARKER).write_text(json.dumps({"files": written}))
-            os.replace(staging, folder)
-            return str(folder)
-        previous = _previously_written(folder)
-        for name in previous - set(written):
-            (folder / name).unlink(missing_ok=True)
-        for name in written:
-            os.replace(staging / name, folder / name)
-        (folder / MARKER).write_text(json.dumps({"files": written}))
-        return str(folder)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def _previously_written(folder: Path) -> set[str]:
+        fs, files = list_files(source.path, options)
+        fmt = detect_format(source, files)
+    except SourceError:
+        return ""
     try:
-        return set(json.loads((folder / MARKER).read_text())["files"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return set()
+        with translated(source.path, "read the metadata of"):
+            rows = (sum(pq.ParquetFile(f, filesystem=_arrow_fs(fs)).metadata.num_rows
+                        for f in files) if fmt == "parquet" else None)
+    except (OSError, ValueError, SourceError):
+        return f" ({fmt}, {len(files)} files)"
+    return f" ({fmt}, {len(files)} files" + (f", {rows:,} rows)" if rows is not None else ")")
+
+
+def _arrow_fs(fs: Any) -> Any:
+    """A pyarrow filesystem over an fsspec one."""
+    from pyarrow.fs import FSSpecHandler, PyFileSystem
+
+    return PyFileSystem(FSSpecHandler(fs))

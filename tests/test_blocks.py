@@ -3,6 +3,8 @@ columns with the fitted steps run in place, predictions read and written batch b
 
 from __future__ import annotations
 
+import os
+
 import dask
 import dask.dataframe as dd
 import numpy as np
@@ -82,8 +84,9 @@ def test_written_predictions_equal_predict_row_for_row(binary_dir, regression_di
              (regressor, regression, False, "prediction", "predict")]
     for i, (model, data, proba, column, method) in enumerate(cases):
         folder = model.write_predictions(data, tmp_path / f"out{i}", proba=proba, keep=["x0"])
-        written = pd.concat([pd.read_parquet(f"{folder}/part.{k}.parquet")
-                             for k in range(data.npartitions)])
+        files = sorted(f for f in os.listdir(folder) if f.endswith(".parquet"))
+        assert len(files) == data.npartitions
+        written = pd.concat([pd.read_parquet(f"{folder}/{name}") for name in files])
         expected = getattr(model, method)(data).compute()
         expected = expected[column] if proba else expected
         np.testing.assert_array_equal(written[column].to_numpy(), expected.to_numpy())

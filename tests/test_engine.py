@@ -180,7 +180,7 @@ def test_direct_parquet_reads_equal_dasks_partitions(binary_dir):
 
     frame = dd.read_parquet(binary_dir)[["x3", "x0", "y"]]
     assert parquet_pieces(frame) is not None
-    assert len(parquet_pieces(frame)) < 6  # dask fuses files when few columns are read
+    assert len(parquet_pieces(frame).pieces) < 6  # dask fuses files when few columns are read
     ours = [whole(p) for p in partitions(frame)]
     theirs = dask.compute(*frame.to_delayed())
     assert len(ours) == len(theirs)
@@ -188,8 +188,23 @@ def test_direct_parquet_reads_equal_dasks_partitions(binary_dir):
         pd.testing.assert_frame_equal(a, b)
     # Not a plain read: the generic path.
     assert parquet_pieces(frame[frame.x0 > 0]) is None
-    assert parquet_pieces(dd.read_parquet(binary_dir, filters=[("x0", ">", 0)])) is None
     assert parquet_pieces(counted_frame(binary_dir)) is None
+
+
+def test_direct_reads_apply_filters_as_dask_does(binary_dir):
+    """A read with ``filters`` (pruned files and row groups, rows filtered) keeps the direct
+    reader, and its rows are dask's, even when the filtered column is not selected."""
+    import dask
+
+    from oocml.partitions import ParquetPart, partitions, whole
+
+    filters = [[("x0", ">", 0), ("y", "in", [1])], [("x1", "<=", -3.0)]]
+    frame = dd.read_parquet(binary_dir, filters=filters)[["x2", "y"]]
+    parts = partitions(frame)
+    assert all(isinstance(p, ParquetPart) for p in parts)
+    ours = pd.concat([whole(p) for p in parts])
+    theirs = pd.concat(dask.compute(*frame.to_delayed()))
+    pd.testing.assert_frame_equal(ours.reset_index(drop=True), theirs.reset_index(drop=True))
 
 
 def test_direct_reads_split_row_groups_like_dask(tmp_path):
@@ -200,8 +215,8 @@ def test_direct_reads_split_row_groups_like_dask(tmp_path):
 
     make_parquet_dataset(tmp_path, rows=40_000, features=3, files=2, row_group_rows=5_000)
     frame = dd.read_parquet(tmp_path, split_row_groups=True)
-    pieces = parquet_pieces(frame)
-    assert pieces is not None and len(pieces) == frame.npartitions
+    pieces = parquet_pieces(frame).pieces
+    assert len(pieces) == frame.npartitions
     assert sum(len(group) for group in pieces) == 8  # 2 files x 4 row groups
     for a, b in zip([whole(p) for p in partitions(frame)], dask.compute(*frame.to_delayed())):
         pd.testing.assert_frame_equal(a, b)

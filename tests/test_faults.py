@@ -200,7 +200,10 @@ def slow(path):
 frame = dd.from_map(slow, files, meta=pd.read_parquet(files[0]).iloc[:0])
 oocml.Session(store={str(tmp_path / "store")!r}).sql({statement!r}, t=frame)
 """
-    staging = lambda: any(p.name.startswith(".out.") for p in tmp_path.iterdir())  # noqa: E731
+    staging = lambda: any((out / "_oocml_staging").glob("*/*.staged"))  # noqa: E731
     _killed_when(script, staging)
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
-    assert len(dd.read_parquet(out)) == 30_000
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    assert len(dd.read_parquet(out)) == 30_000  # the staged parts are hidden ('_' prefix)
+    session.sql(f"PREDICT USING m ON '{binary_dir}/part-00000.parquet' INTO '{out}' OVERWRITE")
+    assert not (out / "_oocml_staging").exists()  # the next write cleans up after the killed one
+    assert len(dd.read_parquet(out)) == 5_000

@@ -8,7 +8,8 @@ from sklearn.linear_model import SGDClassifier
 
 from oocml.errors import SourceError
 from oocml.plan import Source
-from oocml.sources import open_source, write_parquet
+from oocml.outputs import write_parquet
+from oocml.sources import open_source
 
 
 def test_glob_folder_and_csv(binary_dir, tmp_path):

@@ -69,7 +69,8 @@ def _source_columns(statement: str, session: Any, cache: dict) -> list[str]:
     source = Source(path=path.replace("''", "'")) if path is not None else Source(table=quoted or table)
     if source not in cache:
         try:
-            cache[source] = [str(c) for c in open_source(source, session.tables).columns]
+            cache[source] = [str(c) for c in open_source(
+                source, session.tables, storage_options=session.storage_options).columns]
         except (OocmlError, OSError, ValueError):
             cache[source] = []
     return cache[source]

@@ -26,6 +26,7 @@ from ..errors import OocmlError
 from ..plan import Source
 from ..session import Session
 from ..sources import open_source
+from ..storage import redact_statement
 from . import render
 
 HELP = {
@@ -158,7 +159,8 @@ class Shell:
         name, _, path = argument.partition(" ")
         path = path.strip().strip("'")
         try:
-            self.session.register(name, open_source(Source(path=path)))
+            self.session.register(name, open_source(
+                Source(path=path), storage_options=self.session.storage_options))
         except OocmlError as error:
             self.error(error)
             return False
@@ -189,7 +191,13 @@ def repl(shell: Shell) -> int:
         else:
             buffer.insert_text("\n")
 
-    prompt = PromptSession(history=FileHistory(str(path)), completer=OocmlCompleter(shell.session),
+    class RedactedHistory(FileHistory):
+        """The history file, with the values of secret-looking OPTIONS masked."""
+
+        def store_string(self, string: str) -> None:
+            super().store_string(redact_statement(string))
+
+    prompt = PromptSession(history=RedactedHistory(str(path)), completer=OocmlCompleter(shell.session),
                            lexer=PygmentsLexer(OocmlLexer), key_bindings=bindings, multiline=True,
                            complete_while_typing=True, enable_history_search=False,
                            prompt_continuation=lambda width, line, soft: "...> ".rjust(width))
@@ -240,8 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-c", "--command", help="run these statements and exit")
     parser.add_argument("-f", "--file", type=Path, help="run the statements in this file and exit")
     parser.add_argument("--store", default=os.environ.get("OOCML_STORE"),
-                        help="folder where models persist across runs (default: $OOCML_STORE; "
-                             "without it models live for the session)")
+                        help="folder or URL (s3://bucket/models/) where models persist across "
+                             "runs (default: $OOCML_STORE; without it models live for the session)")
     parser.add_argument("--format", choices=render.FORMATS, default="table")
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks")
     args = parser.parse_args(argv)
@@ -249,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     interactive = args.command is None and args.file is None and sys.stdin.isatty()
     try:
         session = Session(args.store, progress=True if interactive else None)
-    except OSError as error:
+    except (OSError, OocmlError) as error:
         sys.stderr.write(f"ERROR: cannot use the model store {args.store!r}: {error}\n")
         return 2
     shell = Shell(session, sys.stdout, sys.stderr, fmt=args.format, debug=args.debug,

@@ -54,6 +54,7 @@ class Predict:
     proba: bool = False
     into: str | None = None
     overwrite: bool = False
+    into_options: tuple[tuple[str, Any], ...] = ()  # INTO '...' OPTIONS (...)
     position: Position = _position()
 
 
@@ -90,6 +91,7 @@ class DropModel:
 class SaveModel:
     model: str
     path: str
+    options: tuple[tuple[str, Any], ...] = ()  # TO '...' OPTIONS (...)
     position: Position = _position()
 
 
@@ -97,6 +99,7 @@ class SaveModel:
 class LoadModel:
     model: str
     path: str
+    options: tuple[tuple[str, Any], ...] = ()  # FROM '...' OPTIONS (...)
     position: Position = _position()
 
 

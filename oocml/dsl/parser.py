@@ -17,7 +17,7 @@ from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, Unex
 from lark.lexer import PatternStr
 
 from ..errors import OocmlError, OocmlSyntaxError, did_you_mean
-from ..plan import And, Compare, Condition, In, IsNull, Not, Or, Source
+from ..plan import And, Compare, Condition, In, IsNull, Not, Or, Source, freeze_params
 from ..encoding import ENCODINGS
 from ..preprocessing import IMPUTATIONS
 from . import ast
@@ -155,8 +155,17 @@ class _ToAst(Transformer):
 
     # -- sources
     def path_source(self, meta, children):
-        path, _, fmt = children
-        return Source(path=_unquote(path), format=None if fmt is None else fmt.lower())
+        path, _, fmt, options = children
+        return Source(path=_unquote(path), format=None if fmt is None else fmt.lower(),
+                      options=options.pairs if options is not None else ())
+
+    def options(self, meta, children):
+        pairs = _values(children)
+        names = [name for name, _ in pairs]
+        for name in names:
+            if names.count(name) > 1:
+                raise _fail(f"option {name!r} is given twice in OPTIONS", _meta_position(meta))
+        return _Options(freeze_params(dict(pairs)))
 
     def table_source(self, meta, children):
         return Source(table=children[0])
@@ -298,8 +307,9 @@ class _ToAst(Transformer):
 
     def predict(self, meta, children):
         model, source, *into = _values(children)
+        options = into[1].pairs if len(into) > 1 else ()
         return ast.Predict(model, source, proba=_has(children, "PROBA"),
-                           into=_unquote(into[0]) if into else None,
+                           into=_unquote(into[0]) if into else None, into_options=options,
                            overwrite=_has(children, "OVERWRITE"), position=_meta_position(meta))
 
     def evaluate(self, meta, children):
@@ -319,18 +329,27 @@ class _ToAst(Transformer):
         return ast.DropModel(_values(children)[0], position=_meta_position(meta))
 
     def save_model(self, meta, children):
-        model, path = _values(children)
-        return ast.SaveModel(model, _unquote(path), position=_meta_position(meta))
+        model, path, *options = _values(children)
+        return ast.SaveModel(model, _unquote(path), options=options[0].pairs if options else (),
+                             position=_meta_position(meta))
 
     def load_model(self, meta, children):
-        model, path = _values(children)
-        return ast.LoadModel(model, _unquote(path), position=_meta_position(meta))
+        model, path, *options = _values(children)
+        return ast.LoadModel(model, _unquote(path), options=options[0].pairs if options else (),
+                             position=_meta_position(meta))
 
     def explain(self, meta, children):
         return ast.Explain(_values(children)[0], position=_meta_position(meta))
 
     def start(self, meta, children):
         return [c for c in children if c is not None]
+
+
+class _Options:
+    """The pairs of an OPTIONS clause, until the node that owns them takes them."""
+
+    def __init__(self, pairs: tuple):
+        self.pairs = pairs
 
 
 class _ColumnRef:

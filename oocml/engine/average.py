@@ -29,7 +29,7 @@ from dask.system import CPU_COUNT
 
 from ..errors import ParameterError, TrainingInterrupted
 from ..execution import Submitter, data_pass, current_client
-from ..partitions import ParquetPart
+from ..partitions import FilePart
 from ..progress import BlockProgress
 from .stream import (BlockRecipe, TrainingLog, _partial_fit, blocks_of, end_epoch, epoch_order,
                      finiteness_checks)
@@ -221,7 +221,7 @@ def _fit_task(model: Any, part: Any, recipe: BlockRecipe, index: int, row_seed: 
               fit_params: dict, progressive: str | None, trained_before: bool) -> Any:
     """One worker's share of a round: a dask task for a lazy partition (read where it runs),
     a plain callable for one already in memory."""
-    if isinstance(part, Delayed | ParquetPart):
+    if isinstance(part, Delayed | FilePart):
         return dask.delayed(_fit_part, pure=False)(model, part, recipe, index, row_seed,
                                                    fit_params, progressive, trained_before)
     return partial(_fit_part, model, part, recipe, index, row_seed, fit_params, progressive,

@@ -13,14 +13,13 @@ import dataclasses
 import hashlib
 import json
 import logging
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import skops.io as sio
 
 from ..errors import ModelFileError, ParameterError
-from ..files import write_atomic
+from ..storage import exists, read_bytes, remove, write_bytes
 from ..model import loads_trusted
 from ..plan import Plan
 from .stats import Summary
@@ -47,12 +46,14 @@ def fingerprint(plan: Plan, summary: Summary) -> str:
 
 @dataclasses.dataclass
 class Checkpoint:
-    """Writes and reads one checkpoint file; ``self(estimator, position, log)`` writes it."""
+    """Writes and reads one checkpoint file (a path or any fsspec URL);
+    ``self(estimator, position, log)`` writes it."""
 
-    path: Path
+    path: str
     fingerprint: str
     monitor: HoldoutMonitor | None = None
     writes: int = 0
+    options: dict | None = None  # storage options of the path's filesystem
 
     def __call__(self, estimator: Any, position: Position, record: TrainingLog) -> None:
         state = {
@@ -69,28 +70,28 @@ class Checkpoint:
         payload = {"format": FORMAT, "estimator": estimator,
                    "best": None if self.monitor is None else self.monitor.best_estimator,
                    "state": json.dumps(state)}
-        write_atomic(self.path, sio.dumps(payload))
+        write_bytes(self.path, sio.dumps(payload), self.options)
         self.writes += 1
 
     def read(self) -> tuple[Any, Position, TrainingLog] | None:
         """The saved (estimator, position, log), or None when there is no checkpoint yet."""
-        if not self.path.exists():
+        if not exists(self.path, self.options):
             log.info("no checkpoint at %s yet: training from the start", self.path)
             return None
-        data = self.path.read_bytes()
+        data = read_bytes(self.path, self.options)
         try:
-            payload = loads_trusted(data, f"checkpoint {str(self.path)!r}")
+            payload = loads_trusted(data, f"checkpoint {self.path!r}")
             state = json.loads(payload["state"])
         except ModelFileError:
             raise
         except Exception as exc:  # a truncated or foreign file: say so, never run it
-            raise ModelFileError(f"{str(self.path)!r} is not a readable oocml checkpoint "
+            raise ModelFileError(f"{self.path!r} is not a readable oocml checkpoint "
                                  f"({type(exc).__name__}: {exc})") from None
         if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-            raise ModelFileError(f"{str(self.path)!r} is not an oocml checkpoint")
+            raise ModelFileError(f"{self.path!r} is not an oocml checkpoint")
         if state["fingerprint"] != self.fingerprint:
             raise ParameterError(
-                f"the checkpoint {str(self.path)!r} was written by a different training (other "
+                f"the checkpoint {self.path!r} was written by a different training (other "
                 "plan, parameters or data): delete it, or train without RESUME / resume=True"
             )
         saved = state["position"]
@@ -108,4 +109,4 @@ class Checkpoint:
 
     def remove(self) -> None:
         """Training completed: the model now holds everything the checkpoint did."""
-        self.path.unlink(missing_ok=True)
+        remove(self.path, self.options)

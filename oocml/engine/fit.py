@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
 import dask.dataframe as dd
@@ -26,6 +25,7 @@ from ..plan import STRATEGIES, Plan, Step
 from ..encoding import check_params, encoder_and_rows, is_categorical
 from ..preprocessing import IMPUTATIONS, SCALERS, fitted_imputer
 from ..progress import progress_enabled
+from ..storage import check_path
 from .stats import Summary, statistics_pass
 from .average import check_averageable, default_workers, train_average
 from .stream import BlockRecipe, train
@@ -219,8 +219,10 @@ def check_supported(plan: Plan) -> None:
                              "'average') cannot checkpoint yet: drop one of the two")
 
 
-def fit_plan(plan: Plan, data: Any, *, progress: bool | None = None) -> Model:
-    """Fit ``plan`` on a dask (or pandas) DataFrame and return the fitted :class:`Model`."""
+def fit_plan(plan: Plan, data: Any, *, progress: bool | None = None,
+             storage_options: dict | None = None) -> Model:
+    """Fit ``plan`` on a dask (or pandas) DataFrame and return the fitted :class:`Model`;
+    ``storage_options`` reach the filesystem of a checkpoint URL."""
     check_supported(plan)
     frame = as_dask(data, plan.stream.block_rows)
     features = resolve_columns(plan, list(frame.columns))
@@ -266,7 +268,8 @@ def fit_plan(plan: Plan, data: Any, *, progress: bool | None = None) -> Model:
                                  plan.stream.patience, progress=show)
     checkpoint, resume = None, None
     if plan.stream.checkpoint is not None:
-        checkpoint = Checkpoint(Path(plan.stream.checkpoint), fingerprint(plan, summary), monitor)
+        checkpoint = Checkpoint(check_path(plan.stream.checkpoint), fingerprint(plan, summary),
+                                monitor, options=storage_options)
         saved = checkpoint.read() if plan.stream.resume else None
         if saved is not None:
             estimator, resume = saved[0], saved[1:]

@@ -36,7 +36,7 @@ from scipy import sparse
 from ..blocks import apply_rows
 from ..errors import DataError, TrainingInterrupted, UnseenLabelError
 from ..execution import Submitter, compute_here, data_pass
-from ..partitions import ParquetPart, batches
+from ..partitions import FilePart, batches
 from ..progress import BlockProgress
 from .validation import ProgressiveScore, training_rows
 
@@ -374,7 +374,7 @@ def _load_task(part: Any, recipe: BlockRecipe, recipe_task: Any, index: int,
                row_seed: tuple | None, submitter: Submitter) -> Any:
     """A dask task returning a partition's blocks, on a cluster (read where the task runs); on
     this machine, a :class:`Feed` that makes them a batch at a time on a loader thread."""
-    if submitter.client is not None and isinstance(part, Delayed | ParquetPart):
+    if submitter.client is not None and isinstance(part, Delayed | FilePart):
         return dask.delayed(prepare)(part, recipe_task, index, row_seed)
     return Feed(partial(_local_blocks, part, recipe, index, row_seed))
 
