@@ -232,3 +232,26 @@ def test_the_installed_package_carries_the_grammar():
     from importlib import resources
 
     assert resources.files("oocml.grammar").joinpath("oocml.lark").is_file()
+
+
+def test_options_belong_to_the_path_they_follow():
+    (train,) = parse("TRAIN sgd ON 's3://b/d/' FORMAT csv OPTIONS (anon = TRUE, "
+                     "endpoint_url = 'http://127.0.0.1:9000') PREDICT y")
+    assert train.source == Source(path="s3://b/d/", format="csv",
+                                  options=(("anon", True), ("endpoint_url", "http://127.0.0.1:9000")))
+    (predict,) = parse("PREDICT USING m ON 'a' OPTIONS (x = 1) INTO 'gs://o/' OPTIONS (token = 'T') "
+                       "OVERWRITE")
+    assert predict.source.options == (("x", 1),) and predict.into_options == (("token", "T"),)
+    assert predict.overwrite
+    save, load = parse("SAVE MODEL m TO 's3://b/m.oocml' OPTIONS (key = 'k'); "
+                       "LOAD MODEL n FROM 's3://b/m.oocml' OPTIONS (key = 'k')")
+    assert save.options == load.options == (("key", "k"),)
+    with pytest.raises(OocmlSyntaxError, match="option 'a' is given twice in OPTIONS"):
+        parse("TRAIN sgd ON 'd' OPTIONS (a = 1, a = 2) PREDICT y")
+    assert compile_train(train).source == train.source
+
+
+def test_a_source_prints_its_options_with_secrets_masked():
+    source = Source(path="s3://b/d/", options=(("endpoint_url", "http://h"), ("secret", "S3CR3T")))
+    assert str(source) == "'s3://b/d/' OPTIONS (endpoint_url = 'http://h', secret = '***')"
+    assert "S3CR3T" not in repr(source)

@@ -32,8 +32,12 @@ def examples_as_script() -> str:
 
 
 @pytest.fixture(scope="module")
-def readme_folder(tmp_path_factory):
-    """A folder in which the README's python and sql examples have run, in order."""
+def readme_folder(tmp_path_factory, s3_server):
+    """A folder in which the README's python and sql examples have run, in order (with the
+    test S3 server in the environment and the bucket its examples use)."""
+    import s3fs
+
+    s3fs.S3FileSystem(skip_instance_cache=True).mkdir("oocml-readme")
     folder = tmp_path_factory.mktemp("readme")
     script = examples_as_script()
     assert "oocml.sql(" in script

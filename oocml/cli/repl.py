@@ -36,7 +36,8 @@ HELP = {
   EVALUATE name ON source                                     metrics
   SHOW MODELS | SHOW ALGORITHMS | DESCRIBE name | DROP MODEL name
   SAVE MODEL name TO 'path' | LOAD MODEL name FROM 'path' | EXPLAIN statement
-A source is a quoted glob, folder or URL ('data/*.parquet'), or a table name.
+A source is a quoted glob, folder or URL ('data/*.parquet', 's3://b/p/'), with optional
+  FORMAT parquet|csv|json and OPTIONS (key = value, ...), or a table name.
 Meta commands: \\help [TRAIN|PREDICT|...], \\models, \\tables, \\table name 'path',
   \\algorithms, \\describe name, \\format table|csv|json, \\timing [on|off],
   \\pager [on|off], \\quit.  Tab completes; Ctrl-R searches history;
@@ -47,15 +48,16 @@ Meta commands: \\help [TRAIN|PREDICT|...], \\models, \\tables, \\table name 'pat
       [EPOCHS n] [BLOCKSIZE n ROWS] [SHUFFLE [SEED n]] [AS name]
   e.g. TRAIN sgd ON 'data/*.parquet' PREDICT y SCALE standard EPOCHS 2 AS clicks;
   One parallel pass computes every statistic; each epoch then streams blocks to partial_fit.""",
-    "PREDICT": """PREDICT [PROBA] USING name ON source [INTO 'folder/' [OVERWRITE]]
-  Without INTO the first rows are shown; INTO writes parquet files, atomically,
-  and refuses a folder that holds files unless OVERWRITE is given.""",
+    "PREDICT": """PREDICT [PROBA] USING name ON source [INTO 'folder/' [OPTIONS (...)] [OVERWRITE]]
+  Without INTO the first rows are shown; INTO writes parquet files to a folder or URL,
+  committed by a manifest written last, and refuses a folder that holds files unless
+  OVERWRITE is given (which replaces only files oocml wrote).""",
     "EVALUATE": "EVALUATE name ON source  -- accuracy/precision/recall/f1/log_loss or r2/rmse/mae",
     "SHOW": "SHOW MODELS | SHOW ALGORITHMS  -- the session's models; the algorithms and their parameters",
     "DESCRIBE": "DESCRIBE name  -- algorithm, parameters, features, classes, statistics, rows seen, timing",
     "DROP": "DROP MODEL name  -- forget a model (and delete its file in the --store folder)",
-    "SAVE": "SAVE MODEL name TO 'path'  -- write a model file (skops format, atomic)",
-    "LOAD": "LOAD MODEL name FROM 'path'  -- read a model file (refused if it holds foreign types)",
+    "SAVE": "SAVE MODEL name TO 'path or URL' [OPTIONS (...)]  -- write a model file (skops, atomic)",
+    "LOAD": "LOAD MODEL name FROM 'path or URL' [OPTIONS (...)]  -- read a model file (foreign types refused)",
     "EXPLAIN": "EXPLAIN statement  -- the plan: source, schema, passes over the data, equivalent Python",
 }
 
