@@ -1,24 +1,22 @@
 """The partitions of a dask DataFrame, read as fast as this machine allows, a batch at a time.
 
-When a frame is a plain local parquet read (after column projection), each
-partition becomes a :class:`ParquetPart`: the very files and row groups dask
-planned for it, read straight with pyarrow inside the task that uses them (the
-same rows in the same partitions, so the same model, at about twice the speed of
-dask's fsspec reader on two cores). Consumers take its rows in batches of about
-``BATCH_BYTES``: no partition-sized table is ever decoded at once, so memory does
-not grow with the size of the files. (Smaller batches cost more: every batch pays
-pandas' and scikit-learn's per-call overhead with the GIL held, and two threads
-then wait on each other; with 8 MB batches the two-core statistics pass took
-1.5-2x as long. Above 16 MB nothing was gained, and the arrays gathered from a
-batch would pass glibc's 32 MB threshold, beyond which every allocation maps
-fresh pages.) Anything else (filters, remote files, computed frames) falls back
-to ``frame.to_delayed()``, whose in-memory partitions are cut into the same batches.
+When a frame is a plain parquet read (local or remote, hive-partitioned, with or without
+``filters``, after column projection), each partition becomes a :class:`ParquetPart`: the
+very files and row groups dask planned for it, on dask's filesystem, read straight with
+pyarrow inside the task that uses them (the same rows in the same partitions, so the same
+model). Compressed CSV and JSON-lines files that oocml opened are :class:`TextPart` s.
+Consumers take the rows in batches of ``BATCH_BYTES`` (see benchmarks/README.md for why
+16 MB): no partition-sized table is ever decoded at once, so memory does not grow with the
+size of the files or their row groups. Anything else (computed frames) falls back to
+``frame.to_delayed()``, whose in-memory partitions are cut into the same batches; the
+reason is logged at debug level.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
@@ -87,18 +85,23 @@ def parquet_pieces(frame: dd.DataFrame) -> ParquetRead | None:
         if plan["empty"] or (filters and condition is None):
             return None
         fs = expr._dataset_info["fs"]
-        pieces = [part["piece"] for part in plan["parts"]]
         hive = [p.name for p in plan["common_kwargs"].get("partitions") or []]
-        pieces = [(str(path), None if groups is None or list(groups) == [None] else list(groups),
-                   tuple(keys) if keys else hive_keys(str(path), hive))
-                  for path, groups, keys in pieces]
-        grouped = [[pieces[i] for i in bucket] for bucket in buckets] if buckets else [[p] for p in pieces]
+        # A part is one {"piece": ...}, or a list of them when dask aggregates row groups.
+        parts = [[_piece(item["piece"], hive) for item in (part if isinstance(part, list) else [part])]
+                 for part in plan["parts"]]
+        grouped = [[p for i in bucket for p in parts[i]] for bucket in buckets] if buckets else parts
     except Exception as exc:  # an internal detail of dask changed: the generic path is always right
         log.debug("dask's parquet reader is used: its plan could not be read (%r)", exc)
         return None
     if len(grouped) != expected:
         return None
     return ParquetRead(grouped, fs, condition, expr._dataset_info["base_meta"])
+
+
+def _piece(piece: tuple, hive: list[str]) -> Piece:
+    path, groups, keys = piece
+    groups = None if groups is None or list(groups) == [None] else list(groups)
+    return str(path), groups, tuple(keys) if keys else hive_keys(str(path), hive)
 
 
 def hive_keys(path: str, names: list[str]) -> tuple:
@@ -226,6 +229,16 @@ def batches(part: Any) -> Iterator[pd.DataFrame]:
     step = batch_rows(part.shape[1])
     for start in range(0, max(len(part), 1), step):
         yield part.iloc[start:start + step]
+
+
+def read_ahead(items: Iterator[Any]) -> Iterator[Any]:
+    """``items``, the next one made on another thread while the caller works on this one:
+    a partition read alone can use two cores (pyarrow decodes without the GIL)."""
+    with ThreadPoolExecutor(1, thread_name_prefix="oocml-ahead") as pool:
+        coming = pool.submit(next, items, None)
+        while (item := coming.result()) is not None:
+            coming = pool.submit(next, items, None)
+            yield item
 
 
 def whole(part: Any) -> pd.DataFrame:

@@ -137,9 +137,11 @@ def open_source(source: Source, tables: Mapping[str, Any] | None = None,
 
 def _open_parquet(path: str, fs: Any, files: list[str], urls: list[str], filters: list | None,
                   options: Mapping[str, Any]) -> dd.DataFrame:
-    """dask's parquet reader over the files (a folder or glob as such, for its partitioning)."""
+    """dask's parquet reader over the files; a hive-partitioned folder as such, for dask to
+    find its partition columns (the others as the listed files: hidden names left out)."""
     inner = fs._strip_protocol(path)
-    folder = not (_GLOB & set(inner)) and fs.isdir(inner) and manifest_files(fs, inner) is None
+    hive = any("=" in part for f in files for part in f[len(inner):].split("/")[:-1])
+    folder = hive and not (_GLOB & set(inner)) and fs.isdir(inner)
     target = path if folder else urls
     return dd.read_parquet(target, filters=filters, storage_options=options or None)
 

@@ -7,6 +7,7 @@ a fixed tree, so the result is the same bit for bit on any scheduler.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -18,7 +19,7 @@ from ..encoding import count_values, merge_counts
 from ..blocks import numeric_arrays
 from ..preprocessing import Moments, QuantileSketch, tree_reduce
 from ..execution import compute
-from ..partitions import batches
+from ..partitions import batches, read_ahead
 from .validation import training_rows
 
 
@@ -77,10 +78,11 @@ def _merge(a: Summary, b: Summary) -> Summary:
 
 def summarize_part(part: Any, features: list[str], target: str | None, labels: bool,
                    quantiles: bool = False, holdout: float | None = None,
-                   categorical: tuple[str, ...] = ()) -> Summary:
-    """The summary of one partition, merged from its batches (see :func:`summarize`)."""
+                   categorical: tuple[str, ...] = (), ahead: bool = False) -> Summary:
+    """The summary of one partition, merged from its batches (see :func:`summarize`); with
+    ``ahead``, the next batch is read while this one is summarized."""
     summary, columns = None, []
-    for frame in batches(part):
+    for frame in (read_ahead if ahead else iter)(batches(part)):
         training = training_rows(frame, holdout)
         one = summarize(frame, training, features, target, labels, categorical)
         summary = one if summary is None else summary.merge(one)
@@ -95,8 +97,10 @@ def statistics_pass(parts: list[Any], features: list[str], target: str | None,
                     labels: bool, quantiles: bool = False, holdout: float | None = None,
                     categorical: tuple[str, ...] = (), progress: bool = False) -> Summary:
     """One read of every partition, computing their merged :class:`Summary`."""
+    # Fewer partitions than cores (one big file): each reads its next batch on another thread.
+    ahead = len(parts) < int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
     summaries = [dask.delayed(summarize_part)(p, features, target, labels, quantiles, holdout,
-                                              categorical)
+                                              categorical, ahead)
                  for p in parts]
     (summary,) = compute(tree_reduce(summaries, _merge), progress=progress)
     return summary
