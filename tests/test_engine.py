@@ -251,3 +251,18 @@ def test_empty_partitions_are_skipped(binary, strategy):
                                                random_state=0)
     assert model.info["rows"] == len(thinned) < len(binary)
     assert model.score(binary) > 0.85
+
+
+def test_direct_reads_when_dask_aggregates_row_groups(tmp_path):
+    """Above its blocksize dask plans a partition as a list of row-group pieces: still read
+    directly, the same frames as dask's."""
+    import dask
+
+    from oocml.datasets import make_parquet_dataset
+    from oocml.partitions import parquet_pieces, partitions, whole
+
+    make_parquet_dataset(tmp_path, rows=40_000, features=3, files=1, row_group_rows=5_000)
+    frame = dd.read_parquet(tmp_path, blocksize="300kB")
+    assert parquet_pieces(frame) is not None
+    for a, b in zip([whole(p) for p in partitions(frame)], dask.compute(*frame.to_delayed())):
+        pd.testing.assert_frame_equal(a, b)
