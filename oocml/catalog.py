@@ -16,7 +16,7 @@ import pandas as pd
 
 from .errors import OocmlError, ParameterError, did_you_mean, listing
 from .model import Model, load_model
-from .storage import filesystem, join, remove, translated
+from .storage import exists, filesystem, join, remove, translated
 
 SUFFIX = ".oocml"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -66,7 +66,8 @@ class Catalog:
         return sorted(self._stored() | set(self._models))
 
     def __contains__(self, name: str) -> bool:
-        return name in self._models or name in self._stored()
+        return name in self._models or (self.store is not None
+                                        and exists(self._path(name), self.options))
 
     def get(self, name: str) -> Model:
         if name not in self._models:

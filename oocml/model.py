@@ -126,7 +126,6 @@ class Model:
         parallel, committed by a manifest written last (see :mod:`oocml.outputs`); returns it."""
         from .outputs import write_parquet
 
-        check_path(folder)
         return write_parquet(self.predictions(data, proba, keep), str(folder), overwrite=overwrite,
                              storage_options=storage_options)
 
@@ -462,6 +461,6 @@ def plan_as_dict(plan: Any) -> dict:
     from .storage import redact
 
     if plan.source is not None and plan.source.options:
-        masked = tuple(redact(plan.source.option_dict()).items())
+        masked = tuple(redact(plan.source.options_over()).items())
         plan = dataclasses.replace(plan, source=dataclasses.replace(plan.source, options=masked))
     return json.loads(json.dumps(dataclasses.asdict(plan), default=repr))

@@ -33,8 +33,9 @@ class Source:
     table: str | None = None
     options: Params = ()  # storage options of the path's filesystem (OPTIONS (...))
 
-    def option_dict(self) -> dict[str, Any]:
-        return dict(self.options)
+    def options_over(self, defaults: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The storage options for this path: ``defaults`` (a session's), then its own."""
+        return {**dict(defaults or {}), **dict(self.options)}
 
     def __str__(self) -> str:
         """The source as the language writes it, with secret option values masked."""
@@ -43,14 +44,14 @@ class Source:
         if self.table is not None:
             return self.table
         fmt = f" FORMAT {self.format}" if self.format else ""
-        shown = ", ".join(f"{k} = {v!r}" for k, v in redact(self.option_dict()).items())
+        shown = ", ".join(f"{k} = {v!r}" for k, v in redact(self.options_over()).items())
         return f"'{redact_url(self.path)}'{fmt}" + (f" OPTIONS ({shown})" if shown else "")
 
     def __repr__(self) -> str:
         from .storage import redact
 
         return (f"Source(path={self.path!r}, format={self.format!r}, table={self.table!r}, "
-                f"options={tuple(redact(self.option_dict()).items())!r})")
+                f"options={tuple(redact(self.options_over()).items())!r})")
 
 
 @dataclass(frozen=True)

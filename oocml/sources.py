@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 import dask.dataframe as dd
@@ -49,8 +50,19 @@ def _hidden(relative: str) -> bool:
     return any(part.startswith((".", "_")) for part in relative.split("/") if part)
 
 
-def list_files(path: str, options: Mapping[str, Any] | None = None) -> tuple[Any, list[str]]:
-    """(filesystem, data files) that a glob, folder, file or URL names, sorted."""
+@dataclass(frozen=True)
+class Listing:
+    """The data files a source names, their filesystem, and the folder they were found in
+    (``hive``: below ``name=value`` folders, which dask must see as a folder)."""
+
+    fs: Any
+    root: str
+    files: list[str]
+    hive: bool = False
+
+
+def list_files(path: str, options: Mapping[str, Any] | None = None) -> Listing:
+    """The data files that a glob, folder, file or URL names, sorted."""
     fs, inner = filesystem(path, options)
     with translated(path, "list"):
         fs.invalidate_cache()  # another process or client may have written since the last look
@@ -60,15 +72,18 @@ def list_files(path: str, options: Mapping[str, Any] | None = None) -> tuple[Any
         elif fs.isdir(inner):
             listed = manifest_files(fs, inner)
             if listed is not None:
-                return fs, listed
+                return Listing(fs, inner, listed)
             found, root = fs.find(inner), inner
         elif fs.isfile(inner):
-            return fs, [inner]
+            return Listing(fs, inner, [inner])
         else:
             found, root = [], inner
     root = root.rstrip("/")
-    files = sorted(f for f in found if not _hidden(f[len(root):] if f.startswith(root) else f))
-    return fs, files
+    relative = {f: f[len(root):] if f.startswith(root) else f for f in found}
+    files = sorted(f for f, below in relative.items() if not _hidden(below))
+    hive = root == inner.rstrip("/") and any(
+        "=" in part for f in files for part in relative[f].split("/")[:-1])
+    return Listing(fs, root, files, hive)
 
 
 def detect_format(source: Source, files: list[str]) -> str:
@@ -112,8 +127,9 @@ def open_source(source: Source, tables: Mapping[str, Any] | None = None,
         table = tables[source.table]
         return table if isinstance(table, dd.DataFrame) else dd.from_pandas(table, chunksize=100_000)
     path = str(source.path)
-    options = {**dict(storage_options or {}), **source.option_dict()}
-    fs, files = list_files(path, options)
+    options = source.options_over(storage_options)
+    found = list_files(path, options)
+    fs, files = found.fs, found.files
     if not files:
         where = "" if is_url(path) else f" (as a glob or folder, from {os.getcwd()!r})"
         raise SourceError(f"no data files match {redact_url(path)!r}{where}")
@@ -121,8 +137,9 @@ def open_source(source: Source, tables: Mapping[str, Any] | None = None,
     urls = [fs.unstrip_protocol(f) for f in files] if is_url(path) else files
     try:
         with translated(path, f"open as {fmt}"):
-            if fmt == "parquet":
-                return _open_parquet(path, fs, files, urls, filters, options)
+            if fmt == "parquet":  # a hive folder as such, for dask to find its partition columns
+                return dd.read_parquet(path if found.hive else urls, filters=filters,
+                                       storage_options=options or None)
             compressions = {split_name(f)[1] for f in files}
             if compressions != {None}:
                 return _open_compressed(fs, files, fmt)
@@ -135,22 +152,11 @@ def open_source(source: Source, tables: Mapping[str, Any] | None = None,
         raise SourceError(f"cannot open {redact_url(path)!r} as {fmt}: {exc}") from None
 
 
-def _open_parquet(path: str, fs: Any, files: list[str], urls: list[str], filters: list | None,
-                  options: Mapping[str, Any]) -> dd.DataFrame:
-    """dask's parquet reader over the files; a hive-partitioned folder as such, for dask to
-    find its partition columns (the others as the listed files: hidden names left out)."""
-    inner = fs._strip_protocol(path)
-    hive = any("=" in part for f in files for part in f[len(inner):].split("/")[:-1])
-    folder = hive and not (_GLOB & set(inner)) and fs.isdir(inner)
-    target = path if folder else urls
-    return dd.read_parquet(target, filters=filters, storage_options=options or None)
-
-
 def _open_compressed(fs: Any, files: list[str], fmt: str) -> dd.DataFrame:
     """Compressed CSV/JSON lines: one :class:`TextPart` partition per file."""
     parts = [TextPart(f, fs, fmt, split_name(f)[1]) for f in files]
     meta = parts[0].sample_meta()
-    parts = [TextPart(p.path, fs, fmt, p.compression, tuple(meta.columns), meta) for p in parts]
+    parts = [replace(p, columns=tuple(meta.columns), meta=meta) for p in parts]
     return dd.from_map(whole, parts, meta=meta, enforce_metadata=False, label=f"read-{fmt}")
 
 
@@ -160,9 +166,9 @@ def describe_files(source: Source, storage_options: Mapping[str, Any] | None = N
 
     if source.path is None:
         return ""
-    options = {**dict(storage_options or {}), **source.option_dict()}
     try:
-        fs, files = list_files(source.path, options)
+        found = list_files(source.path, source.options_over(storage_options))
+        fs, files = found.fs, found.files
         fmt = detect_format(source, files)
     except SourceError:
         return ""

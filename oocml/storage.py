@@ -149,8 +149,10 @@ def write_bytes(path: Any, data: bytes, options: Mapping[str, Any] | None = None
 
 
 def exists(path: Any, options: Mapping[str, Any] | None = None) -> bool:
+    """Whether one file is there now (not as a cached listing remembers it)."""
     fs, inner = filesystem(path, options)
     with translated(str(path), "look up"):
+        fs.invalidate_cache(inner)
         return fs.exists(inner)
 
 
