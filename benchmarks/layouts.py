@@ -32,6 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from oocml.testing import local_s3_server  # noqa: E402
 import seed  # the seed benchmark's helpers: data, memory, machine, versions, load
 
 LAYOUTS = ("files20", "one_rowgroup", "rowgroups_1m", "csv", "csv_gz", "s3")
@@ -183,39 +184,6 @@ def warm(root: Path, name: str) -> None:
 # -- the local S3 server ------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def s3_server() -> Iterator[str]:
-    """A moto S3 server on 127.0.0.1 and a free port, for the duration of the block, with the
-    environment (inherited by the children) that points s3fs at it with dummy credentials and
-    no instance-metadata lookups: no traffic leaves this machine. Yields the endpoint URL."""
-    import logging
-    import socket
-
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one log line per request otherwise
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    env = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
-           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-           "AWS_EC2_METADATA_DISABLED": "true"}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        yield endpoint
-    finally:
-        server.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def upload(root: Path, rows: int, features: int) -> str:
     """Put the 20 parquet files into a new bucket of the running server; their s3:// prefix."""
     import s3fs
@@ -364,7 +332,7 @@ def main(argv: list[str] | None = None) -> None:
     with contextlib.ExitStack() as stack:
         sources = {n: str(layout_path(root, n)) for n in names if n != "s3"}
         if "s3" in names:
-            results["s3_endpoint"] = stack.enter_context(s3_server())
+            results["s3_endpoint"] = stack.enter_context(local_s3_server())
             sources["s3"] = upload(root, args.rows, args.features)
         for name in names:
             print(f"fitting {name} ...", flush=True)

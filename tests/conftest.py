@@ -67,36 +67,12 @@ def client():
 
 @pytest.fixture(scope="session")
 def s3_server():
-    """A real S3-compatible server (moto's server mode) on 127.0.0.1 and a free port, with the
-    environment that points s3fs, dask and pandas at it (and dummy credentials): no traffic
-    leaves this machine. Yields the endpoint URL."""
-    import logging
-    import os
-    import socket
+    """A real S3-compatible server (moto's server mode) on 127.0.0.1, with the environment that
+    points s3fs, dask and pandas at it: no traffic leaves this machine. Yields its URL."""
+    from oocml.testing import local_s3_server
 
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one log line per request otherwise
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    env = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
-           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-           "AWS_EC2_METADATA_DISABLED": "true"}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with local_s3_server() as endpoint:
         yield endpoint
-    finally:
-        server.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @pytest.fixture

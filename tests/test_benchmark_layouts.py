@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import load_module, positive, run_script
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "layouts.py"
 LAYOUTS = ["files20", "one_rowgroup", "rowgroups_1m", "csv", "csv_gz", "s3"]
@@ -24,22 +22,14 @@ pytestmark = pytest.mark.skipif(
     reason="the s3 layout needs moto[server] and s3fs")
 
 
-def bench(*args: str) -> subprocess.CompletedProcess:
+def bench(*args: str):
     """Run the benchmark script in a fresh interpreter."""
-    return subprocess.run([sys.executable, str(BENCH), *args], check=False,
-                          capture_output=True, text=True, timeout=600)
+    return run_script(BENCH, *args, timeout=600)
 
 
 def load_bench_module():
-    """benchmarks/layouts.py imported as a module, for its helpers."""
-    spec = importlib.util.spec_from_file_location("layouts_benchmark", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def positive(value) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+    """The benchmark script imported as a module, for its helpers."""
+    return load_module(BENCH, "layouts_benchmark")
 
 
 @pytest.fixture(scope="module")

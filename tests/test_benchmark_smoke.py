@@ -7,35 +7,25 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import math
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import load_module, positive, run_script
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "seed.py"
 HAS_DASKML = importlib.util.find_spec("dask_ml") is not None
 CONTENDERS = ["oocml", "oocml_parallel", "oocml_checkpoint"] + (["daskml"] if HAS_DASKML else [])
 
 
-def bench(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+def bench(*args: str, env: dict | None = None):
     """Run the benchmark script in a fresh interpreter."""
-    return subprocess.run([sys.executable, str(BENCH), *args], capture_output=True, text=True,
-                          timeout=900, env=env)
+    return run_script(BENCH, *args, timeout=900, env=env)
 
 
 def load_bench_module():
-    """benchmarks/seed.py imported as a module, for its helpers."""
-    spec = importlib.util.spec_from_file_location("seed_benchmark", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def positive(value) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+    """The benchmark script imported as a module, for its helpers."""
+    return load_module(BENCH, "seed_benchmark")
 
 
 @pytest.fixture(scope="module")

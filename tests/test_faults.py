@@ -20,6 +20,7 @@ from sklearn.linear_model import SGDClassifier
 
 import dask.dataframe as dd
 import oocml
+from helpers import killed_when, slow_predict_script
 from oocml.errors import DataError, OocmlError, SourceError
 
 TRAIN = "TRAIN sgd ON '{folder}' PREDICT y SCALE standard"
@@ -148,21 +149,6 @@ def test_a_long_session_leaks_no_memory_threads_or_files(tmp_path):
 
 # -- nothing lost when the process is killed -------------------------------------------------
 
-def _killed_when(script: str, ready) -> None:
-    """Run ``script`` in a child; SIGKILL it as soon as ``ready()`` holds."""
-    import signal
-    import time
-
-    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not ready() and child.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert child.poll() is None, child.communicate()[1][-2000:]
-    child.send_signal(signal.SIGKILL)
-    child.wait(timeout=30)
-
-
 def test_a_save_killed_midway_leaves_the_previous_model(binary_dir, tmp_path):
     path = tmp_path / "m.oocml"
     before = dd.read_parquet(binary_dir).ml.fit_incremental(SGDClassifier, target="y")
@@ -177,7 +163,7 @@ pathlib.Path({str(started)!r}).touch()
 while True:
     model.save({str(path)!r})
 """
-    _killed_when(script, started.exists)
+    killed_when(script, started.exists)
     loaded = oocml.load_model(path)  # a whole model, the old one or the new one, never half
     assert loaded.estimator.alpha in (before.estimator.alpha, 0.01)
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == [
@@ -190,18 +176,9 @@ def test_predict_into_killed_midway_leaves_the_previous_output(binary_dir, tmp_p
     out = tmp_path / "out"
     session.sql(f"PREDICT USING m ON '{binary_dir}' INTO '{out}'")
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    statement = f"PREDICT USING m ON t INTO '{out}' OVERWRITE"
-    script = f"""
-import time, pathlib, dask.dataframe as dd, pandas as pd, oocml
-files = sorted(pathlib.Path({str(binary_dir)!r}).glob("*.parquet"))
-def slow(path):
-    time.sleep(0.5)
-    return pd.read_parquet(path)
-frame = dd.from_map(slow, files, meta=pd.read_parquet(files[0]).iloc[:0])
-oocml.Session(store={str(tmp_path / "store")!r}).sql({statement!r}, t=frame)
-"""
+    script = slow_predict_script(binary_dir, str(tmp_path / "store"), str(out))
     staging = lambda: any((out / "_oocml_staging").glob("*/*.staged"))  # noqa: E731
-    _killed_when(script, staging)
+    killed_when(script, staging)
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
     assert len(dd.read_parquet(out)) == 30_000  # the staged parts are hidden ('_' prefix)
     session.sql(f"PREDICT USING m ON '{binary_dir}/part-00000.parquet' INTO '{out}' OVERWRITE")

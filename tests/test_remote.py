@@ -12,6 +12,7 @@ import pytest
 from sklearn.linear_model import SGDClassifier
 
 import oocml
+from helpers import killed_when, slow_predict_script
 from oocml.errors import ModelFileError, OocmlError, SourceError, StorageError
 from oocml.outputs import MANIFEST
 from oocml.partitions import ParquetPart, partitions
@@ -229,8 +230,6 @@ def test_predict_into_a_bucket_killed_midway_leaves_the_previous_output(remote_b
     """SIGKILL while the parts are being written: the previous output and its manifest stay
     whole, nothing new looks complete, and the next write removes what the killed one left;
     objects oocml did not write are never deleted."""
-    from test_faults import _killed_when
-
     url, local = remote_binary
     store = f"{bucket}/store"
     session = oocml.Session(store)
@@ -239,17 +238,9 @@ def test_predict_into_a_bucket_killed_midway_leaves_the_previous_output(remote_b
     session.sql(f"PREDICT USING m ON '{url}' INTO '{out}'")
     s3.pipe(f"{out}/README.txt", b"theirs")
     before = {p: s3.cat(p) for p in s3.find(out)}
-    script = f"""
-import time, pathlib, dask.dataframe as dd, pandas as pd, oocml
-files = sorted(pathlib.Path({str(local)!r}).glob("*.parquet"))
-def slow(path):
-    time.sleep(0.5)
-    return pd.read_parquet(path)
-frame = dd.from_map(slow, files, meta=pd.read_parquet(files[0]).iloc[:0])
-oocml.Session({store!r}).sql("PREDICT USING m ON t INTO '{out}' OVERWRITE", t=frame)
-"""
+    script = slow_predict_script(local, store, out)
     staged = lambda: bool(s3.glob(f"{out}/_oocml_staging/*/*.staged", refresh=True))  # noqa: E731
-    _killed_when(script, staged)
+    killed_when(script, staged)
     s3.invalidate_cache()
     after = {p: s3.cat(p) for p in s3.find(out) if "/_oocml_staging/" not in p}
     assert after == before
