@@ -60,7 +60,7 @@ def write_parquet(frame: dd.DataFrame | pd.DataFrame, folder: str, overwrite: bo
     fs, root = filesystem(folder, storage_options)
     with translated(folder, "write to"):
         previous = check_writable(fs, root, folder, overwrite)
-        _remove_interrupted(fs, root)
+        _remove_interrupted(fs, root, previous)
         run = uuid.uuid4().hex[:12]
         staging = f"{root}/{STAGING}/{run}"
         names = _write_parts(frame, fs, staging, folder, run, storage_options)
@@ -110,12 +110,13 @@ def _write_parts(frame: Any, fs: Any, staging: str, folder: str, run: str,
                   if p.endswith(STAGED))
 
 
-def _remove_interrupted(fs: Any, root: str) -> None:
-    """Delete what interrupted writes published (as their intent records name it) and staged."""
+def _remove_interrupted(fs: Any, root: str, committed: list[str]) -> None:
+    """Delete what interrupted writes published (as their intent records name it, unless the
+    manifest's ``committed`` files do) and staged."""
     area = f"{root}/{STAGING}"
     if not fs.isdir(area):
         return
-    committed = set(p.rsplit("/", 1)[-1] for p in manifest_files(fs, root) or [])
+    committed = {p.rsplit("/", 1)[-1] for p in committed}
     for record in fs.glob(f"{area}/*.json"):
         names = json.loads(fs.cat_file(record)).get("files", [])
         for name in names:
