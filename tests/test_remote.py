@@ -253,3 +253,20 @@ def test_predict_into_a_bucket_killed_midway_leaves_the_previous_output(remote_b
     left = {p.rsplit("/", 1)[-1] for p in s3.find(out)}
     assert "README.txt" in left and not any("_oocml_staging" in p for p in s3.find(out))
     assert len(open_source(Source(path=out))) == 5_000
+
+
+def test_memory_and_file_urls_read_and_write_like_paths(binary_dir, tmp_path):
+    """Two more fsspec filesystems the README names: memory:// (no server) and file://."""
+    import fsspec
+
+    memory = fsspec.filesystem("memory")
+    memory.put(f"{binary_dir}/", "/oocml-test/data/", recursive=True)
+    session = oocml.Session("memory://oocml-test/models/")
+    in_memory = session.sql(TRAIN.format(src="'memory://oocml-test/data/'"))
+    as_file_url = oocml.Session().sql(TRAIN.format(src=f"'file://{binary_dir}'"))
+    local = oocml.Session().sql(TRAIN.format(src=f"'{binary_dir}'"))
+    for model in (in_memory, as_file_url):
+        np.testing.assert_array_equal(model.estimator.coef_, local.estimator.coef_)
+    session.sql("PREDICT USING m ON 'memory://oocml-test/data/' INTO 'memory://oocml-test/out/'")
+    assert memory.exists(f"/oocml-test/out/{MANIFEST}")
+    assert oocml.Session("memory://oocml-test/models/").catalog.names() == ["m"]
