@@ -14,19 +14,12 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import OocmlError, ParameterError, did_you_mean, listing
+from .errors import OocmlError, ParameterError, UnknownModelError, did_you_mean, listing
 from .model import Model, load_model
 from .storage import exists, filesystem, join, remove, translated
 
 SUFFIX = ".oocml"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-class UnknownModelError(OocmlError, KeyError):
-    """A model name the session (and its store) does not hold."""
-
-    def __str__(self) -> str:
-        return self.args[0]
 
 
 def check_name(name: str) -> str:

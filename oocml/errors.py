@@ -64,6 +64,13 @@ class UnknownAlgorithmError(OocmlError, ValueError):
     """An algorithm name that the registry does not know."""
 
 
+class UnknownModelError(OocmlError, KeyError):
+    """A model name the session (and its store) does not hold."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return self.args[0]
+
+
 class ModelFileError(OocmlError):
     """A model file cannot be read, is not an oocml model, or holds untrusted types."""
 

@@ -12,11 +12,14 @@ import os
 import sys
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import reduce
 from typing import Any
 
 import dask
 from dask.base import get_scheduler
 from threadpoolctl import threadpool_limits
+
+from .errors import DataError
 
 try:  # numpy's switch behind NUMPY_MADVISE_HUGEPAGE (numpy >= 1.20)
     from numpy._core.multiarray import _set_madvise_hugepage
@@ -121,3 +124,17 @@ def compute_here(task: Any) -> Any:
     the user chose a scheduler, run it synchronously: nesting dask's thread pool (and pyarrow's)
     inside ours oversubscribes the cores."""
     return dask.compute(task, scheduler=dask.config.get("scheduler", None) or "sync")[0]
+
+
+def tree_reduce(items: list, combine: Any, fan_in: int = 8) -> Any:
+    """A fixed-shape tree of delayed combines: the same order, so the same bits, on any scheduler."""
+    if not items:
+        raise DataError("the data has no partitions")
+    while len(items) > 1:
+        items = [dask.delayed(_combine_all)(combine, items[i:i + fan_in])
+                 for i in range(0, len(items), fan_in)]
+    return items[0]
+
+
+def _combine_all(combine: Any, values: list) -> Any:
+    return reduce(combine, values)

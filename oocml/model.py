@@ -26,10 +26,9 @@ from sklearn.preprocessing import FunctionTransformer
 
 from .blocks import apply_rows
 from .errors import ColumnNotFoundError, DataError, ModelFileError, OocmlError, StorageError
-from .execution import compute
+from .execution import compute, tree_reduce
 from .storage import check_path, read_bytes, write_bytes
 from .partitions import FilePart, batches, partitions, whole
-from .preprocessing import tree_reduce
 
 FORMAT = "oocml.model"
 FORMAT_VERSION = 1

@@ -9,7 +9,6 @@ returns the plain equivalent and ``transform`` is scikit-learn's per block.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import reduce
 from typing import Any
 
 import dask
@@ -23,6 +22,7 @@ from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from .errors import DataError
+from .execution import tree_reduce
 
 
 @dataclass(frozen=True)
@@ -123,20 +123,6 @@ def _frame_moments(frame: pd.DataFrame) -> Moments:
 
 def _merge(a: Moments, b: Moments) -> Moments:
     return a.merge(b)
-
-
-def tree_reduce(items: list, combine: Any, fan_in: int = 8) -> Any:
-    """A fixed-shape tree of delayed combines: the same order, so the same bits, on any scheduler."""
-    if not items:
-        raise DataError("the data has no partitions")
-    while len(items) > 1:
-        items = [dask.delayed(_combine_all)(combine, items[i:i + fan_in])
-                 for i in range(0, len(items), fan_in)]
-    return items[0]
-
-
-def _combine_all(combine: Any, values: list) -> Any:
-    return reduce(combine, values)
 
 
 def _numeric_array(X: Any) -> np.ndarray:

@@ -7,7 +7,8 @@ from sklearn.linear_model import SGDClassifier
 
 from oocml.dsl import ast
 from oocml.dsl.compile import compile_train, format_plan_as_accessor
-from oocml.dsl.parser import KEYWORDS, parse, parse_condition, split_statements, statement_complete
+from oocml.cli.statements import split_statements, statement_complete
+from oocml.dsl.parser import KEYWORDS, parse, parse_condition
 from oocml.errors import OocmlSyntaxError, ParameterError, UnknownAlgorithmError
 from oocml.estimators import spec_for
 from oocml.plan import And, Compare, In, IsNull, Not, Or, Plan, Source, Step, freeze_params

@@ -10,7 +10,7 @@ import pytest
 from sklearn.linear_model import SGDClassifier, SGDRegressor
 
 import oocml
-from oocml.catalog import UnknownModelError
+from oocml.errors import UnknownModelError
 from oocml.errors import ColumnNotFoundError, SourceError
 
 

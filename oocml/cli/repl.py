@@ -21,7 +21,7 @@ import traceback
 from pathlib import Path
 from typing import TextIO
 
-from ..dsl.parser import split_statements, statement_complete
+from .statements import split_statements, statement_complete
 from ..errors import OocmlError
 from ..plan import Source
 from ..session import Session

@@ -14,9 +14,6 @@ from ..estimators import ALGORITHMS, import_class, spec_for
 from ..plan import Plan, Source, Step, StreamOptions, freeze_params
 from . import ast
 
-STEP_ORDER = ("impute", "encode", "scale", "reduce")
-
-
 def compile_train(stmt: ast.Train) -> Plan:
     """The Plan of a TRAIN statement; estimator parameters are validated here, before any read."""
     seed = stmt.seed if stmt.seed is not None else 0

@@ -22,8 +22,7 @@ from ..encoding import ENCODINGS
 from ..preprocessing import IMPUTATIONS
 from . import ast
 
-__all__ = ["KEYWORDS", "OocmlSyntaxError", "parse", "parse_condition", "split_statements",
-           "statement_complete"]
+__all__ = ["KEYWORDS", "OocmlSyntaxError", "parse", "parse_condition"]
 
 SCALINGS = ("standard", "minmax", "maxabs", "none")
 REDUCTIONS = ("pca",)
@@ -31,7 +30,7 @@ _FLIP = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "=": "=", "!=": "!="}
 _READABLE = {"NAME": "a name", "QUOTED_NAME": None, "STRING": "a quoted string",
              "NUMBER": "a number", "EQUAL": "'='", "LESSTHAN": "'<'", "MORETHAN": "'>'",
              "LPAR": "'('", "RPAR": "')'", "COMMA": "','", "SEMICOLON": "';'", "STAR": "'*'",
-             "EQUAL": "'='", "LSQB": "'['", "RSQB": "']'", "DOT": "'.'", "$END": "the end"}
+             "LSQB": "'['", "RSQB": "']'", "DOT": "'.'", "$END": "the end"}
 
 
 @cache
@@ -456,32 +455,3 @@ def _parse(text: str, start: str) -> Any:
         raise OocmlSyntaxError(f"cannot read the statement: {exc.orig_exc}") from None
     except (LarkError, RecursionError) as exc:
         raise OocmlSyntaxError(f"cannot read the statement: {type(exc).__name__}: {exc}") from None
-
-
-# -- splitting, for the REPL ----------------------------------------------------------------------
-
-_PIECES = re.compile(r"'(?:[^']|'')*'?|\"(?:[^\"]|\"\")*\"?|--[^\n]*|/\*(?:.|\n)*?(?:\*/|$)|;|[^'\";/-]+|.",
-                     re.S)
-
-
-def split_statements(text: str) -> list[str]:
-    """The statements of ``text``, split at ``;`` outside strings and comments (empty ones dropped)."""
-    statements, current = [], []
-    for piece in _PIECES.findall(text):
-        if piece == ";":
-            statements.append("".join(current))
-            current = []
-        else:
-            current.append(piece)
-    statements.append("".join(current))
-    return [s.strip() for s in statements if _has_code(s)]
-
-
-def _has_code(text: str) -> bool:
-    return any(p.strip() and not p.startswith(("--", "/*")) for p in _PIECES.findall(text))
-
-
-def statement_complete(text: str) -> bool:
-    """Does ``text`` end with a ``;`` that is not inside a string or comment (or hold no code)?"""
-    pieces = [p for p in _PIECES.findall(text) if p.strip() and not p.startswith(("--", "/*"))]
-    return not pieces or pieces[-1] == ";"

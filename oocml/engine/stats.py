@@ -17,7 +17,8 @@ import pandas as pd
 
 from ..encoding import count_values, merge_counts
 from ..blocks import numeric_arrays
-from ..preprocessing import Moments, QuantileSketch, tree_reduce
+from ..execution import tree_reduce
+from ..preprocessing import Moments, QuantileSketch
 from ..execution import compute
 from ..partitions import batches, read_ahead
 from .validation import training_rows
