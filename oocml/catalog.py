@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import OocmlError, ParameterError, UnknownModelError, did_you_mean, listing
+from .errors import ParameterError, UnknownModelError, did_you_mean, listing
 from .model import Model, load_model
 from .storage import exists, filesystem, join, remove, translated
 
