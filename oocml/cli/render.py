@@ -12,6 +12,7 @@ from ..model import Model
 
 FORMATS = ("table", "csv", "json")
 PREVIEW_ROWS = 10
+_EXACT = 2.0 ** 53  # floats below this hold every integer exactly; beyond, keep the exponent
 
 
 def table(frame: pd.DataFrame, fmt: str = "table") -> str:
@@ -36,8 +37,12 @@ def table(frame: pd.DataFrame, fmt: str = "table") -> str:
 
 
 def _cell(value: Any) -> str:
+    """A float with an integral value (a count, such as EVALUATE's ``rows``) prints as the
+    integer it is, never as ``2e+06``; other floats keep 6 significant digits."""
     if value is None or (isinstance(value, float) and value != value):
         return ""
+    if isinstance(value, float) and value.is_integer() and abs(value) < _EXACT:
+        return str(int(value))
     if isinstance(value, float):
         return f"{value:.6g}"
     return str(value).replace("\n", " ")
