@@ -11,6 +11,7 @@ import pytest
 
 import oocml
 from oocml.cli import render
+from oocml.cli.complete import suggestions
 from oocml.cli.repl import Shell
 from oocml.datasets import make_parquet_dataset
 
@@ -46,3 +47,22 @@ def test_integral_floats_print_as_integers_and_other_floats_keep_six_digits():
                           "value": [2_000_000.0, 0.953333333, 1e20, float("nan")]})
     lines = render.table(frame).splitlines()
     assert [line.split("|")[1].strip() for line in lines[2:6]] == ["2000000", "0.953333", "1e+20", ""]
+
+
+# -- completion order -----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def wide_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("wide")
+    make_parquet_dataset(folder, rows=2_000, features=12, files=2, seed=4)
+    return folder
+
+
+def test_columns_complete_in_the_order_of_the_data(wide_dir):
+    session = oocml.Session()
+    columns, word = suggestions(f"TRAIN sgd ON '{wide_dir}' PREDICT y FEATURES x", session)
+    assert columns == [f"x{i}" for i in range(12)] and word == "x"
+    columns, _ = suggestions(f"TRAIN sgd ON '{wide_dir}' PREDICT y FEATURES x1", session)
+    assert columns == ["x1", "x10", "x11"]  # the exact match first, then the data's order
+    target, _ = suggestions(f"TRAIN sgd ON '{wide_dir}' PREDICT ", session)
+    assert target == [*(f"x{i}" for i in range(12)), "y"]

@@ -14,6 +14,7 @@ import pytest
 
 import oocml
 from oocml.cli.complete import suggestions
+from oocml.datasets import make_parquet_dataset
 from oocml.plan import Source
 from oocml.sources import open_source
 
@@ -73,6 +74,23 @@ def test_multiline_train_error_recovery_and_completion(tmp_path, binary_dir):
     child.send(f"TRAIN sgd ON '{binary_dir}' PREDICT y FEATURES x")  # column names from metadata
     child.expect(r"x0.*x1.*x2", timeout=30)
     child.send("\x03")  # Ctrl-C clears the line
+    child.expect("oocml>")
+    quit_(child)
+
+
+@pytest.fixture(scope="module")
+def wide_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("wide")
+    make_parquet_dataset(folder, rows=2_000, features=12, files=2, seed=4)
+    return folder
+
+
+def test_columns_complete_in_the_order_of_the_data(tmp_path, wide_dir):
+    child = terminal(tmp_path)
+    child.send(f"TRAIN sgd ON '{wide_dir}' PREDICT y FEATURES x")
+    # the menu shows 7 rows: x0..x6 in order (sorted as text, x10 and x11 would come before x2)
+    child.expect(r"x4\b[^x]*x5\b[^x]*x6\b", timeout=30)
+    child.send("\x03")
     child.expect("oocml>")
     quit_(child)
 

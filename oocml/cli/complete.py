@@ -89,7 +89,8 @@ def _algorithm_params(statement: str) -> list[str]:
 
 
 def suggestions(text: str, session: Any, cache: dict | None = None) -> tuple[list[str], str]:
-    """(candidates, the word they replace) for the text before the cursor."""
+    """(candidates, the word they replace) for the text before the cursor. Columns keep the
+    order they have in the data; other candidates are sorted; an exact match comes first."""
     cache = {} if cache is None else cache
     if text.lstrip().startswith("\\") and " " not in text.strip():
         word = text.strip()
@@ -101,28 +102,34 @@ def suggestions(text: str, session: Any, cache: dict | None = None) -> tuple[lis
     word = re.search(r"[\w.]*$", statement).group()
     before = [t for t in _TOKEN.findall(statement[:len(statement) - len(word)])
               if not t.startswith(("--", "/*"))]
-    words = [t.upper() for t in before]
+    candidates, in_order = _candidates(statement, [t.upper() for t in before], session, cache)
+    lowered = word.lower()
+    matches = list(dict.fromkeys(c for c in candidates if str(c).lower().startswith(lowered)))
+    if not in_order:
+        matches.sort(key=str)
+    return sorted(matches, key=lambda c: str(c).lower() != lowered), word
+
+
+def _candidates(statement: str, words: list[str], session: Any, cache: dict) -> tuple[Iterable[str], bool]:
+    """What may come after ``words`` (the statement's upper-cased tokens), and whether that
+    order is meaningful (a source's columns) rather than to be sorted."""
     previous = words[-1] if words else ""
     clause = next((w for w in reversed(words) if w in _COLUMN_CLAUSES | {"WITH", "ON"} | set(_FIXED)), "")
     if previous == "TRAIN":
-        candidates: Iterable[str] = list(ALGORITHMS)
-    elif previous in _MODEL_AFTER or (previous == "MODEL" and len(words) > 1 and words[-2] in ("DROP", "SAVE")):
-        candidates = session.catalog.names()
-    elif previous == "ON":
-        candidates = list(session.tables)
-    elif previous in _FIXED:
-        candidates = _FIXED[previous]
-    elif clause == "WITH" and previous in ("(", ","):
-        candidates = _algorithm_params(statement)
-    elif (previous == "PREDICT" and words[:1] == ["TRAIN"]) or (
+        return list(ALGORITHMS), False
+    if previous in _MODEL_AFTER or (previous == "MODEL" and len(words) > 1 and words[-2] in ("DROP", "SAVE")):
+        return session.catalog.names(), False
+    if previous == "ON":
+        return list(session.tables), False
+    if previous in _FIXED:
+        return _FIXED[previous], False
+    if clause == "WITH" and previous in ("(", ","):
+        return _algorithm_params(statement), False
+    if (previous == "PREDICT" and words[:1] == ["TRAIN"]) or (
             clause in ("FEATURES", "EXCLUDE", "WHERE") and previous in
             {"FEATURES", "EXCLUDE", "WHERE", ",", "(", "AND", "OR", "NOT"}):
-        candidates = _source_columns(statement, session, cache)
-    else:
-        candidates = list(KEYWORDS)
-    lowered = word.lower()
-    matches = [c for c in candidates if str(c).lower().startswith(lowered)]
-    return sorted(set(matches), key=lambda c: (str(c).lower() != lowered, str(c))), word
+        return _source_columns(statement, session, cache), True
+    return list(KEYWORDS), False
 
 
 class OocmlCompleter(Completer):
