@@ -7,36 +7,26 @@ never be misaligned, and predictions keep the input's partitions and index.
 
 from __future__ import annotations
 
-import dataclasses
-import io
 import json
 import os
-import zipfile
 from typing import Any
 
 import dask
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
-import skops.io as sio
-from sklearn.metrics import log_loss
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
+from sklearn.utils.metaestimators import available_if
 
 from .blocks import apply_rows
-from .errors import ColumnNotFoundError, DataError, ModelFileError, OocmlError, StorageError
-from .execution import compute, tree_reduce
-from .storage import check_path, read_bytes, write_bytes
+from .errors import ColumnNotFoundError, ParameterError
+from .execution import compute
+from .metrics import data_totals, metrics_rows, score_from_totals
+from .modelfile import read_model, write_model
 from .partitions import FilePart, batches, partitions, whole
 
-FORMAT = "oocml.model"
-FORMAT_VERSION = 1
-# The classes a model file oocml writes may hold beyond those skops trusts by default: oocml's
-# own, and the optimizer state MLP models keep to go on training with partial_fit.
-OOCML_TYPES = ["oocml.encoding.HashEncoder",
-               "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
-               "sklearn.neural_network._stochastic_optimizers.SGDOptimizer"]
 SILHOUETTE_SAMPLE = 10_000
 
 
@@ -53,6 +43,12 @@ class Model:
         self.classes = None if classes is None else list(classes)
         self.plan = plan or {}
         self.info = info or {}
+
+    @classmethod
+    def from_fit(cls, fitted: Any) -> Model:
+        """The Model of an engine fit (:class:`oocml.engine.fit.Fitted`)."""
+        return cls(fitted.pipeline, features=fitted.features, target=fitted.target,
+                   task=fitted.task, classes=fitted.classes, plan=fitted.plan, info=fitted.info)
 
     # -- what it is -------------------------------------------------------------------------
     @property
@@ -99,10 +95,12 @@ class Model:
         """Predicted target per row: a lazy dask Series aligned with ``data``'s partitions (pandas in, pandas out)."""
         return self._apply(data, "predict")
 
+    @available_if(lambda self: hasattr(self.pipeline, "predict_proba"))
     def predict_proba(self, data: Any) -> Any:
         """Class probabilities per row, one column per class (lazy for dask input)."""
         return self._apply(data, "predict_proba")
 
+    @available_if(lambda self: hasattr(self.pipeline, "decision_function"))
     def decision_function(self, data: Any) -> Any:
         """Confidence scores per row (lazy for dask input)."""
         return self._apply(data, "decision_function")
@@ -131,7 +129,9 @@ class Model:
     def _apply(self, data: Any, method: str, keep: tuple = ()) -> Any:
         """``pipeline.method`` per partition (plus ``keep`` columns of the same partition)."""
         if not hasattr(self.pipeline, method):
-            raise OocmlError(f"{type(self.estimator).__name__} has no {method}")
+            raise ParameterError(f"{type(self.estimator).__name__} has no {method}"
+                                 + ("; PREDICT PROBA needs a probabilistic model (e.g. "
+                                    "WITH (loss = 'log_loss'))" if method == "predict_proba" else ""))
         self._check_columns(data)
         args = self._block_args(method, keep)
         if isinstance(data, dd.DataFrame):
@@ -189,30 +189,13 @@ class Model:
         return score_from_totals(self._totals(data), self.task, self.classes)
 
     def evaluate(self, data: Any) -> pd.DataFrame:
-        """A metrics table (metric, value): accuracy/precision/recall/f1/log_loss, or r2/rmse/mae."""
+        """A metrics table (metric, value): accuracy/precision/recall/f1/log_loss, r2/rmse/mae,
+        or inertia and a sampled silhouette; and the rows scored."""
         totals = self._totals(data)
-        n = totals["n"]
-        if self.task == "classification":
-            cm = _confusion(totals, self.classes)
-            predicted, actual = cm.sum(axis=0), cm.sum(axis=1)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                precision = np.where(predicted > 0, np.diag(cm) / predicted, 0.0)
-                recall = np.where(actual > 0, np.diag(cm) / actual, 0.0)
-                f1 = np.where(precision + recall > 0,
-                              2 * precision * recall / (precision + recall), 0.0)
-            average = "binary" if len(self.classes) == 2 else "macro"
-            pick = (lambda v: v[1]) if average == "binary" else (lambda v: v.mean())
-            rows = [("accuracy", np.trace(cm) / n), (f"precision ({average})", pick(precision)),
-                    (f"recall ({average})", pick(recall)), (f"f1 ({average})", pick(f1))]
-            if "log_loss" in totals:
-                rows.append(("log_loss", totals["log_loss"] / n))
-        elif self.task == "regression":
-            rows = [("r2", 1.0 - totals["sse"] / _total_sum_of_squares(totals)),
-                    ("rmse", np.sqrt(totals["sse"] / n)), ("mae", totals["sae"] / n)]
-        else:
-            rows = [("inertia", totals["inertia"]), ("mean inertia", totals["inertia"] / n),
-                    (f"silhouette (sample of {SILHOUETTE_SAMPLE:,})", self._silhouette(data))]
-        rows.append(("rows", n))
+        rows = metrics_rows(totals, self.task, self.classes)
+        if self.task == "clustering":
+            rows.append((f"silhouette (sample of {SILHOUETTE_SAMPLE:,})", self._silhouette(data)))
+        rows.append(("rows", totals["n"]))
         return pd.DataFrame([(k, float(v)) for k, v in rows], columns=["metric", "value"])
 
     def _silhouette(self, data: Any) -> float:
@@ -236,64 +219,25 @@ class Model:
 
     def _totals(self, data: Any) -> pd.Series:
         self._check_columns(data, target=self.task != "clustering")
-        args = (self.pipeline, self.features, self.target, self.task, self.classes)
-        if isinstance(data, dd.DataFrame):
-            needed = self.features + [c for c in [self.target] if c and c not in self.features]
-            totals = sum_totals([dask.delayed(part_totals)(part, *args)
-                                 for part in partitions(data[needed])])
-        else:
-            totals = block_totals(data, *args).sum()
-        if totals["n"] == 0:
-            raise DataError("no rows to score (the data is empty or every target value is missing)")
-        return totals
+        return data_totals(data, self.pipeline, self.features, self.target, self.task, self.classes)
 
     # -- persistence --------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike, storage_options: dict | None = None) -> str:
+    def save(self, path: str | os.PathLike, storage_options: dict | None = None, *,
+             overwrite: bool = False) -> str:
         """Write the model to ``path`` (a path or any fsspec URL; skops format, no pickle),
-        whole or not at all."""
+        whole or not at all; an existing file is replaced only with ``overwrite=True``."""
         meta = {"features": self.features, "target": self.target, "task": self.task,
                 "classes": _jsonable(self.classes), "plan": self.plan, "info": self.info}
-        payload = {"format": FORMAT, "version": FORMAT_VERSION, "pipeline": self.pipeline,
-                   "meta": json.dumps(meta, default=repr)}
-        return write_bytes(path, sio.dumps(payload), storage_options)
-
-
-def loads_trusted(data: bytes, what: str) -> Any:
-    """Load skops ``data`` only if it holds no types beyond those oocml writes; ``what`` names
-    the file in the error. Nothing in a refused file runs."""
-    untrusted = [t for t in sio.get_untrusted_types(data=data) if t not in OOCML_TYPES]
-    if untrusted:
-        raise ModelFileError(f"{what} holds types oocml never writes, refused without loading: "
-                             f"{', '.join(untrusted[:10])}")
-    return sio.loads(data, trusted=OOCML_TYPES)
+        return write_model(path, self.pipeline, meta, storage_options=storage_options,
+                           overwrite=overwrite)
 
 
 def load_model(path: str | os.PathLike, storage_options: dict | None = None) -> Model:
     """Read a model written by :meth:`Model.save` from a path or any fsspec URL; refuses files
     holding types oocml does not write."""
-    path = check_path(path)
-    try:
-        data = read_bytes(path, storage_options)
-    except StorageError as exc:
-        raise ModelFileError(str(exc).replace("cannot read", "cannot read model file", 1)) from None
-    try:
-        payload = loads_trusted(data, f"model file {str(path)!r}")
-    except ModelFileError:
-        raise
-    except (zipfile.BadZipFile, KeyError, ValueError, TypeError, json.JSONDecodeError,
-            io.UnsupportedOperation, EOFError) as exc:
-        raise ModelFileError(f"{str(path)!r} is not an oocml model file ({type(exc).__name__}: {exc})") from None
-    except Exception as exc:  # skops raises assorted errors on crafted files
-        raise ModelFileError(f"{str(path)!r} could not be loaded safely: {exc}") from None
-    if not (isinstance(payload, dict) and payload.get("format") == FORMAT
-            and isinstance(payload.get("pipeline"), Pipeline)):
-        raise ModelFileError(f"{str(path)!r} is a skops file but not an oocml model")
-    if payload.get("version", 0) > FORMAT_VERSION:
-        raise ModelFileError(f"{str(path)!r} was written by a newer oocml (format {payload['version']})")
-    meta = json.loads(payload["meta"])
-    return Model(payload["pipeline"], features=meta["features"], target=meta["target"],
-                 task=meta["task"], classes=meta["classes"], plan=meta.get("plan"),
-                 info=meta.get("info"))
+    pipeline, meta = read_model(path, storage_options)
+    return Model(pipeline, features=meta["features"], target=meta["target"], task=meta["task"],
+                 classes=meta["classes"], plan=meta.get("plan"), info=meta.get("info"))
 
 
 # -- block functions (run on workers) ------------------------------------------------------------
@@ -330,87 +274,6 @@ def _sample_rows(part: Any, n: int, seed: int) -> pd.DataFrame:
         return frame
     rows = np.sort(np.random.default_rng([seed, len(frame)]).choice(len(frame), n, replace=False))
     return frame.iloc[rows]
-
-
-def part_totals(part: Any, *args: Any) -> pd.DataFrame:
-    """:func:`block_totals` of a partition, batch by batch (``args`` as there)."""
-    return sum_rows([block_totals(frame, *args) for frame in batches(part)])
-
-
-def sum_rows(rows: list[pd.DataFrame]) -> pd.DataFrame:
-    """One-row frames of totals added into one."""
-    return rows[0] if len(rows) == 1 else pd.concat(rows).sum().to_frame().T
-
-
-def block_totals(frame: pd.DataFrame, pipeline: Pipeline, features: list, target: str | None,
-                  task: str, classes: list | None) -> pd.DataFrame:
-    """Additive per-partition sums from which every metric is derived exactly."""
-    if task != "clustering" and frame[target].hasnans:  # a boolean index copies every column
-        frame = frame[frame[target].notna()]
-    n = len(frame)
-    X = frame[features]
-    if task == "classification":
-        k = len(classes)
-        cm = (confusion_counts(frame[target].to_numpy(), apply_rows(pipeline, X, "predict"),
-                               classes)
-              if n else np.zeros((k, k), np.int64))
-        row = {"n": n, **{f"cm_{i}_{j}": int(cm[i, j]) for i in range(k) for j in range(k)}}
-        if hasattr(pipeline, "predict_proba"):
-            proba = apply_rows(pipeline, X, "predict_proba") if n else None
-            row["log_loss"] = (log_loss(frame[target].to_numpy(), proba, labels=classes,
-                                        normalize=False) if n else 0.0)
-    elif task == "regression":
-        y = frame[target].to_numpy(dtype=np.float64)
-        residual = y - apply_rows(pipeline, X, "predict") if n else y
-        row = {"n": n, "sum_y": y.sum(), "sum_y2": (y * y).sum(), "sse": (residual ** 2).sum(),
-               "sae": np.abs(residual).sum()}
-    else:
-        row = {"n": n, "inertia": -pipeline.score(X) if n else 0.0}
-    return pd.DataFrame([row])
-
-
-def score_from_totals(totals: pd.Series, task: str, classes: list | None) -> float:
-    """``estimator.score`` from summed :func:`block_totals`: accuracy, R^2 or minus inertia."""
-    if task == "classification":
-        return float(np.trace(_confusion(totals, classes)) / totals["n"])
-    if task == "regression":
-        return float(1.0 - totals["sse"] / _total_sum_of_squares(totals))
-    return float(-totals["inertia"])
-
-
-def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray, classes: list) -> np.ndarray:
-    """``sklearn.metrics.confusion_matrix(y_true, y_pred, labels=classes)`` for sorted ``classes``.
-
-    Counted with one ``np.bincount``: about 15x faster on a 500k-row block, and the
-    per-block metric pass is otherwise dominated by it. Rows whose labels are not
-    in ``classes`` are left out, as scikit-learn does.
-    """
-    labels = np.asarray(classes)
-    k = len(labels)
-    true_at = np.clip(np.searchsorted(labels, y_true), 0, k - 1)
-    pred_at = np.clip(np.searchsorted(labels, y_pred), 0, k - 1)
-    known = (labels[true_at] == y_true) & (labels[pred_at] == y_pred)
-    return np.bincount(true_at[known] * k + pred_at[known], minlength=k * k).reshape(k, k)
-
-
-def _add_totals(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
-    return sum_rows([a, b])
-
-
-def sum_totals(sums: list[Any], progress: bool = False) -> pd.Series:
-    """Delayed per-partition :func:`block_totals`, summed by a parallel tree reduction."""
-    (totals,) = compute(tree_reduce(sums, _add_totals), progress=progress)
-    return totals.sum()
-
-
-def _confusion(totals: pd.Series, classes: list) -> np.ndarray:
-    k = len(classes)
-    return np.array([[totals[f"cm_{i}_{j}"] for j in range(k)] for i in range(k)], dtype=np.float64)
-
-
-def _total_sum_of_squares(totals: pd.Series) -> float:
-    sst = totals["sum_y2"] - totals["sum_y"] ** 2 / totals["n"]
-    return sst if sst > 0 else np.nan
 
 
 def _jsonable(values: list | None) -> list | None:
@@ -453,13 +316,3 @@ def _step_text(step: Any) -> str:
     if hasattr(step, "n_features") and not fitted.get("categories_"):
         parts.append(f"n_features={step.n_features}")
     return " ".join(parts)
-
-
-def plan_as_dict(plan: Any) -> dict:
-    """A JSON-friendly dict of a Plan (for the model file and DESCRIBE); secrets masked."""
-    from .storage import redact
-
-    if plan.source is not None and plan.source.options:
-        masked = tuple(redact(plan.source.options_over()).items())
-        plan = dataclasses.replace(plan, source=dataclasses.replace(plan.source, options=masked))
-    return json.loads(json.dumps(dataclasses.asdict(plan), default=repr))

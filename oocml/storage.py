@@ -94,7 +94,7 @@ def translated(path: str, what: str = "access") -> Iterator[None]:
     """Errors a filesystem raises inside the block become :class:`StorageError` naming ``path``."""
     try:
         yield
-    except StorageError:
+    except (StorageError, FileExistsError):  # the caller asked not to replace: its error to word
         raise
     except Exception as exc:  # filesystems raise OSError, botocore and aiohttp errors alike
         error = describe_error(exc)
@@ -133,17 +133,22 @@ def read_bytes(path: Any, options: Mapping[str, Any] | None = None) -> bytes:
         return fs.cat_file(inner)
 
 
-def write_bytes(path: Any, data: bytes, options: Mapping[str, Any] | None = None) -> str:
-    """Write one file whole or not at all (see the module's rules); returns the path."""
+def write_bytes(path: Any, data: bytes, options: Mapping[str, Any] | None = None,
+                overwrite: bool = True) -> str:
+    """Write one file whole or not at all (see the module's rules); returns the path. With
+    ``overwrite=False`` an existing file raises ``FileExistsError`` (exclusive create where
+    the filesystem has one: a hard link locally, ``If-None-Match`` on S3)."""
     text = check_path(path)
     if not is_url(text):
-        return write_atomic(text, data)
+        return write_atomic(text, data, overwrite=overwrite)
     fs, inner = filesystem(text, options)
     with translated(text, "write"):
         parent = inner.rsplit("/", 1)[0]
         if parent and parent != inner:
             fs.makedirs(parent, exist_ok=True)
-        fs.pipe_file(inner, data)
+        if not overwrite and fs.exists(inner):
+            raise FileExistsError(text)
+        fs.pipe_file(inner, data, mode="overwrite" if overwrite else "create")
         fs.invalidate_cache(parent)
     return text
 

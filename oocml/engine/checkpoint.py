@@ -16,11 +16,10 @@ import logging
 from typing import Any
 
 import numpy as np
-import skops.io as sio
 
 from ..errors import ModelFileError, ParameterError
 from ..storage import exists, read_bytes, remove, write_bytes
-from ..model import loads_trusted
+from ..modelfile import dumps, loads_trusted
 from ..plan import Plan
 from .stats import Summary
 from .stream import Position, TrainingLog
@@ -65,12 +64,12 @@ class Checkpoint:
             "log": dataclasses.asdict(record),
             "monitor": None if self.monitor is None else {
                 "best_score": self.monitor.best_score, "best_epoch": self.monitor.best_epoch,
-                "waited": self.monitor._waited},
+                "waited": self.monitor.waited},
         }
         payload = {"format": FORMAT, "estimator": estimator,
                    "best": None if self.monitor is None else self.monitor.best_estimator,
                    "state": json.dumps(state)}
-        write_bytes(self.path, sio.dumps(payload), self.options)
+        write_bytes(self.path, dumps(payload), self.options)
         self.writes += 1
 
     def read(self) -> tuple[Any, Position, TrainingLog] | None:
@@ -101,7 +100,7 @@ class Checkpoint:
         if self.monitor is not None and state["monitor"] is not None:
             self.monitor.best_score = state["monitor"]["best_score"]
             self.monitor.best_epoch = state["monitor"]["best_epoch"]
-            self.monitor._waited = state["monitor"]["waited"]
+            self.monitor.waited = state["monitor"]["waited"]
             self.monitor.best_estimator = payload["best"]
         log.info("resuming from %s: epoch %d, %d partitions done", self.path, position.epoch + 1,
                  position.done)

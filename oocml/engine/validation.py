@@ -15,7 +15,7 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from ..errors import DataError
-from ..model import block_totals, score_from_totals, sum_rows, sum_totals
+from ..metrics import block_totals, score_from_totals, sum_rows, sum_totals
 from ..partitions import batches
 
 HASH_KEY = "oocml-holdout-v1"  # pandas wants exactly 16 characters
@@ -68,7 +68,7 @@ class HoldoutMonitor:
     best_epoch: int = 0
     best_estimator: Any = None
     stopped_early: bool = False
-    _waited: int = field(default=0, repr=False)
+    waited: int = field(default=0, repr=False)
 
     def __call__(self, epoch: int, estimator: Any, entry: dict) -> bool:
         """Score after ``epoch`` (1-based), note it in ``entry``; True when training should stop."""
@@ -86,10 +86,10 @@ class HoldoutMonitor:
         entry["holdout_score"] = round(score, 6)
         if score > self.best_score:
             self.best_score, self.best_epoch, self.best_estimator = score, epoch, frozen
-            self._waited = 0
+            self.waited = 0
         else:
-            self._waited += 1
-        self.stopped_early = self.patience is not None and self._waited >= self.patience
+            self.waited += 1
+        self.stopped_early = self.patience is not None and self.waited >= self.patience
         return self.stopped_early
 
 
