@@ -11,18 +11,17 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from dask.dataframe.extensions import register_dataframe_accessor as register_dask_accessor
 
-from .encoding import check_params
-from .engine.fit import fit_plan
 from .errors import ParameterError
-from .estimators import spec_for
-from .model import Model
-from .plan import STRATEGIES, And, Condition, Plan, Step, StreamOptions, freeze_params
-from .preprocessing import IMPUTATIONS, SCALERS
+from .plan import (SCALINGS, And, Condition, Plan, Step, StreamOptions, check_step, freeze_params,
+                   one_of, validate)
+
+if TYPE_CHECKING:
+    from .model import Model
 
 
 @dataclass(frozen=True)
@@ -37,18 +36,13 @@ class Chain:
 
     def scale(self, kind: str = "standard", **params: Any) -> Chain:
         """Add a scaling step: ``standard``, ``minmax`` or ``maxabs`` (``none`` adds nothing)."""
-        if kind == "none":
+        if one_of("scaling", kind, (*SCALINGS, "none")) == "none":
             return self
-        if kind not in SCALERS:
-            raise ParameterError(f"unknown scaling {kind!r}; choose one of {[*SCALERS, 'none']}")
-        SCALERS[kind](**params)  # a bad parameter name fails here, not after a pass over the data
-        return replace(self, steps=self.steps + (Step("scale", kind, freeze_params(params)),))
+        return self._with(Step("scale", kind, freeze_params(params)))
 
     def impute(self, kind: str = "mean") -> Chain:
         """Fill missing values per column: ``mean``, ``median`` (streaming sketch) or ``zero``."""
-        if kind not in IMPUTATIONS:
-            raise ParameterError(f"unknown imputation {kind!r}; choose one of {list(IMPUTATIONS)}")
-        return replace(self, steps=self.steps + (Step("impute", kind),))
+        return self._with(Step("impute", kind))
 
     def encode(self, kind: str = "onehot", **params: int) -> Chain:
         """Turn the categorical (string, categorical) features into numbers.
@@ -57,17 +51,16 @@ class Chain:
         ``ordinal`` (every value seen gets a number; -1 for unseen) or ``hash``
         (``n_features=256`` signed hashed columns, no statistics needed).
         """
-        check_params(kind, params)
-        return replace(self, steps=self.steps + (Step("encode", kind, freeze_params(params)),))
+        return self._with(Step("encode", kind, freeze_params(params)))
 
     def reduce(self, kind: str = "pca", n_components: int = 10) -> Chain:
         """Project onto ``n_components`` principal components (scikit-learn's IncrementalPCA,
         fitted by its own ``partial_fit`` pass); the last step, after every other one."""
-        if kind != "pca":
-            raise ParameterError(f"unknown reduction {kind!r}; choose 'pca'")
-        _check_positive(n_components=n_components)
-        return replace(self, steps=self.steps + (
-            Step("reduce", kind, freeze_params({"n_components": n_components})),))
+        return self._with(Step("reduce", kind, freeze_params({"n_components": n_components})))
+
+    def _with(self, step: Step) -> Chain:
+        """This chain with ``step`` added, checked now rather than after a pass over the data."""
+        return replace(self, steps=self.steps + (check_step(step),))
 
     def where(self, condition: str | Condition) -> Chain:
         """Keep the rows satisfying ``condition`` (the language's WHERE syntax, or a plan condition).
@@ -108,19 +101,10 @@ class Chain:
         ``distributed.Client``) trains on its own partition each round and the models are
         averaged (SGD-family linear models only); the default trains sequentially.
         """
-        _check_positive(epochs=epochs, prefetch=prefetch, block_rows=block_rows, patience=patience,
-                        checkpoint_every=checkpoint_every)
-        if holdout is not None and (isinstance(holdout, bool) or not isinstance(holdout, int | float)
-                                    or not 0 < holdout < 1):
-            raise ParameterError(f"holdout must be a fraction between 0 and 1, not {holdout!r}")
-        if strategy not in STRATEGIES:
-            raise ParameterError(f"unknown strategy {strategy!r}; choose one of {list(STRATEGIES)}")
-        kinds = [s.kind for s in self.steps]
-        if "reduce" in kinds[:-1]:
-            raise ParameterError(".reduce() must be the last step of the chain (it projects "
-                                 "what every other step produced)")
+        from .estimators import spec_for
+
         chosen = self.select(features, self.exclude) if features is not None else self
-        return Plan(
+        return validate(Plan(
             estimator=spec_for(estimator, params, random_state),
             target=target,
             features=chosen.features,
@@ -130,12 +114,12 @@ class Chain:
             classes=None if classes is None else tuple(classes),
             stream=StreamOptions(epochs=epochs, block_rows=block_rows, shuffle=shuffle,
                                  prefetch=prefetch, strategy=strategy,
-                                 holdout=None if holdout is None else float(holdout),
+                                 holdout=holdout,
                                  patience=patience,
                                  checkpoint=None if checkpoint is None else os.fspath(checkpoint),
                                  checkpoint_every=checkpoint_every, resume=bool(resume)),
             random_state=random_state,
-        )
+        ))
 
     def fit_incremental(self, estimator: Any, target: str | None = None, *,
                         progress: bool | None = None, storage_options: dict | None = None,
@@ -146,14 +130,11 @@ class Chain:
         e.g. ``fit_incremental(SGDClassifier, target="y", alpha=1e-4)``. ``storage_options``
         reach the filesystem of a ``checkpoint`` URL (the data's own are given to dask).
         """
-        return fit_plan(self.plan(estimator, target, **options), self.frame, progress=progress,
-                        storage_options=storage_options)
+        from .engine.fit import fit_plan
+        from .model import Model
 
-
-def _check_positive(**values: int | None) -> None:
-    for name, value in values.items():
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-            raise ParameterError(f"{name} must be a whole number >= 1, not {value!r}")
+        return Model.from_fit(fit_plan(self.plan(estimator, target, **options), self.frame,
+                                       progress=progress, storage_options=storage_options))
 
 
 class MLAccessor:

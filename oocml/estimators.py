@@ -184,3 +184,16 @@ def task_of(estimator: Any) -> str:
     if is_regressor(estimator):
         return "regression"
     return "clustering"
+
+
+def algorithms_table() -> list[dict[str, Any]]:
+    """One row per registry algorithm: name, task, estimator, summary, parameters (SHOW
+    ALGORITHMS)."""
+    rows = []
+    for algo in ALGORITHMS.values():
+        cls = import_class(algo.qualname)
+        fixed = dict(algo.defaults)
+        params = [p for p in cls().get_params(deep=False) if p not in fixed]
+        rows.append({"name": algo.name, "task": algo.task, "estimator": cls.__name__,
+                     "summary": algo.summary, "parameters": ", ".join(params)})
+    return rows

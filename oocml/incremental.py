@@ -23,7 +23,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
-from .engine.stream import BlockRecipe, train
+from .engine.stream import BlockRecipe, TrainOptions, train
 from .errors import DataError, ParameterError
 from .estimators import task_of
 from .model import Model
@@ -101,8 +101,9 @@ class Incremental(MetaEstimatorMixin, BaseEstimator):
                 classes = self.classes if self.classes is not None else _discover_classes(y)
             fit_params["classes"] = np.asarray(classes)
         recipe = BlockRecipe(prep=None, target=None, labels=None, block_rows=self.block_size)
-        record = train(estimator, parts, recipe, epochs=epochs, shuffle=self.shuffle,
-                       seed=self.random_state, prefetch=self.prefetch, fit_params=fit_params)
+        record = train(estimator, parts, recipe,
+                       TrainOptions(epochs=epochs, shuffle=self.shuffle, seed=self.random_state,
+                                    prefetch=self.prefetch, fit_params=fit_params))
         if record.rows_seen == 0:
             raise DataError("Found array with 0 sample(s) while a minimum of 1 is required")
         self.estimator_ = estimator

@@ -1,14 +1,20 @@
-"""The Plan: what to train, as frozen dataclasses.
+"""The Plan: what to train, as frozen dataclasses, and its one validator.
 
 Both faces (the ``.ml`` accessor and the language) build a :class:`Plan`; the
 engine decides how to run it. A Plan holds no data and does no work, so two
-Plans compare equal exactly when they ask for the same model.
+Plans compare equal exactly when they ask for the same model. :func:`validate`
+holds every rule a Plan must meet (the valid names, numbers and combinations),
+in one place that both faces and the engine trust; the parser applies the same
+rules clause by clause, to point at the culprit's line and column.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
+
+from .errors import ParameterError, did_you_mean
 
 Params = tuple[tuple[str, Any], ...]
 
@@ -126,19 +132,14 @@ class EstimatorSpec:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.params}
 
 
-# How partitions are trained: one after another, or one per worker per round with the models
-# averaged (PARALLEL).
-STRATEGIES = ("sequential", "average")
-
-
 @dataclass(frozen=True)
 class StreamOptions:
     """How blocks are fed to ``partial_fit``: epochs, block size, shuffling, prefetch depth."""
 
     epochs: int = 1
-    block_rows: int | None = None  # None: one block per partition
+    block_rows: int | None = None  # rows per partial_fit call; None: blocks of ~BLOCK_BYTES (8 MB)
     shuffle: bool = False
-    prefetch: int = 2  # blocks loaded ahead of partial_fit, at most
+    prefetch: int = 2  # partitions loaded ahead of partial_fit, at most
     strategy: str = "sequential"  # one of STRATEGIES
     holdout: float | None = None  # fraction of rows held out (stable hash split)
     patience: int | None = None  # early stop after this many epochs without holdout gain
@@ -166,3 +167,157 @@ class Plan:
     def without_source(self) -> Plan:
         """The same plan with no source and no name: what the accessor and the DSL share."""
         return replace(self, source=None, name=None)
+
+    def as_dict(self) -> dict:
+        """A JSON-friendly dict of the plan (for model files and DESCRIBE); secrets masked."""
+        import json
+        from dataclasses import asdict
+
+        from .storage import redact
+
+        plan = self
+        if plan.source is not None and plan.source.options:
+            masked = tuple(redact(plan.source.options_over()).items())
+            plan = replace(plan, source=replace(plan.source, options=masked))
+        return json.loads(json.dumps(asdict(plan), default=repr))
+
+
+# -- the valid names ------------------------------------------------------------------------------
+
+SCALINGS = ("standard", "minmax", "maxabs")  # the faces also take "none": no step
+IMPUTATIONS = ("mean", "median", "zero")
+ENCODINGS = ("onehot", "ordinal", "hash")
+REDUCTIONS = ("pca",)
+METHODS = {"impute": IMPUTATIONS, "encode": ENCODINGS, "scale": SCALINGS, "reduce": REDUCTIONS}
+WHAT = {"impute": "imputation", "encode": "encoding", "scale": "scaling", "reduce": "reduction"}
+# How partitions are trained: one after another, or one per worker per round with the models
+# averaged (PARALLEL).
+STRATEGIES = ("sequential", "average")
+
+
+# -- the rules, each one function that returns the value it accepts -------------------------------
+
+def whole(name: str, value: Any, minimum: int = 1) -> int:
+    """A whole number >= ``minimum`` (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ParameterError(f"{name} takes a whole number >= {minimum}, not {value!r}")
+    return value
+
+
+def fraction(name: str, value: Any) -> float:
+    """A number strictly between 0 and 1."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+        raise ParameterError(f"{name} takes a fraction between 0 and 1, not {value!r}")
+    return float(value)
+
+
+def flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ParameterError(f"{name} takes True or False, not {value!r}")
+    return value
+
+
+def value_range(name: str, value: Any) -> tuple:
+    """Two numbers, the first below the second (a scaler's ``feature_range``)."""
+    ok = (isinstance(value, tuple | list) and len(value) == 2
+          and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+          and value[0] < value[1])
+    if not ok:
+        raise ParameterError(f"{name} takes two numbers (low, high) with low < high, not {value!r}")
+    return tuple(value)
+
+
+def one_of(what: str, value: Any, choices: tuple[str, ...]) -> str:
+    """One of ``choices``, case-insensitive; the error suggests the closest."""
+    if not isinstance(value, str) or value.lower() not in choices:
+        raise ParameterError(f"unknown {what} {value!r}{did_you_mean(str(value), choices)}; "
+                             f"choose one of {', '.join(choices)}")
+    return value.lower()
+
+
+def _optional(rule: Callable[[str, Any], Any]) -> Callable[[str, Any], Any]:
+    return lambda name, value: None if value is None else rule(name, value)
+
+
+# What each step method takes: parameter -> rule. Defaults live with the steps themselves.
+STEP_PARAMETERS: dict[tuple[str, str], dict[str, Callable[[str, Any], Any]]] = {
+    ("impute", "mean"): {}, ("impute", "median"): {}, ("impute", "zero"): {},
+    ("encode", "onehot"): {"max_categories": whole}, ("encode", "ordinal"): {},
+    ("encode", "hash"): {"n_features": whole},
+    ("scale", "standard"): {"with_mean": flag, "with_std": flag, "copy": flag},
+    ("scale", "minmax"): {"feature_range": value_range, "clip": flag, "copy": flag},
+    ("scale", "maxabs"): {"copy": flag},
+    ("reduce", "pca"): {"n_components": whole},
+}
+STREAM_RULES: dict[str, Callable[[str, Any], Any]] = {
+    "epochs": whole, "block_rows": _optional(whole), "shuffle": flag, "prefetch": whole,
+    "strategy": lambda name, value: one_of("strategy", value, STRATEGIES),
+    "holdout": _optional(fraction), "patience": _optional(whole),
+    "checkpoint": lambda name, value: value if value is None or isinstance(value, str) else
+    _fail(f"checkpoint takes a path, not {value!r}"),
+    "checkpoint_every": _optional(whole), "resume": flag,
+}
+
+
+def _fail(message: str) -> Any:
+    raise ParameterError(message)
+
+
+def check_step(step: Step) -> Step:
+    """One step's kind, method and parameters."""
+    if step.kind not in METHODS:
+        raise ParameterError(f"unknown step {step.kind!r}; choose one of {', '.join(METHODS)}")
+    method = one_of(WHAT[step.kind], step.method, METHODS[step.kind])
+    allowed = STEP_PARAMETERS[step.kind, method]
+    label = f"{step.kind.upper()} {method}"
+    for name, value in step.params:
+        if name not in allowed:
+            takes = f"; it takes {', '.join(allowed)}" if allowed else ""
+            raise ParameterError(f"{label} takes no parameter {name!r}"
+                                 f"{did_you_mean(name, allowed)}{takes}")
+        allowed[name](f"{label} {name}", value)
+    return step
+
+
+def check_steps(steps: tuple[Step, ...]) -> None:
+    """Every step, and their order: one encoding, a reduction last, median imputation first."""
+    kinds = [check_step(s).kind for s in steps]
+    if kinds.count("encode") > 1:
+        raise ParameterError("a plan takes one encoding step (it applies to every categorical "
+                             "column)")
+    if "reduce" in kinds[:-1]:
+        raise ParameterError(".reduce() / REDUCE must be the last step (it projects what every "
+                             "other step produced)")
+    for i, step in enumerate(steps):
+        if (step.kind, step.method) == ("impute", "median") and "scale" in kinds[:i]:
+            raise ParameterError("IMPUTE median must come before other steps (the median is "
+                                 "taken of the data as read)")
+
+
+def check_stream(stream: StreamOptions) -> None:
+    """Each streaming option, then how they combine."""
+    for item in fields(stream):
+        STREAM_RULES[item.name](item.name, getattr(stream, item.name))
+    if stream.patience is not None and stream.holdout is None:
+        raise ParameterError("early stopping (patience) needs a holdout fraction to watch")
+    if stream.checkpoint is None and (stream.resume or stream.checkpoint_every is not None):
+        raise ParameterError("RESUME and EVERY n PARTITIONS need a checkpoint path "
+                             "(CHECKPOINT 'path' / checkpoint='path')")
+    if stream.strategy == "average" and stream.checkpoint is not None:
+        raise ParameterError("CHECKPOINT works with sequential training; PARALLEL (strategy="
+                             "'average') cannot checkpoint yet: drop one of the two")
+
+
+def validate(plan: Plan) -> Plan:
+    """``plan`` if it meets every rule; else a :class:`ParameterError` naming the culprit.
+
+    Reads no data and imports no ML library: what depends on the data (columns, dtypes)
+    or on the estimator (its parameters, its task) is checked where those are known.
+    """
+    check_steps(plan.steps)
+    check_stream(plan.stream)
+    if isinstance(plan.features, str) or isinstance(plan.exclude, str):
+        raise ParameterError("features= and exclude= take lists of column names, not a string")
+    if plan.random_state is not None:
+        whole("random_state", plan.random_state, minimum=0)
+    return plan

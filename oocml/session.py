@@ -13,20 +13,18 @@ import dask.dataframe as dd
 import pandas as pd
 
 from .catalog import Catalog, check_name
-from .conditions import parquet_filters, to_text
+from .conditions import parquet_filters
 from .dsl import ast
-from .dsl.compile import algorithms_table, compile_train, format_plan_as_accessor
+from .dsl.compile import compile_train
+from .dsl.explain import explain_apply, explain_train
 from .dsl.parser import parse
-from .engine.checkpoint import DEFAULT_EVERY
-from .engine.fit import fit_plan, resolve_columns
+from .engine.fit import fit_plan
 from .errors import ParameterError
-from .estimators import build, task_of
 from .execution import progress_bar
 from .model import Model, load_model
 from .plan import Plan, Source
 from .progress import progress_enabled
 from .sources import describe_files, open_source
-from .storage import redact_url
 
 
 class Session:
@@ -78,8 +76,9 @@ class Session:
         plan = compile_train(stmt)
         if plan.name is not None:
             check_name(plan.name)
-        model = fit_plan(plan, self._open(plan.source, plan), progress=self.progress,
-                         storage_options=self.storage_options)
+        model = Model.from_fit(fit_plan(plan, self._open(plan.source, plan),
+                                        progress=self.progress,
+                                        storage_options=self.storage_options))
         if plan.name is not None:
             self.catalog.put(plan.name, model)
         return model
@@ -102,6 +101,8 @@ class Session:
         return self.catalog.table()
 
     def _run_showalgorithms(self, stmt: ast.ShowAlgorithms) -> pd.DataFrame:
+        from .estimators import algorithms_table
+
         return pd.DataFrame(algorithms_table())
 
     def _run_describe(self, stmt: ast.Describe) -> pd.DataFrame:
@@ -129,95 +130,15 @@ class Session:
     def explain(self, statement: ast.Statement) -> str:
         """What a statement would do, pass by pass, reading only metadata."""
         if isinstance(statement, ast.Train):
-            return self._explain_train(compile_train(statement))
+            plan = compile_train(statement)
+            return explain_train(plan, self._open(plan.source, plan), self._files(plan.source))
         if isinstance(statement, ast.Predict | ast.Evaluate):
-            model = self.catalog.get(statement.model)
-            frame = self._open(statement.source)
-            verb = "PREDICT" if isinstance(statement, ast.Predict) else "EVALUATE"
-            lines = [f"{verb} with model {statement.model} ({type(model.estimator).__name__})",
-                     f"  source:   {statement.source}{describe_files(statement.source, self.storage_options)}",
-                     f"  reads:    {', '.join(model.features)}"
-                     + (f", {model.target}" if verb == "EVALUATE" else ""),
-                     f"  pass 1:   one parallel pass over {frame.npartitions} partitions, "
-                     + ("predicting each block" if verb == "PREDICT" else
-                        "summing per-block metric totals (exact)")]
-            if isinstance(statement, ast.Predict) and statement.into:
-                lines.append(f"  writes:   parquet into {redact_url(statement.into)!r}, one file "
-                             "per partition, committed by a manifest written last")
-            return "\n".join(lines)
+            return explain_apply(statement, self.catalog.get(statement.model),
+                                 self._open(statement.source), self._files(statement.source))
         return f"{type(statement).__name__}: no data is read"
 
-    def _explain_train(self, plan: Plan) -> str:
-        frame = self._open(plan.source, plan)
-        features = resolve_columns(plan, list(frame.columns))
-        estimator = build(plan.estimator)
-        task = task_of(estimator)
-        stream = plan.stream
-        schema = ", ".join(f"{c} {t}" for c, t in frame.dtypes.astype(str).items())
-        statistics = ["row counts", "NaN/infinity checks of every feature"]
-        what = {"impute": "{m} of each numeric feature", "scale": "{m} scaling moments",
-                "encode": "value counts of each categorical feature ({m})"}
-        for step in plan.steps:
-            if step.kind in what and (step.kind, step.method) != ("encode", "hash"):
-                statistics.append(what[step.kind].format(m=step.method))
-        if task == "classification" and plan.classes is None:
-            statistics.append(f"class labels of {plan.target}")
-        order = (f"shuffled (seed {plan.random_state}), rows permuted inside each block"
-                 if stream.shuffle else "in order")
-        if stream.holdout is not None:
-            statistics[0] = f"row counts (statistics from the {1 - stream.holdout:.0%} training rows)"
-            order += f", {stream.holdout:.0%} of rows held out by a hash of their values"
-        blocks = (f"{frame.npartitions} partitions" + (f", split into blocks of {stream.block_rows:,} rows"
-                                                       if stream.block_rows else ""))
-        lines = [
-            f"TRAIN {plan.name or '(unnamed)'}",
-            f"  source:     {plan.source}{describe_files(plan.source, self.storage_options)}",
-            f"  schema:     {schema}",
-            f"  features:   {', '.join(features)} ({len(features)})",
-            f"  target:     {plan.target}",
-        ]
-        if plan.where is not None:
-            pushed = parquet_filters(plan.where)
-            lines.append(f"  where:      {to_text(plan.where)}"
-                         + (f"  (pushed down to parquet: {pushed})" if pushed else ""))
-        steps = " -> ".join(f"{s.kind} {s.method}" for s in plan.steps) or "(none)"
-        lines += [f"  steps:      {steps}",
-                  f"  estimator:  {type(estimator).__name__}({_pairs(plan.estimator.params)})  [{task}]",
-                  f"  blocks:     {blocks}, at most {stream.prefetch} loaded ahead of partial_fit",
-                  "  passes over the data:",
-                  f"    1. statistics, one parallel pass: {'; '.join(statistics)}"]
-        number = 2
-        reduction = next((s for s in plan.steps if s.kind == "reduce"), None)
-        if reduction is not None:
-            lines.append(f"    2. {reduction.method} projection: IncrementalPCA("
-                         f"{_pairs(reduction.params)}).partial_fit on the preprocessed blocks")
-            number = 3
-        for epoch in range(stream.epochs):
-            fit = ("score each block (progressive), then partial_fit"
-                   if stream.holdout is not None else "partial_fit")
-            if stream.strategy == "average":
-                fit += (" on every worker at once, one block each; the models averaged "
-                        "after each round (PARALLEL)")
-            lines.append(f"    {number}. training epoch {epoch + 1}/{stream.epochs}: blocks {order} "
-                         f"-> {' -> '.join(['select', *[s.kind for s in plan.steps]])} -> {fit}")
-            number += 1
-            if stream.holdout is not None:
-                stop = (f"; stop after {stream.patience} epoch(s) without gain, keep the best"
-                        if stream.patience else "")
-                lines.append(f"    {number}. holdout score after epoch {epoch + 1}, one parallel pass{stop}")
-                number += 1
-        if stream.checkpoint is not None:
-            lines.append(f"  checkpoint: '{stream.checkpoint}' every "
-                         f"{stream.checkpoint_every or DEFAULT_EVERY} blocks"
-                         + (", resumed if it exists" if stream.resume else ""))
-        lines += ["  equivalent Python:",
-                  *("    " + line for line in format_plan_as_accessor(plan).splitlines())]
-        return "\n".join(lines)
-
-
-def _pairs(params: tuple[tuple[str, Any], ...]) -> str:
-    """``k=v, ...`` of a plan's frozen parameters."""
-    return ", ".join(f"{k}={v!r}" for k, v in params)
+    def _files(self, source: Source) -> str:
+        return describe_files(source, self.storage_options)
 
 
 _DEFAULT: Session | None = None

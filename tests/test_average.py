@@ -28,7 +28,7 @@ from sklearn.preprocessing import StandardScaler
 
 import oocml.engine.average as average
 from oocml.engine.average import check_averageable, default_workers, mix, train_average
-from oocml.engine.stream import BlockRecipe, train
+from oocml.engine.stream import BlockRecipe, TrainOptions, train
 from oocml.errors import OocmlError, ParameterError, TrainingInterrupted
 from oocml.partitions import partitions, whole
 
@@ -92,10 +92,11 @@ def _fit(data: Data, estimator, workers: int | None, *, scheduler: str | None = 
     with dask.config.set(scheduler=scheduler) if scheduler else contextlib.nullcontext():
         if workers == 0:
             log = train(estimator, data.parts, data.recipe(block_rows),
-                        fit_params=data.fit_params(), **options)
+                        TrainOptions(fit_params=data.fit_params(), **options))
         else:
             log = train_average(estimator, data.parts, data.recipe(block_rows),
-                                fit_params=data.fit_params(), workers=workers, **options)
+                                TrainOptions(fit_params=data.fit_params(), workers=workers,
+                                             **options))
     return estimator, log
 
 
@@ -188,7 +189,7 @@ def test_mix_of_averaged_sgd_keeps_scikit_learns_invariants():
 @pytest.mark.parametrize("estimator", [MLPClassifier(), GaussianNB(), MiniBatchKMeans()], ids=repr)
 def test_estimators_that_cannot_be_averaged_are_refused(binary_data, estimator):
     with pytest.raises(ParameterError) as info:
-        train_average(estimator, binary_data.parts, binary_data.recipe(), workers=2)
+        train_average(estimator, binary_data.parts, binary_data.recipe(), TrainOptions(workers=2))
     message = str(info.value)
     assert type(estimator).__name__ in message
     assert "SGDClassifier" in message and "SGDRegressor" in message and "sequential" in message
@@ -198,7 +199,8 @@ def test_estimators_that_cannot_be_averaged_are_refused(binary_data, estimator):
 
 def test_workers(binary_data):
     with pytest.raises(ParameterError, match="workers"):
-        train_average(SGDClassifier(), binary_data.parts, binary_data.recipe(), workers=0)
+        train_average(SGDClassifier(), binary_data.parts, binary_data.recipe(),
+                      TrainOptions(workers=0))
     with dask.config.set(scheduler="threads", num_workers=3):
         assert default_workers() == 3
         _, log = _fit(binary_data, SGDClassifier(random_state=0), None, scheduler=None)
@@ -214,8 +216,9 @@ def test_the_same_model_on_sync_and_threads(binary_data):
     in_memory = [(whole(p).drop(columns="y"),
                   whole(p)["y"].to_numpy()) for p in binary_data.parts]
     from_memory = SGDClassifier(random_state=0)
-    train_average(from_memory, in_memory, binary_data.recipe(), workers=3, epochs=2,
-                  shuffle=True, seed=5, fit_params=binary_data.fit_params())
+    train_average(from_memory, in_memory, binary_data.recipe(),
+                  TrainOptions(workers=3, epochs=2, shuffle=True, seed=5,
+                               fit_params=binary_data.fit_params()))
     _same(from_memory, sync)
 
 
@@ -234,8 +237,8 @@ def test_at_most_workers_partitions_are_loaded_at_once(binary_data):
 
     parts = [dask.delayed(slow)(p) for p in binary_data.parts]
     with dask.config.set(scheduler="threads"):
-        train_average(SGDClassifier(random_state=0), parts, binary_data.recipe(), workers=2,
-                      fit_params=binary_data.fit_params())
+        train_average(SGDClassifier(random_state=0), parts, binary_data.recipe(),
+                      TrainOptions(workers=2, fit_params=binary_data.fit_params()))
     assert state["peak"] == 2
 
 
@@ -247,9 +250,9 @@ def test_empty_partitions_have_no_say(binary_data):
     empty = (data.X[:0], data.y[:0])
     recipe = BlockRecipe(prep=None, target=None, labels=data.labels, block_rows=None)
     a, b = SGDClassifier(random_state=0), SGDClassifier(random_state=0)
-    log = train_average(a, [empty, empty] + parts, recipe, workers=2,  # round 1 trains nothing
-                        fit_params=data.fit_params())
-    train_average(b, parts, recipe, workers=2, fit_params=data.fit_params())
+    options = TrainOptions(workers=2, fit_params=data.fit_params())
+    log = train_average(a, [empty, empty] + parts, recipe, options)  # round 1 trains nothing
+    train_average(b, parts, recipe, options)
     _same(a, b)
     assert log.rows_seen == 30_000
 
@@ -283,7 +286,7 @@ def test_ctrl_c_raises_training_interrupted(binary_data, monkeypatch):
         return original(*args)
 
     monkeypatch.setattr(average, "mix", interrupted)
-    with pytest.raises(TrainingInterrupted, match="interrupted after 2 blocks"):
+    with pytest.raises(TrainingInterrupted, match=r"interrupted after 2 of \d+ partitions"):
         _fit(binary_data, SGDClassifier(random_state=0), 2)
 
 

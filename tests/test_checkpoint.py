@@ -103,11 +103,11 @@ def test_resume_with_validation_keeps_the_history(many_dir, tmp_path, monkeypatc
 def test_the_language_checkpoints_and_resumes(many_dir, tmp_path):
     path = tmp_path / "sql.ckpt"
     statement = (f"TRAIN sgd ON '{many_dir}' PREDICT y SCALE standard EPOCHS 3 SHUFFLE SEED 5 "
-                 f"CHECKPOINT '{path}' EVERY 4 BLOCKS RESUME")
+                 f"CHECKPOINT '{path}' EVERY 4 PARTITIONS RESUME")
     via_sql = oocml.Session().sql(statement)  # nothing to resume yet: trains from the start
     np.testing.assert_array_equal(via_sql.estimator.coef_, _uninterrupted(many_dir).estimator.coef_)
     explained = oocml.Session().sql("EXPLAIN " + statement)
-    assert f"checkpoint: '{path}' every 4 blocks, resumed if it exists" in explained
+    assert f"checkpoint: '{path}' every 4 partitions, resumed if it exists" in explained
 
 
 def test_a_checkpoint_of_another_training_is_refused(many_dir, tmp_path, monkeypatch):

@@ -6,7 +6,8 @@ import pytest
 from sklearn.linear_model import SGDClassifier
 
 from oocml.dsl import ast
-from oocml.dsl.compile import compile_train, format_plan_as_accessor
+from oocml.dsl.compile import compile_train
+from oocml.dsl.explain import format_plan_as_accessor
 from oocml.cli.statements import split_statements, statement_complete
 from oocml.dsl.parser import KEYWORDS, parse, parse_condition
 from oocml.errors import OocmlSyntaxError, ParameterError, UnknownAlgorithmError
@@ -45,7 +46,7 @@ TRAIN_CLAUSES = [
     ("HOLDOUT 0.2 EARLY STOP PATIENCE 3", {"holdout": 0.2, "patience": 3}),
     ("PARALLEL", {"parallel": True}),
     ("CHECKPOINT 'ck.oocml'", {"checkpoint": "ck.oocml"}),
-    ("CHECKPOINT 'ck' EVERY 5 BLOCKS", {"checkpoint": "ck", "checkpoint_every": 5}),
+    ("CHECKPOINT 'ck' EVERY 5 PARTITIONS", {"checkpoint": "ck", "checkpoint_every": 5}),
     ("RESUME", {"resume": True}),
     ("AS my_model", {"name": "my_model"}),
 ]
@@ -179,8 +180,8 @@ def test_compiles_to_the_accessors_plan():
 def test_compiles_every_clause():
     (stmt,) = parse("TRAIN sgd ON 't.csv' PREDICT y FEATURES a, b WHERE a > 0 ENCODE hash 32 "
                     "IMPUTE zero SCALE maxabs REDUCE pca 2 WITH (alpha=0.01) EPOCHS 2 "
-                    "BLOCKSIZE 100 SHUFFLE SEED 5 HOLDOUT 0.1 EARLY STOP PATIENCE 2 PARALLEL "
-                    "CHECKPOINT 'c' EVERY 4 BLOCKS RESUME AS m")
+                    "BLOCKSIZE 100 SHUFFLE SEED 5 HOLDOUT 0.1 EARLY STOP PATIENCE 2 "
+                    "CHECKPOINT 'c' EVERY 4 PARTITIONS RESUME AS m")
     plan = compile_train(stmt)
     assert plan.steps == (Step("impute", "zero"), Step("encode", "hash", freeze_params({"n_features": 32})),
                           Step("scale", "maxabs"), Step("reduce", "pca", freeze_params({"n_components": 2})))
@@ -188,8 +189,14 @@ def test_compiles_every_clause():
     assert plan.random_state == 5 and plan.name == "m" and plan.where == Compare("a", ">", 0)
     s = plan.stream
     assert (s.epochs, s.block_rows, s.shuffle, s.holdout, s.patience, s.strategy, s.checkpoint,
-            s.checkpoint_every, s.resume) == (2, 100, True, 0.1, 2, "average", "c", 4, True)
+            s.checkpoint_every, s.resume) == (2, 100, True, 0.1, 2, "sequential", "c", 4, True)
     assert plan.source == Source(path="t.csv")
+    (parallel,) = parse("TRAIN sgd ON 't.csv' PREDICT y PARALLEL")
+    assert compile_train(parallel).stream.strategy == "average"
+    (both,) = parse("TRAIN sgd ON 't.csv' PREDICT y PARALLEL CHECKPOINT 'c'")
+    with pytest.raises(ParameterError, match="at line 1, column 1: CHECKPOINT works with "
+                                             "sequential training"):
+        compile_train(both)  # refused before any read
 
 
 def test_scale_none_adds_no_step():

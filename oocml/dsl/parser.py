@@ -16,16 +16,13 @@ from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, VisitError
 from lark.lexer import PatternStr
 
-from ..errors import OocmlError, OocmlSyntaxError, did_you_mean
-from ..plan import And, Compare, Condition, In, IsNull, Not, Or, Source, freeze_params
-from ..encoding import ENCODINGS
-from ..preprocessing import IMPUTATIONS
+from ..errors import OocmlError, OocmlSyntaxError, ParameterError, did_you_mean
+from ..plan import (ENCODINGS, IMPUTATIONS, REDUCTIONS, SCALINGS, And, Compare, Condition, In,
+                    IsNull, Not, Or, Source, fraction, freeze_params, one_of, whole)
 from . import ast
 
 __all__ = ["KEYWORDS", "OocmlSyntaxError", "parse", "parse_condition"]
 
-SCALINGS = ("standard", "minmax", "maxabs", "none")
-REDUCTIONS = ("pca",)
 _FLIP = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "=": "=", "!=": "!="}
 _READABLE = {"NAME": "a name", "QUOTED_NAME": None, "STRING": "a quoted string",
              "NUMBER": "a number", "EQUAL": "'='", "LESSTHAN": "'<'", "MORETHAN": "'>'",
@@ -102,17 +99,20 @@ def _fail(message: str, position: tuple[int, int]) -> OocmlSyntaxError:
                             line=position[0], column=position[1])
 
 
+def _checked(position: tuple[int, int], rule: Any, *args: Any) -> Any:
+    """``rule(*args)``, one of the Plan validator's rules, its error placed at ``position``."""
+    try:
+        return rule(*args)
+    except ParameterError as exc:
+        raise _fail(str(exc), position) from None
+
+
 def _whole(value: Any, clause: str, position: tuple[int, int], minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise _fail(f"{clause} takes a whole number >= {minimum}, not {value!r}", position)
-    return value
+    return _checked(position, whole, clause, value, minimum)
 
 
 def _choice(value: str, choices: tuple[str, ...], what: str, position: tuple[int, int]) -> str:
-    if value.lower() not in choices:
-        raise _fail(f"unknown {what} {value!r}{did_you_mean(value, choices)}; "
-                    f"choose one of {', '.join(choices)}", position)
-    return value.lower()
+    return _checked(position, one_of, what, value, choices)
 
 
 def _meta_position(meta: Any) -> tuple[int, int]:
@@ -237,8 +237,8 @@ class _ToAst(Transformer):
                                                       "imputation", _meta_position(meta)))
 
     def scale_clause(self, meta, children):
-        return _Clause("SCALE", meta, scale=_choice(_values(children)[0], SCALINGS, "scaling",
-                                                    _meta_position(meta)))
+        return _Clause("SCALE", meta, scale=_choice(_values(children)[0], (*SCALINGS, "none"),
+                                                    "scaling", _meta_position(meta)))
 
     def reduce_clause(self, meta, children):
         position = _meta_position(meta)
@@ -272,10 +272,8 @@ class _ToAst(Transformer):
 
     def holdout_clause(self, meta, children):
         position = _meta_position(meta)
-        fraction, *patience = _values(children)
-        if isinstance(fraction, bool) or not 0 < fraction < 1:
-            raise _fail(f"HOLDOUT takes a fraction between 0 and 1, not {fraction!r}", position)
-        return _Clause("HOLDOUT", meta, holdout=float(fraction),
+        share, *patience = _values(children)
+        return _Clause("HOLDOUT", meta, holdout=_checked(position, fraction, "HOLDOUT", share),
                        patience=_whole(patience[0], "PATIENCE", position) if patience else None)
 
     def parallel_clause(self, meta, children):

@@ -1,13 +1,17 @@
 """Run a Plan: resolve columns, one statistics pass, fit the steps, stream to partial_fit.
 
 The data is read exactly ``1 + epochs`` times: once for every statistic the
-plan needs (all steps, class labels, row counts), then once per epoch.
+plan needs (all steps, class labels, row counts), then once per epoch (plus a
+holdout pass per epoch and a projection pass, when the plan asks for them).
+:func:`fit_plan` runs the steps in order: :func:`prepare`, :func:`statistics`,
+:func:`preprocess`, :func:`train_estimator`, :func:`describe`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import dask.dataframe as dd
@@ -19,17 +23,16 @@ from sklearn.pipeline import Pipeline
 from ..conditions import check_columns
 from ..errors import ColumnNotFoundError, DataError, ParameterError
 from ..estimators import build, task_of
-from ..model import Model, plan_as_dict
-from ..partitions import where_partitions
-from ..plan import STRATEGIES, Plan, Step
 from ..encoding import check_params, encoder_and_rows, is_categorical
-from ..preprocessing import IMPUTATIONS, SCALERS, fitted_imputer
+from ..partitions import where_partitions
+from ..plan import Plan, Step, validate
+from ..preprocessing import SCALERS, fitted_imputer
 from ..progress import progress_enabled
 from ..storage import check_path
-from .stats import Summary, statistics_pass
 from .average import check_averageable, default_workers, train_average
-from .stream import BlockRecipe, train
 from .checkpoint import DEFAULT_EVERY, Checkpoint, fingerprint
+from .stats import Summary, statistics_pass
+from .stream import BlockRecipe, TrainingLog, TrainOptions, train
 from .validation import HoldoutMonitor
 
 log = logging.getLogger("oocml")
@@ -74,8 +77,6 @@ def split_features(meta: pd.DataFrame, features: list[str],
     """(numeric, categorical) features; non-numeric ones are refused unless a step encodes them."""
     categorical = [c for c in features if is_categorical(meta[c].dtype)]
     encodes = [s for s in steps if s.kind == "encode"]
-    if len(encodes) > 1:
-        raise ParameterError("a plan takes one encoding step (it applies to every categorical column)")
     if categorical and not encodes:
         details = ", ".join(f"{c!r} ({meta[c].dtype})" for c in categorical)
         raise DataError(
@@ -159,20 +160,14 @@ def fit_steps(steps: tuple[Step, ...], summary: Summary,
     fitted, moments, names = [], summary.moments, set()
     for step in steps:
         if step.kind == "impute":
-            if step.method not in IMPUTATIONS:
-                raise ParameterError(f"unknown imputation {step.method!r}; choose one of {IMPUTATIONS}")
             empty = [c for c, k in zip(features, moments.count) if k == 0]
             if empty:
                 raise DataError(f"feature column(s) {empty} hold no values at all: nothing to "
                                 "impute from; leave them out")
-            if step.method == "median" and moments is not summary.moments:
-                raise ParameterError("IMPUTE median must come before other steps")
             imputer = fitted_imputer(step.method, moments, summary.quantiles)
             moments = moments.filled(imputer.statistics_)
             transformer = imputer
         elif step.kind == "scale":
-            if step.method not in SCALERS:
-                raise ParameterError(f"unknown scaling {step.method!r}; choose one of {list(SCALERS)}")
             scaler = SCALERS[step.method](**dict(step.params)).fit_moments(moments)
             moments = moments.affine(*scaler.affine())
             transformer = scaler.to_sklearn()
@@ -191,39 +186,68 @@ def fit_reduction(step: Step, parts: list, steps: list[tuple[str, Any]], plan: P
     statistics pass)."""
     from sklearn.decomposition import IncrementalPCA
 
-    if step.method != "pca":
-        raise ParameterError(f"unknown reduction {step.method!r}; choose 'pca'")
     pca = IncrementalPCA(**dict(step.params))
     recipe = BlockRecipe(prep=Pipeline(steps), target=None, labels=None,
                          block_rows=plan.stream.block_rows, holdout=plan.stream.holdout,
                          finite=True)
-    train(pca, parts, recipe, prefetch=plan.stream.prefetch, progress=progress)
+    train(pca, parts, recipe, TrainOptions(prefetch=plan.stream.prefetch, progress=progress))
     return pca
 
 
-def check_supported(plan: Plan) -> None:
-    """Refuse, before any read, the options this version cannot run yet."""
-    stream = plan.stream
-    if stream.holdout is not None and not 0 < stream.holdout < 1:
-        raise ParameterError(f"holdout must be a fraction between 0 and 1, not {stream.holdout!r}")
-    if stream.patience is not None and stream.holdout is None:
-        raise ParameterError("early stopping (patience) needs a holdout fraction to watch")
-    if stream.checkpoint is None and (stream.resume or stream.checkpoint_every is not None):
-        raise ParameterError("RESUME and EVERY n BLOCKS need a checkpoint path "
-                             "(CHECKPOINT 'path' / checkpoint='path')")
-    if stream.strategy not in STRATEGIES:
-        raise ParameterError(f"unknown strategy {stream.strategy!r}; choose one of "
-                             f"{list(STRATEGIES)}")
-    if stream.strategy == "average" and stream.checkpoint is not None:
-        raise ParameterError("CHECKPOINT works with sequential training; PARALLEL (strategy="
-                             "'average') cannot checkpoint yet: drop one of the two")
+@dataclass(frozen=True)
+class Fitted:
+    """What a fit produced: the fitted pipeline and what the engine learned about it. The
+    faces hand it to :class:`oocml.Model`; the engine knows nothing of the product."""
+
+    pipeline: Pipeline
+    features: list[str]
+    target: str | None
+    task: str
+    classes: list | None
+    plan: dict
+    info: dict
+
+
+@dataclass
+class Prepared:
+    """A plan checked against the data's columns, before any read: what every step needs."""
+
+    plan: Plan
+    frame: dd.DataFrame
+    features: list[str]
+    numeric: list[str]
+    categorical: list[str]
+    estimator: Any
+    task: str
+    parts: list
+    progress: bool
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Training:
+    """The outcome of the training passes."""
+
+    estimator: Any
+    record: TrainingLog
+    monitor: HoldoutMonitor | None
+    workers: int
 
 
 def fit_plan(plan: Plan, data: Any, *, progress: bool | None = None,
-             storage_options: dict | None = None) -> Model:
-    """Fit ``plan`` on a dask (or pandas) DataFrame and return the fitted :class:`Model`;
-    ``storage_options`` reach the filesystem of a checkpoint URL."""
-    check_supported(plan)
+             storage_options: dict | None = None) -> Fitted:
+    """Fit ``plan`` on a dask (or pandas) DataFrame; ``storage_options`` reach the filesystem
+    of a checkpoint URL."""
+    prepared = prepare(plan, data, progress)
+    summary, classes = statistics(prepared)
+    steps = preprocess(prepared, summary)
+    training = train_estimator(prepared, summary, steps, classes, storage_options)
+    return describe(prepared, summary, steps, classes, training)
+
+
+def prepare(plan: Plan, data: Any, progress: bool | None = None) -> Prepared:
+    """Check ``plan`` and its columns against the data, build the estimator; nothing is read."""
+    validate(plan)
     frame = as_dask(data, plan.stream.block_rows)
     features = resolve_columns(plan, list(frame.columns))
     numeric, categorical = split_features(frame._meta, features, plan.steps)
@@ -233,74 +257,110 @@ def fit_plan(plan: Plan, data: Any, *, progress: bool | None = None,
     task = task_of(estimator)
     if task != "clustering" and plan.target is None:
         raise ParameterError(f"{type(estimator).__name__} needs a target column (target= / PREDICT)")
+    if task == "regression":
+        check_numeric_target(frame, plan.target)
     columns = features + ([plan.target] if plan.target is not None else [])
     if plan.where is not None:
         check_columns(plan.where, list(frame.columns))
     parts = where_partitions(frame, plan.where, columns)
-    show = progress_enabled(progress)
+    return Prepared(plan, frame, features, numeric, categorical, estimator, task, parts,
+                    progress_enabled(progress))
 
-    start = time.perf_counter()
-    discover = task == "classification" and plan.classes is None
+
+def check_numeric_target(frame: dd.DataFrame, target: str) -> None:
+    """A regressor learns numbers: refuse a target column of strings or categories by name."""
+    dtype = frame._meta[target].dtype
+    if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)):
+        raise DataError(f"the target column {target!r} holds {dtype} values, but a regressor "
+                        "needs a numeric target; convert it, or train a classifier")
+
+
+def statistics(prepared: Prepared) -> tuple[Summary, np.ndarray | None]:
+    """The one statistics pass: every statistic the steps need, class labels, row counts."""
+    plan, start = prepared.plan, time.perf_counter()
+    discover = prepared.task == "classification" and plan.classes is None
     median = any(s.kind == "impute" and s.method == "median" for s in plan.steps)
-    holdout = plan.stream.holdout
-    counted = tuple(categorical) if any(s.kind == "encode" and s.method != "hash"
-                                        for s in plan.steps) else ()
-    summary = statistics_pass(parts, numeric, plan.target, discover, median, holdout, counted,
-                              progress=show)
-    check_summary(summary, numeric, plan, task)
-    stats_seconds = time.perf_counter() - start
-    classes = np.asarray(plan.classes) if plan.classes is not None else summary.labels
+    counted = tuple(prepared.categorical) if any(s.kind == "encode" and s.method != "hash"
+                                                 for s in plan.steps) else ()
+    summary = statistics_pass(prepared.parts, prepared.numeric, plan.target, discover, median,
+                              plan.stream.holdout, counted, progress=prepared.progress)
+    check_summary(summary, prepared.numeric, plan, prepared.task)
+    prepared.timings["stats_seconds"] = time.perf_counter() - start
     log.info("statistics pass: %d rows, %d partitions, %.2fs", summary.rows,
-             len(summary.partition_rows), stats_seconds)
+             len(summary.partition_rows), prepared.timings["stats_seconds"])
+    classes = np.asarray(plan.classes) if plan.classes is not None else summary.labels
+    return summary, classes
 
-    steps = preprocessing(plan, summary, numeric, categorical, frame._meta)
+
+def preprocess(prepared: Prepared, summary: Summary) -> list[tuple[str, Any]]:
+    """The fitted steps before the estimator (a reduction by its own pass, if planned)."""
+    plan = prepared.plan
+    steps = preprocessing(plan, summary, prepared.numeric, prepared.categorical,
+                          prepared.frame._meta)
     reduction = next((s for s in plan.steps if s.kind == "reduce"), None)
     if reduction is not None:
-        steps.append(("reduce", fit_reduction(reduction, parts, steps, plan, show)))
-    recipe = BlockRecipe(prep=Pipeline(steps), target=plan.target,
-                         labels=classes if task == "classification" else None,
-                         block_rows=plan.stream.block_rows, holdout=holdout, finite=True)
-    fit_params = {"classes": classes} if task == "classification" else {}
+        steps.append(("reduce", fit_reduction(reduction, prepared.parts, steps, plan,
+                                              prepared.progress)))
+    return steps
+
+
+def train_estimator(prepared: Prepared, summary: Summary, steps: list[tuple[str, Any]],
+                    classes: np.ndarray | None, storage_options: dict | None = None) -> Training:
+    """Stream the prepared blocks to ``partial_fit``, epoch by epoch (with holdout scoring,
+    checkpoints and averaging as planned)."""
+    plan, task, estimator = prepared.plan, prepared.task, prepared.estimator
+    stream = plan.stream
+    labels = classes if task == "classification" else None
+    recipe = BlockRecipe(prep=Pipeline(steps), target=plan.target, labels=labels,
+                         block_rows=stream.block_rows, holdout=stream.holdout, finite=True)
     monitor = None
-    if holdout is not None:
-        monitor = HoldoutMonitor(parts, Pipeline(steps), features, plan.target, task,
-                                 None if classes is None else classes.tolist(), holdout,
-                                 plan.stream.patience, progress=show)
+    if stream.holdout is not None:
+        monitor = HoldoutMonitor(prepared.parts, Pipeline(steps), prepared.features, plan.target,
+                                 task, None if classes is None else classes.tolist(),
+                                 stream.holdout, stream.patience, progress=prepared.progress)
     checkpoint, resume = None, None
-    if plan.stream.checkpoint is not None:
-        checkpoint = Checkpoint(check_path(plan.stream.checkpoint), fingerprint(plan, summary),
+    if stream.checkpoint is not None:
+        checkpoint = Checkpoint(check_path(stream.checkpoint), fingerprint(plan, summary),
                                 monitor, options=storage_options)
-        saved = checkpoint.read() if plan.stream.resume else None
+        saved = checkpoint.read() if stream.resume else None
         if saved is not None:
             estimator, resume = saved[0], saved[1:]
-    progressive = task if holdout is not None and task != "clustering" else None
-    if plan.stream.strategy == "average":
-        workers = default_workers()
-        record = train_average(estimator, parts, recipe, epochs=plan.stream.epochs,
-                               shuffle=plan.stream.shuffle, seed=plan.random_state,
-                               fit_params=fit_params, workers=workers, progress=show,
-                               progressive=progressive, after_epoch=monitor)
+    options = TrainOptions(
+        epochs=stream.epochs, shuffle=stream.shuffle, seed=plan.random_state,
+        prefetch=stream.prefetch, fit_params={"classes": classes} if labels is not None else {},
+        progress=prepared.progress,
+        progressive=task if stream.holdout is not None and task != "clustering" else None,
+        after_epoch=monitor, checkpoint=checkpoint,
+        checkpoint_every=stream.checkpoint_every or DEFAULT_EVERY,
+        workers=default_workers() if stream.strategy == "average" else 1)
+    if stream.strategy == "average":
+        record = train_average(estimator, prepared.parts, recipe, options)
     else:
-        workers = 1
-        record = train(estimator, parts, recipe, epochs=plan.stream.epochs,
-                       shuffle=plan.stream.shuffle, seed=plan.random_state,
-                       prefetch=plan.stream.prefetch, fit_params=fit_params, progress=show,
-                       progressive=progressive, after_epoch=monitor, resume=resume,
-                       checkpoint=checkpoint,
-                       checkpoint_every=plan.stream.checkpoint_every or DEFAULT_EVERY)
+        record = train(estimator, prepared.parts, recipe, options, resume=resume)
     if checkpoint is not None:
         checkpoint.remove()
+    if monitor is not None and stream.patience is not None:
+        estimator = monitor.best_estimator  # early stopping keeps the best epoch's model
+    return Training(estimator, record, monitor, options.workers)
+
+
+def describe(prepared: Prepared, summary: Summary, steps: list[tuple[str, Any]],
+             classes: np.ndarray | None, training: Training) -> Fitted:
+    """The :class:`Fitted` result: the whole pipeline, and what the fit did (``info``)."""
+    plan, record, monitor = prepared.plan, training.record, training.monitor
+    reduced = any(s.kind == "reduce" for s in plan.steps)
     info = {"rows_seen": record.rows_seen, "epochs": record.epochs,
             "blocks_seen": record.blocks_seen, "partitions": len(summary.partition_rows),
-            "rows": summary.rows, "strategy": plan.stream.strategy, "workers": workers,
-            "passes": 1 + (reduction is not None) + record.epochs * (2 if monitor else 1),
-            "stats_seconds": round(stats_seconds, 6), "train_seconds": round(record.seconds, 6),
-            "history": record.history}
+            "rows": summary.rows, "strategy": plan.stream.strategy,
+            "workers": training.workers,
+            "passes": 1 + reduced + record.epochs * (2 if monitor else 1),
+            "stats_seconds": round(prepared.timings["stats_seconds"], 6),
+            "train_seconds": round(record.seconds, 6), "history": record.history}
     if monitor is not None:
-        info.update(holdout=holdout, best_epoch=monitor.best_epoch,
-                    holdout_score=round(monitor.best_score, 6), stopped_early=monitor.stopped_early)
-        if plan.stream.patience is not None:
-            estimator = monitor.best_estimator  # early stopping keeps the best epoch's model
-    return Model(Pipeline([*steps, ("model", estimator)]), features=features, target=plan.target,
-                 task=task, classes=None if classes is None else classes.tolist(),
-                 plan=plan_as_dict(plan), info=info)
+        info.update(holdout=plan.stream.holdout, best_epoch=monitor.best_epoch,
+                    holdout_score=round(monitor.best_score, 6),
+                    stopped_early=monitor.stopped_early)
+    return Fitted(Pipeline([*steps, ("model", training.estimator)]), features=prepared.features,
+                  target=plan.target, task=prepared.task,
+                  classes=None if classes is None else classes.tolist(), plan=plan.as_dict(),
+                  info=info)

@@ -270,76 +270,111 @@ class Position:
     scored: ProgressiveScore | None = None
 
 
-def train(
-    estimator: Any,
-    parts: Sequence[Any],
-    recipe: BlockRecipe,
-    *,
-    epochs: int = 1,
-    shuffle: bool = False,
-    seed: int | None = 0,
-    prefetch: int = 2,
-    fit_params: dict[str, Any] | None = None,
-    progress: bool = False,
-    progressive: str | None = None,
-    after_epoch: Callable[[int, Any, dict], bool] | None = None,
-    resume: tuple[Position, TrainingLog] | None = None,
-    checkpoint: Callable[[Any, Position, TrainingLog], None] | None = None,
-    checkpoint_every: int = 1,
-) -> TrainingLog:
-    """Stream ``parts`` (delayed partitions, or in-memory parts) through ``partial_fit``, ``epochs`` times.
+@dataclass(frozen=True)
+class TrainOptions:
+    """How :func:`train` and :func:`~oocml.engine.average.train_average` stream the blocks.
 
     ``progressive`` (the task: "classification" or "regression") scores each block before
     training on it; ``after_epoch(epoch, estimator, history_entry)`` runs after each epoch
     and returns True to stop early; ``checkpoint(estimator, position, log)`` runs every
-    ``checkpoint_every`` partitions, and ``resume`` continues from such a saved state.
+    ``checkpoint_every`` partitions (sequential training only); ``workers`` is the number of
+    partitions trained at once per round when averaging (None: one per core or worker).
     """
-    fit_params = fit_params or {}
+
+    epochs: int = 1
+    shuffle: bool = False
+    seed: int | None = 0
+    prefetch: int = 2
+    fit_params: dict[str, Any] = field(default_factory=dict)
+    progress: bool = False
+    progressive: str | None = None
+    after_epoch: Callable[[int, Any, dict], bool] | None = None
+    checkpoint: Callable[[Any, Position, TrainingLog], None] | None = None
+    checkpoint_every: int = 1
+    workers: int | None = None
+
+
+def train(estimator: Any, parts: Sequence[Any], recipe: BlockRecipe,
+          options: TrainOptions | None = None,
+          resume: tuple[Position, TrainingLog] | None = None) -> TrainingLog:
+    """Stream ``parts`` (delayed partitions, or in-memory parts) through ``partial_fit``,
+    ``options.epochs`` times; ``resume`` continues from a checkpoint's saved state."""
+    opts = options or TrainOptions()
     position, record = resume if resume is not None else (Position(), TrainingLog())
-    if resume is None and progressive:
-        position.scored = ProgressiveScore(progressive)
+    if resume is None and opts.progressive:
+        position.scored = ProgressiveScore(opts.progressive)
     done_before = position.epoch * len(parts) + position.done
-    bar = BlockProgress(len(parts) * epochs - done_before, progress)
-    start, seconds_before, trained = time.perf_counter(), record.seconds, 0
-    recipe_task = dask.delayed(recipe)
+    bar = BlockProgress(len(parts) * opts.epochs - done_before, opts.progress)
+    start, seconds_before = time.perf_counter(), record.seconds
+    elapsed = lambda: seconds_before + time.perf_counter() - start  # noqa: E731
     try:
-        with Submitter(prefetch) as submitter, data_pass(), finiteness_checks(recipe):
-            for epoch in range(position.epoch, epochs):
+        with Submitter(opts.prefetch) as submitter, data_pass(), finiteness_checks(recipe):
+            stream = _Stream(estimator, parts, recipe, opts, submitter, bar, record, elapsed)
+            for epoch in range(position.epoch, opts.epochs):
                 if epoch != position.epoch:
-                    position = Position(epoch, scored=ProgressiveScore(progressive) if progressive else None)
-                todo = epoch_order(len(parts), epoch, shuffle, seed)[position.done:]
-                tasks = (_load_task(parts[i], recipe, recipe_task, i,
-                                    (seed or 0, epoch, i) if shuffle else None, submitter)
-                         for i in todo)
-                # closed on any exit, so no loader thread is left waiting for a taker
-                with closing(prefetched(submitter, tasks, prefetch)) as loaded:
-                    for index, blocks in zip(todo, loaded):
-                        rows = 0
-                        for X, y in blocks:
-                            trained_before = record.rows_seen + position.epoch_rows + rows > 0
-                            if position.scored is not None and trained_before and X.shape[0]:
-                                position.scored.add(estimator, X, y)
-                            _partial_fit(estimator, X, y, fit_params, index)
-                            rows += X.shape[0]
-                            record.blocks_seen += 1
-                        position.epoch_rows += rows
-                        position.done += 1
-                        bar.update(rows, epoch, epochs)
-                        trained += 1
-                        if checkpoint is not None and trained % checkpoint_every == 0:
-                            record.seconds = seconds_before + time.perf_counter() - start
-                            checkpoint(estimator, position, record)
+                    position = Position(epoch, scored=ProgressiveScore(opts.progressive)
+                                        if opts.progressive else None)
+                stream.epoch(position)
                 if end_epoch(record, epoch, position.epoch_rows, position.scored, estimator,
-                             after_epoch, lambda: seconds_before + time.perf_counter() - start):
+                             opts.after_epoch, elapsed):
                     break
     except KeyboardInterrupt:
         kept = ("; continue from the last checkpoint with RESUME / resume=True"
-                if checkpoint is not None else "; the model was not kept")
-        raise TrainingInterrupted(f"training interrupted after {record.blocks_seen} blocks{kept}") from None
+                if opts.checkpoint is not None else "; the model was not kept")
+        raise TrainingInterrupted(f"training interrupted after {bar.done} of {bar.total} "
+                                  f"partitions{kept}") from None
     finally:
         bar.close()
-    record.seconds = seconds_before + time.perf_counter() - start
+    record.seconds = elapsed()
     return record
+
+
+@dataclass
+class _Stream:
+    """One sequential training run: each epoch, the partitions in the epoch's order, loaded
+    ``prefetch`` ahead, their blocks fed to ``partial_fit`` as they come."""
+
+    estimator: Any
+    parts: Sequence[Any]
+    recipe: BlockRecipe
+    opts: TrainOptions
+    submitter: Submitter
+    bar: BlockProgress
+    record: TrainingLog
+    elapsed: Callable[[], float]
+    trained: int = 0  # partitions trained on in this run (for the checkpoint's rhythm)
+
+    def epoch(self, position: Position) -> None:
+        """Train on the partitions of ``position.epoch`` not done yet, moving ``position``."""
+        opts, epoch = self.opts, position.epoch
+        todo = epoch_order(len(self.parts), epoch, opts.shuffle, opts.seed)[position.done:]
+        recipe_task = dask.delayed(self.recipe)
+        tasks = (_load_task(self.parts[i], self.recipe, recipe_task, i,
+                            (opts.seed or 0, epoch, i) if opts.shuffle else None, self.submitter)
+                 for i in todo)
+        # closed on any exit, so no loader thread is left waiting for a taker
+        with closing(prefetched(self.submitter, tasks, opts.prefetch)) as loaded:
+            for index, blocks in zip(todo, loaded):
+                rows = self.partition(index, blocks, position)
+                position.epoch_rows += rows
+                position.done += 1
+                self.bar.update(rows, epoch, opts.epochs)
+                self.trained += 1
+                if opts.checkpoint is not None and self.trained % opts.checkpoint_every == 0:
+                    self.record.seconds = self.elapsed()
+                    opts.checkpoint(self.estimator, position, self.record)
+
+    def partition(self, index: int, blocks: Iterable[Block], position: Position) -> int:
+        """``partial_fit`` on one partition's blocks (each scored first, if asked); its rows."""
+        rows = 0
+        for X, y in blocks:
+            trained_before = self.record.rows_seen + position.epoch_rows + rows > 0
+            if position.scored is not None and trained_before and X.shape[0]:
+                position.scored.add(self.estimator, X, y)
+            _partial_fit(self.estimator, X, y, self.opts.fit_params, index)
+            rows += X.shape[0]
+            self.record.blocks_seen += 1
+        return rows
 
 
 def end_epoch(record: TrainingLog, epoch: int, rows: int, scored: ProgressiveScore | None,

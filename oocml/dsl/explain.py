@@ -1,0 +1,176 @@
+"""EXPLAIN: a Plan printed pass by pass, and the ``.ml`` accessor chain that plans it.
+
+Formatting only: the caller (the Session) opens the data's metadata and looks up models;
+nothing here reads data. The printed chain is Python that runs and plans the same Plan.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..conditions import parquet_filters, to_text
+from ..plan import Plan, Source, StreamOptions
+from ..storage import redact_url
+from . import ast
+
+CHECKPOINT_EVERY = 10  # the engine's default (oocml.engine.checkpoint.DEFAULT_EVERY)
+
+
+def explain_apply(statement: ast.Predict | ast.Evaluate, model: Any, frame: Any,
+                  files: str) -> str:
+    """EXPLAIN PREDICT / EVALUATE: the model, what is read, the one pass, what is written."""
+    verb = "PREDICT" if isinstance(statement, ast.Predict) else "EVALUATE"
+    lines = [f"{verb} with model {statement.model} ({type(model.estimator).__name__})",
+             f"  source:   {statement.source}{files}",
+             f"  reads:    {', '.join(model.features)}"
+             + (f", {model.target}" if verb == "EVALUATE" else ""),
+             f"  pass 1:   one parallel pass over {frame.npartitions} partitions, "
+             + ("predicting each block" if verb == "PREDICT" else
+                "summing per-block metric totals (exact)")]
+    if isinstance(statement, ast.Predict) and statement.into:
+        lines.append(f"  writes:   parquet into {redact_url(statement.into)!r}, one file "
+                     "per partition, committed by a manifest written last")
+    return "\n".join(lines)
+
+
+def explain_train(plan: Plan, frame: Any, files: str) -> str:
+    """EXPLAIN TRAIN: source, schema, features, steps, every pass over the data, the
+    equivalent Python."""
+    from ..engine.fit import resolve_columns
+    from ..estimators import build, task_of
+
+    features = resolve_columns(plan, list(frame.columns))
+    estimator = build(plan.estimator)
+    task = task_of(estimator)
+    schema = ", ".join(f"{c} {t}" for c, t in frame.dtypes.astype(str).items())
+    lines = [
+        f"TRAIN {plan.name or '(unnamed)'}",
+        f"  source:     {plan.source}{files}",
+        f"  schema:     {schema}",
+        f"  features:   {', '.join(features)} ({len(features)})",
+        f"  target:     {plan.target}",
+    ]
+    if plan.where is not None:
+        pushed = parquet_filters(plan.where)
+        lines.append(f"  where:      {to_text(plan.where)}"
+                     + (f"  (pushed down to parquet: {pushed})" if pushed else ""))
+    blocks = (f"{frame.npartitions} partitions" + (
+        f", split into blocks of {plan.stream.block_rows:,} rows" if plan.stream.block_rows else ""))
+    steps = " -> ".join(f"{s.kind} {s.method}" for s in plan.steps) or "(none)"
+    lines += [f"  steps:      {steps}",
+              f"  estimator:  {type(estimator).__name__}({_pairs(plan.estimator.params)})  [{task}]",
+              f"  blocks:     {blocks}, at most {plan.stream.prefetch} partitions loaded ahead "
+              "of partial_fit",
+              "  passes over the data:", *_passes(plan, task)]
+    if plan.stream.checkpoint is not None:
+        lines.append(f"  checkpoint: '{plan.stream.checkpoint}' every "
+                     f"{plan.stream.checkpoint_every or CHECKPOINT_EVERY} partitions"
+                     + (", resumed if it exists" if plan.stream.resume else ""))
+    lines += ["  equivalent Python:",
+              *("    " + line for line in format_plan_as_accessor(plan).splitlines())]
+    return "\n".join(lines)
+
+
+def _passes(plan: Plan, task: str) -> list[str]:
+    """One line per pass over the data: statistics, projection, each epoch and its holdout."""
+    stream = plan.stream
+    statistics = ["row counts", "NaN/infinity checks of every feature"]
+    what = {"impute": "{m} of each numeric feature", "scale": "{m} scaling moments",
+            "encode": "value counts of each categorical feature ({m})"}
+    for step in plan.steps:
+        if step.kind in what and (step.kind, step.method) != ("encode", "hash"):
+            statistics.append(what[step.kind].format(m=step.method))
+    if task == "classification" and plan.classes is None:
+        statistics.append(f"class labels of {plan.target}")
+    order = (f"shuffled (seed {plan.random_state}), rows permuted inside each block"
+             if stream.shuffle else "in order")
+    if stream.holdout is not None:
+        statistics[0] = f"row counts (statistics from the {1 - stream.holdout:.0%} training rows)"
+        order += f", {stream.holdout:.0%} of rows held out by a hash of their values"
+    lines = [f"    1. statistics, one parallel pass: {'; '.join(statistics)}"]
+    reduction = next((s for s in plan.steps if s.kind == "reduce"), None)
+    if reduction is not None:
+        lines.append(f"    2. {reduction.method} projection: IncrementalPCA("
+                     f"{_pairs(reduction.params)}).partial_fit on the preprocessed blocks")
+    fit = "score each block (progressive), then partial_fit" if stream.holdout is not None \
+        else "partial_fit"
+    if stream.strategy == "average":
+        fit += (" on every worker at once, one block each; the models averaged after each "
+                "round (PARALLEL)")
+    chain = " -> ".join(["select", *[s.kind for s in plan.steps]])
+    for epoch in range(stream.epochs):
+        lines.append(f"    {len(lines) + 1}. training epoch {epoch + 1}/{stream.epochs}: blocks "
+                     f"{order} -> {chain} -> {fit}")
+        if stream.holdout is not None:
+            stop = (f"; stop after {stream.patience} epoch(s) without gain, keep the best"
+                    if stream.patience else "")
+            lines.append(f"    {len(lines) + 1}. holdout score after epoch {epoch + 1}, one "
+                         f"parallel pass{stop}")
+    return lines
+
+
+def _pairs(params: tuple[tuple[str, Any], ...]) -> str:
+    """``k=v, ...`` of a plan's frozen parameters."""
+    return ", ".join(f"{k}={v!r}" for k, v in params)
+
+
+def _reader(source: Source | None) -> str:
+    if source is None:
+        return "ddf"
+    if source.table is not None:
+        return source.table
+    fmt = source.format or ("csv" if source.path.lower().endswith(".csv") else "parquet")
+    return f"dd.read_{fmt}({source.path!r})"
+
+
+def _estimator_text(plan: Plan) -> tuple[str, str]:
+    """('from module import Class', 'Class(param=...)' or 'Class')."""
+    from ..estimators import import_class
+
+    cls = import_class(plan.estimator.qualname)
+    module = plan.estimator.qualname.rsplit(".", 1)[0]
+    defaults = cls().get_params(deep=False)
+    shown = {k: v for k, v in plan.estimator.params
+             if not (k == "random_state" and v == plan.random_state) and _differs(v, defaults.get(k))}
+    args = ", ".join(f"{k}={v!r}" for k, v in sorted(shown.items()))
+    return f"from {module} import {cls.__name__}", f"{cls.__name__}({args})" if args else cls.__name__
+
+
+def _differs(a: Any, b: Any) -> bool:
+    try:
+        return bool(a != b) or type(a) is not type(b)
+    except Exception:
+        return True
+
+
+def format_plan_as_accessor(plan: Plan) -> str:
+    """The Python ``.ml`` chain that plans exactly ``plan``."""
+    import_line, estimator = _estimator_text(plan)
+    chain = [_reader(plan.source), ".ml"]
+    if plan.where is not None:
+        chain.append(f".where({to_text(plan.where)!r})")
+    if plan.features is not None or plan.exclude:
+        args = []
+        if plan.features is not None:
+            args.append(f"features={list(plan.features)!r}")
+        if plan.exclude:
+            args.append(f"exclude={list(plan.exclude)!r}")
+        chain.append(f".select({', '.join(args)})")
+    for step in plan.steps:
+        params = "".join(f", {k}={v!r}" for k, v in step.params)
+        chain.append(f".{step.kind}({step.method!r}{params})")
+    options = [f"target={plan.target!r}"] if plan.target is not None else []
+    stream, default = plan.stream, StreamOptions()
+    for key in ("epochs", "block_rows", "shuffle", "strategy", "holdout", "patience",
+                "checkpoint", "checkpoint_every", "resume"):
+        if getattr(stream, key) != getattr(default, key):
+            options.append(f"{key}={getattr(stream, key)!r}")
+    if plan.classes is not None:
+        options.append(f"classes={list(plan.classes)!r}")
+    if plan.random_state != 0:
+        options.append(f"random_state={plan.random_state!r}")
+    chain.append(f".fit_incremental({', '.join([estimator, *options])})")
+    head = ["import dask.dataframe as dd", "import oocml", import_line, ""]
+    return "\n".join(head) + "model = " + "".join(chain)
+
+
