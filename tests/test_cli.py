@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import oocml
-from oocml.cli import render
+from oocml.cli import meta, render
 from oocml.cli.complete import suggestions
 from oocml.cli.repl import Shell
 from oocml.datasets import make_parquet_dataset
@@ -66,3 +66,58 @@ def test_columns_complete_in_the_order_of_the_data(wide_dir):
     assert columns == ["x1", "x10", "x11"]  # the exact match first, then the data's order
     target, _ = suggestions(f"TRAIN sgd ON '{wide_dir}' PREDICT ", session)
     assert target == [*(f"x{i}" for i in range(12)), "y"]
+
+
+def help_text(topic: str) -> str:
+    sh, out, err = shell()
+    assert sh.run(f"\\help {topic}".rstrip()) and err.getvalue() == ""
+    return out.getvalue()
+
+
+def test_general_help_lists_every_meta_command_of_the_registry():
+    text = help_text("")
+    for command in meta.commands():
+        assert re.search(rf"^  {re.escape(command.usage)} +{re.escape(command.help)}", text, re.M)
+        assert all(alias in text for alias in command.aliases)
+    assert help_text("SELECT") == text  # an unknown topic: the general help
+
+
+# -- the registry ---------------------------------------------------------------------------------
+
+def test_registry_names_each_command_once_with_syntax_and_help():
+    commands = meta.commands()
+    names = [c.name for c in commands]
+    assert len(names) == len(set(names)) >= 10
+    for required in ("\\help", "\\models", "\\tables", "\\table", "\\algorithms", "\\describe",
+                     "\\format", "\\timing", "\\pager", "\\quit"):
+        assert required in names
+    for command in commands:
+        assert command.help and "\n" not in command.help and command.name.startswith("\\")
+        assert all(meta.lookup(alias) is command for alias in command.aliases)
+    with pytest.raises(ValueError, match="registered twice"):
+        meta.command("\\models", "", "again")(lambda shell, argument: True)
+
+
+def test_completion_of_meta_commands_comes_from_the_registry():
+    session = oocml.Session()
+    assert suggestions("\\", session)[0] == [c.name for c in meta.commands()]
+    assert suggestions("\\ti", session)[0] == ["\\timing"]
+    assert suggestions("\\format c", session) == (["csv"], "c")
+    assert suggestions("\\timing ", session)[0] == ["on", "off"]
+    assert suggestions("\\help TR", session)[0] == ["TRAIN"]
+    assert suggestions("\\models ", session)[0] == []
+
+
+def test_meta_command_help_usage_and_settings():
+    sh, out, err = shell()
+    assert sh.run("\\help \\timing") and "\\timing [on|off]" in out.getvalue()
+    assert not sh.run("\\describe")
+    assert err.getvalue() == "usage: \\describe name  -- " + meta.lookup("\\describe").help + "\n"
+    assert not sh.run("\\format xml") and "usage: \\format table|csv|json" in err.getvalue()
+    assert not sh.run("\\timing maybe") and sh.timing is False
+    assert sh.run("\\format csv") and sh.fmt == "csv"
+    assert sh.run("\\format") and out.getvalue().endswith("format is csv\n")
+    assert sh.run("\\timing") and sh.timing is True and sh.run("\\timing off") and not sh.timing
+    assert not sh.run("\\bogus") and "unknown meta command '\\bogus'" in err.getvalue()
+    with pytest.raises(EOFError):
+        sh.run("\\q")

@@ -138,9 +138,16 @@ def test_meta_commands(tmp_path, binary_dir):
     child = terminal(tmp_path)
     child.send("\\help TRAIN\r")
     child.expect("TRAIN algo ON source")
+    child.expect("oocml>")
+    child.send("\\h\r")  # the general help, its meta commands listed from the registry
+    child.expect(r"\\pager \[on\|off\] +page long results")
+    child.expect("oocml>")
     child.send(f"\\table data '{binary_dir}'\r")
     child.expect("table data: x0, x1")
-    child.send("\\timing on\r")
+    child.send("\\tim")  # meta-command completion: wait for the menu, then Tab
+    child.expect(r"\\timing")
+    child.send("\t")
+    child.send(" on\r")
     child.expect("timing is on")
     child.send("\\format csv\r")
     child.send("TRAIN sgd ON data PREDICT y AS m; EVALUATE m ON data;\r")
@@ -149,7 +156,9 @@ def test_meta_commands(tmp_path, binary_dir):
     child.send("\\tables\r")
     child.expect("data: x0")
     child.send("\\bogus\r")
-    child.expect("unknown or incomplete meta command")
+    child.expect(r"unknown meta command '\\bogus'; \\help lists them")
+    child.send("\\format xml\r")
+    child.expect(r"usage: \\format table\|csv\|json")
     child.send("\\quit\r")
     child.expect(pexpect.EOF)
 

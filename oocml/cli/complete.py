@@ -19,9 +19,8 @@ from ..errors import OocmlError
 from ..estimators import ALGORITHMS, accepted_params, import_class
 from ..plan import Source
 from ..sources import open_source
+from . import meta
 
-META_COMMANDS = ("\\help", "\\models", "\\tables", "\\table", "\\algorithms", "\\describe",
-                 "\\format", "\\timing", "\\pager", "\\quit")
 _TOKEN = re.compile(r"'(?:[^']|'')*'?|\"(?:[^\"]|\"\")*\"?|--[^\n]*|/\*[\s\S]*?(?:\*/|$)|[\w.]+|[^\s\w]")
 _MODEL_AFTER = {"USING", "DESCRIBE", "EVALUATE"}
 _FIXED = {"SCALE": SCALINGS, "IMPUTE": IMPUTATIONS, "ENCODE": ENCODINGS, "REDUCE": REDUCTIONS}
@@ -88,13 +87,27 @@ def _algorithm_params(statement: str) -> list[str]:
         return []
 
 
+def _meta_suggestions(text: str, session: Any) -> tuple[list[str], str]:
+    """A meta command's name, then its argument: from the registry in :mod:`oocml.cli.meta`."""
+    name, space, argument = text.lstrip().partition(" ")
+    if not space:
+        return [c.name for c in meta.commands() if c.name.startswith(name)], name
+    partial = _open_quote(argument)
+    if partial is not None:
+        return path_candidates(partial), partial
+    entry = meta.lookup(name)
+    word = argument.lstrip()
+    if entry is None or entry.arguments is None or " " in word:
+        return [], word
+    return [c for c in entry.arguments(session) if str(c).lower().startswith(word.lower())], word
+
+
 def suggestions(text: str, session: Any, cache: dict | None = None) -> tuple[list[str], str]:
     """(candidates, the word they replace) for the text before the cursor. Columns keep the
     order they have in the data; other candidates are sorted; an exact match comes first."""
     cache = {} if cache is None else cache
-    if text.lstrip().startswith("\\") and " " not in text.strip():
-        word = text.strip()
-        return [c for c in META_COMMANDS if c.startswith(word)], word
+    if text.lstrip().startswith("\\"):
+        return _meta_suggestions(text, session)
     statement = _current_statement(text)
     partial = _open_quote(statement)
     if partial is not None:

@@ -23,43 +23,9 @@ from typing import TextIO
 
 from .statements import split_statements, statement_complete
 from ..errors import OocmlError
-from ..plan import Source
 from ..session import Session
-from ..sources import open_source
 from ..storage import redact_statement
-from . import render
-
-HELP = {
-    "": """Statements end with ';' and may span lines. Keywords are case-insensitive.
-  TRAIN algo ON source [PREDICT col] [clauses...] [AS name]   train a model
-  PREDICT [PROBA] USING name ON source [INTO 'folder/']       predict
-  EVALUATE name ON source                                     metrics
-  SHOW MODELS | SHOW ALGORITHMS | DESCRIBE name | DROP MODEL name
-  SAVE MODEL name TO 'path' | LOAD MODEL name FROM 'path' | EXPLAIN statement
-A source is a quoted glob, folder or URL ('data/*.parquet', 's3://b/p/'), with optional
-  FORMAT parquet|csv|json and OPTIONS (key = value, ...), or a table name.
-Meta commands: \\help [TRAIN|PREDICT|...], \\models, \\tables, \\table name 'path',
-  \\algorithms, \\describe name, \\format table|csv|json, \\timing [on|off],
-  \\pager [on|off], \\quit.  Tab completes; Ctrl-R searches history;
-  Ctrl-C cancels the running statement or clears the line; Ctrl-D quits.""",
-    "TRAIN": """TRAIN algo ON source [PREDICT target]
-      [FEATURES col, ... | FEATURES * EXCLUDE (col, ...)] [WHERE condition]
-      [SCALE standard|minmax|maxabs|none] [WITH (param = literal, ...)]
-      [EPOCHS n] [BLOCKSIZE n ROWS] [SHUFFLE [SEED n]] [AS name]
-  e.g. TRAIN sgd ON 'data/*.parquet' PREDICT y SCALE standard EPOCHS 2 AS clicks;
-  One parallel pass computes every statistic; each epoch then streams blocks to partial_fit.""",
-    "PREDICT": """PREDICT [PROBA] USING name ON source [INTO 'folder/' [OPTIONS (...)] [OVERWRITE]]
-  Without INTO the first rows are shown; INTO writes parquet files to a folder or URL,
-  committed by a manifest written last, and refuses a folder that holds files unless
-  OVERWRITE is given (which replaces only files oocml wrote).""",
-    "EVALUATE": "EVALUATE name ON source  -- accuracy/precision/recall/f1/log_loss or r2/rmse/mae",
-    "SHOW": "SHOW MODELS | SHOW ALGORITHMS  -- the session's models; the algorithms and their parameters",
-    "DESCRIBE": "DESCRIBE name  -- algorithm, parameters, features, classes, statistics, rows seen, timing",
-    "DROP": "DROP MODEL name  -- forget a model (and delete its file in the --store folder)",
-    "SAVE": "SAVE MODEL name TO 'path or URL' [OPTIONS (...)]  -- write a model file (skops, atomic)",
-    "LOAD": "LOAD MODEL name FROM 'path or URL' [OPTIONS (...)]  -- read a model file (foreign types refused)",
-    "EXPLAIN": "EXPLAIN statement  -- the plan: source, schema, passes over the data, equivalent Python",
-}
+from . import meta, render
 
 
 def history_path() -> Path:
@@ -126,48 +92,8 @@ class Shell:
         self.out.flush()
 
     def meta(self, text: str) -> bool:
-        command, _, argument = text.partition(" ")
-        argument = argument.strip().rstrip(";").strip()
-        command = command.rstrip(";")
-        if command in ("\\q", "\\quit"):
-            raise EOFError
-        if command in ("\\h", "\\help", "\\?"):
-            self.show(HELP.get(argument.upper().split(" ")[0], HELP[""]))
-        elif command == "\\models":
-            return self.statement("SHOW MODELS")
-        elif command == "\\algorithms":
-            return self.statement("SHOW ALGORITHMS")
-        elif command == "\\describe" and argument:
-            return self.statement(f"DESCRIBE {argument}")
-        elif command == "\\tables":
-            self.show("\n".join(f"{name}: {', '.join(map(str, frame.columns))}"
-                                for name, frame in self.session.tables.items()) or "(no tables)")
-        elif command == "\\table" and argument:
-            return self.register(argument)
-        elif command == "\\format" and argument in render.FORMATS:
-            self.fmt = argument
-        elif command in ("\\timing", "\\pager"):
-            attribute = command[1:]
-            value = {"on": True, "off": False}.get(argument, not getattr(self, attribute))
-            setattr(self, attribute, value)
-            self.show(f"{attribute} is {'on' if value else 'off'}")
-        else:
-            self.err.write(f"unknown or incomplete meta command {text!r}; try \\help\n")
-            return False
-        return True
-
-    def register(self, argument: str) -> bool:
-        """``\\table name 'path'``: open a source and register it as a table."""
-        name, _, path = argument.partition(" ")
-        path = path.strip().strip("'")
-        try:
-            self.session.register(name, open_source(
-                Source(path=path), storage_options=self.session.storage_options))
-        except OocmlError as error:
-            self.error(error)
-            return False
-        self.show(f"table {name}: {', '.join(map(str, self.session.tables[name].columns))}")
-        return True
+        """A meta command line (``\\help``, ``\\timing on``, ...): see :mod:`oocml.cli.meta`."""
+        return meta.run(self, text)
 
 
 def repl(shell: Shell) -> int:

@@ -1,0 +1,216 @@
+"""The REPL's meta commands (``\\help``, ``\\models``, ...) and its help texts, as pgcli's pgspecial.
+
+Each meta command is registered once, by :func:`command`, with its handler, its syntax and a
+one-line help. ``\\help``'s list of meta commands, the usage shown for a missing argument and
+the completer's candidates (names and arguments) are all generated from :data:`COMMANDS`: a
+command cannot exist without its help, nor be listed without existing. A handler receives the
+:class:`~oocml.cli.repl.Shell` and the argument text and returns False when it failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import OocmlError
+from ..plan import Source
+from ..sources import open_source
+from . import render
+
+STATEMENT_HELP = {
+    "TRAIN": """TRAIN algo ON source [PREDICT target]
+      [FEATURES col, ... | FEATURES * EXCLUDE (col, ...)] [WHERE condition]
+      [SCALE standard|minmax|maxabs|none] [WITH (param = literal, ...)]
+      [EPOCHS n] [BLOCKSIZE n ROWS] [SHUFFLE [SEED n]] [AS name]
+  e.g. TRAIN sgd ON 'data/*.parquet' PREDICT y SCALE standard EPOCHS 2 AS clicks;
+  One parallel pass computes every statistic; each epoch then streams blocks to partial_fit.""",
+    "PREDICT": """PREDICT [PROBA] USING name ON source [INTO 'folder/' [OPTIONS (...)] [OVERWRITE]]
+  Without INTO the first rows are shown; INTO writes parquet files to a folder or URL,
+  committed by a manifest written last, and refuses a folder that holds files unless
+  OVERWRITE is given (which replaces only files oocml wrote).""",
+    "EVALUATE": "EVALUATE name ON source  -- accuracy/precision/recall/f1/log_loss or r2/rmse/mae",
+    "SHOW": "SHOW MODELS | SHOW ALGORITHMS  -- the session's models; the algorithms and their parameters",
+    "DESCRIBE": "DESCRIBE name  -- algorithm, parameters, features, classes, statistics, rows seen, timing",
+    "DROP": "DROP MODEL name  -- forget a model (and delete its file in the --store folder)",
+    "SAVE": "SAVE MODEL name TO 'path or URL' [OPTIONS (...)]  -- write a model file (skops, atomic)",
+    "LOAD": "LOAD MODEL name FROM 'path or URL' [OPTIONS (...)]  -- read a model file (foreign types refused)",
+    "EXPLAIN": "EXPLAIN statement  -- the plan: source, schema, passes over the data, equivalent Python",
+}
+
+_STATEMENTS = """Statements end with ';' and may span lines. Keywords are case-insensitive.
+  TRAIN algo ON source [PREDICT col] [clauses...] [AS name]   train a model
+  PREDICT [PROBA] USING name ON source [INTO 'folder/']       predict
+  EVALUATE name ON source                                     metrics
+  SHOW MODELS | SHOW ALGORITHMS | DESCRIBE name | DROP MODEL name
+  SAVE MODEL name TO 'path' | LOAD MODEL name FROM 'path' | EXPLAIN statement
+A source is a quoted glob, folder or URL ('data/*.parquet', 's3://b/p/'), with optional
+  FORMAT parquet|csv|json and OPTIONS (key = value, ...), or a table name."""
+_KEYS = ("Tab completes; Ctrl-R searches history; Ctrl-C cancels the running statement or\n"
+         "clears the line; Ctrl-D quits.")
+_SWITCH = {"on": True, "off": False}
+
+
+@dataclass(frozen=True)
+class MetaCommand:
+    """One meta command: ``name syntax`` runs ``handler(shell, argument)``."""
+
+    name: str
+    syntax: str
+    help: str
+    handler: Callable[[Any, str], bool]
+    aliases: tuple[str, ...] = ()
+    arguments: Callable[[Any], Iterable[str]] | None = None  # session -> argument candidates
+    required: bool = False  # refuse an empty argument, showing the usage
+
+    @property
+    def usage(self) -> str:
+        return f"{self.name} {self.syntax}".rstrip()
+
+
+COMMANDS: dict[str, MetaCommand] = {}  # by name and by alias, in registration order
+
+
+def command(name: str, syntax: str, help: str, *, aliases: tuple[str, ...] = (),
+            arguments: Callable[[Any], Iterable[str]] | None = None, required: bool = False):
+    """Register the decorated ``handler(shell, argument) -> bool`` as meta command ``name``."""
+    def register(handler: Callable[[Any, str], bool]) -> Callable[[Any, str], bool]:
+        entry = MetaCommand(name, syntax, help, handler, aliases, arguments, required)
+        for key in (name, *aliases):
+            if key in COMMANDS:
+                raise ValueError(f"meta command {key!r} is registered twice")
+            COMMANDS[key] = entry
+        return handler
+    return register
+
+
+def commands() -> list[MetaCommand]:
+    """Each meta command once, in registration order."""
+    return list({id(c): c for c in COMMANDS.values()}.values())
+
+
+def lookup(word: str) -> MetaCommand | None:
+    return COMMANDS.get(word.rstrip(";"))
+
+
+def general_help() -> str:
+    """The statements in brief, then every meta command with its syntax and help."""
+    entries = commands()
+    width = max(len(c.usage) for c in entries) + 2
+    lines = [f"  {c.usage:<{width}}{c.help}"
+             + (f"; also {', '.join(c.aliases)}" if c.aliases else "") for c in entries]
+    return "\n".join([_STATEMENTS, "Meta commands:", *lines, _KEYS])
+
+
+def run(shell: Any, text: str) -> bool:
+    """Run the meta command line ``text`` (``\\name argument``) against ``shell``."""
+    word, _, argument = text.strip().partition(" ")
+    argument = argument.strip().rstrip(";").strip()
+    entry = lookup(word)
+    if entry is None:
+        shell.err.write(f"unknown meta command '{word}'; \\help lists them\n")
+        return False
+    if entry.required and not argument:
+        return _usage(shell, entry)
+    return entry.handler(shell, argument)
+
+
+def _usage(shell: Any, entry: MetaCommand) -> bool:
+    shell.err.write(f"usage: {entry.usage}  -- {entry.help}\n")
+    return False
+
+
+def _help_topics(session: Any) -> list[str]:
+    return list(STATEMENT_HELP) + [c.name for c in commands()]
+
+
+@command("\\help", "[statement|\\command]", "this help, a statement's or a meta command's",
+         aliases=("\\h", "\\?"), arguments=_help_topics)
+def _help(shell: Any, argument: str) -> bool:
+    topic = argument.split(" ")[0]
+    entry = lookup("\\" + topic.lstrip("\\")) if topic else None
+    if topic.upper() in STATEMENT_HELP:
+        shell.show(STATEMENT_HELP[topic.upper()])
+    elif entry is not None:
+        shell.show(f"{entry.usage}  -- {entry.help}")
+    else:
+        shell.show(general_help())
+    return True
+
+
+@command("\\models", "", "the session's models (SHOW MODELS)")
+def _models(shell: Any, argument: str) -> bool:
+    return shell.statement("SHOW MODELS")
+
+
+@command("\\tables", "", "the registered tables and their columns")
+def _tables(shell: Any, argument: str) -> bool:
+    shell.show("\n".join(f"{name}: {', '.join(map(str, frame.columns))}"
+                         for name, frame in shell.session.tables.items()) or "(no tables)")
+    return True
+
+
+@command("\\table", "name 'path'", "register a file, folder or URL as table name", required=True)
+def _table(shell: Any, argument: str) -> bool:
+    name, _, path = argument.partition(" ")
+    path = path.strip().strip("'")
+    if not path:
+        return _usage(shell, COMMANDS["\\table"])
+    try:
+        shell.session.register(name, open_source(
+            Source(path=path), storage_options=shell.session.storage_options))
+    except OocmlError as error:
+        shell.error(error)
+        return False
+    shell.show(f"table {name}: {', '.join(map(str, shell.session.tables[name].columns))}")
+    return True
+
+
+@command("\\algorithms", "", "the algorithms and their parameters (SHOW ALGORITHMS)")
+def _algorithms(shell: Any, argument: str) -> bool:
+    return shell.statement("SHOW ALGORITHMS")
+
+
+@command("\\describe", "name", "a model's details (DESCRIBE name)", required=True,
+         arguments=lambda session: session.catalog.names())
+def _describe(shell: Any, argument: str) -> bool:
+    return shell.statement(f"DESCRIBE {argument}")
+
+
+@command("\\format", "|".join(render.FORMATS), "how results print (alone: the current format)",
+         arguments=lambda session: render.FORMATS)
+def _format(shell: Any, argument: str) -> bool:
+    if argument and argument not in render.FORMATS:
+        return _usage(shell, COMMANDS["\\format"])
+    if argument:
+        shell.fmt = argument  # quietly, as scripts set it before printing csv or json
+    else:
+        shell.show(f"format is {shell.fmt}")
+    return True
+
+
+def _switch(shell: Any, attribute: str, argument: str) -> bool:
+    """``on``, ``off``, or nothing to flip the setting; anything else shows the usage."""
+    if argument and argument not in _SWITCH:
+        return _usage(shell, COMMANDS[f"\\{attribute}"])
+    value = _SWITCH.get(argument, not getattr(shell, attribute))
+    setattr(shell, attribute, value)
+    shell.show(f"{attribute} is {'on' if value else 'off'}")
+    return True
+
+
+@command("\\timing", "[on|off]", "print each statement's time (alone: switch)",
+         arguments=lambda session: list(_SWITCH))
+def _timing(shell: Any, argument: str) -> bool:
+    return _switch(shell, "timing", argument)
+
+
+@command("\\pager", "[on|off]", "page long results through less (alone: switch)",
+         arguments=lambda session: list(_SWITCH))
+def _pager(shell: Any, argument: str) -> bool:
+    return _switch(shell, "pager", argument)
+
+
+@command("\\quit", "", "leave (Ctrl-D too)", aliases=("\\q",))
+def _quit(shell: Any, argument: str) -> bool:
+    raise EOFError
