@@ -2,14 +2,14 @@
 
 When a frame is a plain parquet read (local or remote, hive-partitioned, with or without
 ``filters``, after column projection), each partition becomes a :class:`ParquetPart`: the
-very files and row groups dask planned for it, on dask's filesystem, read straight with
-pyarrow inside the task that uses them (the same rows in the same partitions, so the same
-model). Compressed CSV and JSON-lines files that oocml opened are :class:`TextPart` s.
-Consumers take the rows in batches of ``BATCH_BYTES`` (see benchmarks/README.md for why
-16 MB): no partition-sized table is ever decoded at once, so memory does not grow with the
-size of the files or their row groups. Anything else (computed frames) falls back to
-``frame.to_delayed()``, whose in-memory partitions are cut into the same batches; the
-reason is logged at debug level.
+very files and row groups dask planned for it (read by :mod:`oocml.dask_plans`), on dask's
+filesystem, read straight with pyarrow inside the task that uses them (the same rows in the
+same partitions, so the same model). Compressed CSV and JSON-lines files that oocml opened
+are :class:`TextPart` s. Consumers take the rows in batches of ``BATCH_BYTES`` (see
+benchmarks/README.md for why 16 MB): no partition-sized table is ever decoded at once, so
+memory does not grow with the size of the files or their row groups. Anything else
+(computed frames) falls back to ``frame.to_delayed()``, whose in-memory partitions are cut
+into the same batches; the reason is logged at debug level.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import unquote
 
 import dask
 import dask.dataframe as dd
@@ -28,88 +27,18 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from dask.dataframe.utils import make_meta
 
-from .conditions import columns_of, filter_block, from_filters
-from .plan import And
+from .conditions import columns_of, filter_block
+from .dask_plans import Piece, mapped_items, parquet_pieces
 from .errors import SourceError
+from .plan import And
 
 log = logging.getLogger("oocml")
 
 REMOTE_FETCH_BYTES = 64 << 20  # remote row groups are fetched whole up to this many bytes at once
 REMOTE_BUFFER_BYTES = 4 << 20  # per column, when a larger remote row group streams
 BATCH_BYTES = 16 << 20  # rows per batch: this many bytes of the columns read (at least 1,024 rows)
-_PLAIN_OPERANDS_MUST_BE_EMPTY = ("categories", "index", "_partitions")
-
-
-# (path, row groups or None for all, hive partition keys as ((column, value), ...))
-Piece = tuple[str, "list[int] | None", tuple]
-
-
-@dataclass(frozen=True)
-class ParquetRead:
-    """What dask planned for a plain parquet read: per partition the pieces it would read and
-    concatenate, their filesystem, the row condition of the read's ``filters`` (None: all
-    rows), and the empty frame of every column of the data set."""
-
-    pieces: list[list[Piece]]
-    fs: Any
-    condition: Any
-    meta: pd.DataFrame
-
-
-def parquet_pieces(frame: dd.DataFrame) -> ParquetRead | None:
-    """dask's plan for ``frame`` when it is a plain parquet read (local or remote,
-    hive-partitioned or not, projected on some columns); None otherwise."""
-    try:
-        expr = frame.expr.optimize(fuse=False)
-        expected = expr.npartitions  # after dask's own optimizations, as to_delayed() sees it
-        while type(expr).__name__ == "Projection":  # column choice/order: we read frame.columns
-            expr = expr.frame
-        buckets = None
-        if type(expr).__name__ == "FusedIO":  # dask reads several files per partition
-            buckets = [list(b) for b in expr._fusion_buckets]
-            expr = expr.operand("_expr")
-        if type(expr).__name__ != "ReadParquetFSSpec":
-            return None
-        if any(expr.operand(name) for name in _PLAIN_OPERANDS_MUST_BE_EMPTY):
-            log.debug("dask's parquet reader is used: the read has %s", [
-                n for n in _PLAIN_OPERANDS_MUST_BE_EMPTY if expr.operand(n)])
-            return None
-        extra = {k: v for k, v in (expr.operand("kwargs") or {}).items() if v is not None}
-        if expr.operand("filesystem") not in (None, "fsspec") or extra:
-            log.debug("dask's parquet reader is used: filesystem or options %s", extra)
-            return None
-        plan = expr._plan
-        filters = expr.operand("filters")
-        condition = from_filters(filters) if filters else None
-        if plan["empty"] or (filters and condition is None):
-            return None
-        fs = expr._dataset_info["fs"]
-        hive = [p.name for p in plan["common_kwargs"].get("partitions") or []]
-        # A part is one {"piece": ...}, or a list of them when dask aggregates row groups.
-        parts = [[_piece(item["piece"], hive) for item in (part if isinstance(part, list) else [part])]
-                 for part in plan["parts"]]
-        grouped = [[p for i in bucket for p in parts[i]] for bucket in buckets] if buckets else parts
-    except Exception as exc:  # an internal detail of dask changed: the generic path is always right
-        log.debug("dask's parquet reader is used: its plan could not be read (%r)", exc)
-        return None
-    if len(grouped) != expected:
-        return None
-    return ParquetRead(grouped, fs, condition, expr._dataset_info["base_meta"])
-
-
-def _piece(piece: tuple, hive: list[str]) -> Piece:
-    path, groups, keys = piece
-    groups = None if groups is None or list(groups) == [None] else list(groups)
-    return str(path), groups, tuple(keys) if keys else hive_keys(str(path), hive)
-
-
-def hive_keys(path: str, names: list[str]) -> tuple:
-    """The ``(column, value text)`` pairs that ``name=value`` folders in ``path`` give."""
-    if not names:
-        return ()
-    found = dict(part.split("=", 1) for part in path.split("/")[:-1] if "=" in part)
-    return tuple((name, unquote(found[name])) for name in names if name in found)
 
 
 class FilePart:
@@ -416,36 +345,27 @@ def partitions(frame: dd.DataFrame) -> list[Any]:
         fs = None if is_local(found.fs) else found.fs
         columns = list(frame.columns)
         if found.condition is None:
-            return [ParquetPart(tuple(group), tuple(columns), frame._meta, fs=fs)
+            return [ParquetPart(tuple(group), tuple(columns), make_meta(frame), fs=fs)
                     for group in found.pieces]
         # The rows dask's filters keep, as dask filters them.
         read = columns + [c for c in columns_of(found.condition) if c not in columns]
-        meta = pd.concat([frame._meta, found.meta[[c for c in read if c not in columns]]], axis=1)
+        meta = pd.concat([make_meta(frame), found.meta[[c for c in read if c not in columns]]],
+                         axis=1)
         return [ParquetPart(tuple(group), tuple(read), meta, found.condition, tuple(columns), fs=fs)
                 for group in found.pieces]
     parts = file_parts(frame)
     if parts is not None:
         return parts
+    log.debug("dask computes the partitions (frame.to_delayed())")
     return frame.to_delayed()
 
 
 def file_parts(frame: dd.DataFrame) -> list[FilePart] | None:
     """The :class:`FilePart` partitions of a frame oocml opened with ``dd.from_map`` (compressed
     text), projected on ``frame``'s columns; None for any other frame."""
-    try:
-        expr = frame.expr.optimize(fuse=False)
-        while type(expr).__name__ in ("Projection", "ArrowStringConversion"):  # str dtypes: ours
-            expr = expr.frame
-        if type(expr).__name__ != "FromMap" or expr.operand("func") is not whole:
-            return None
-        (parts,) = expr.operand("iterables")
-        chosen = expr.operand("_partitions")
-    except Exception as exc:  # an internal detail of dask changed: the generic path is right
-        log.debug("dask reads the partitions: its plan could not be read (%r)", exc)
+    parts = mapped_items(frame, whole)
+    if parts is None or not all(isinstance(p, FilePart) for p in parts):
         return None
-    if not all(isinstance(p, FilePart) for p in parts):
-        return None
-    parts = [parts[i] for i in chosen] if chosen is not None else list(parts)
     return [replace(p, columns=tuple(frame.columns)) for p in parts]
 
 
