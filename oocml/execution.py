@@ -19,15 +19,8 @@ import dask
 from dask.base import get_scheduler
 from threadpoolctl import threadpool_limits
 
+from ._compat import set_numpy_hugepage
 from .errors import DataError
-
-try:  # numpy's switch behind NUMPY_MADVISE_HUGEPAGE (numpy >= 1.20)
-    from numpy._core.multiarray import _set_madvise_hugepage
-except ImportError:  # numpy 1.x
-    try:
-        from numpy.core.multiarray import _set_madvise_hugepage
-    except ImportError:
-        _set_madvise_hugepage = None
 
 
 def current_client() -> Any | None:
@@ -51,15 +44,15 @@ def data_pass() -> Iterator[None]:
       one stalls; a fit ran 20% faster here without it. ``NUMPY_MADVISE_HUGEPAGE`` set in
       the environment is left to rule.
     """
-    hugepage = None
-    if "NUMPY_MADVISE_HUGEPAGE" not in os.environ and _set_madvise_hugepage is not None:
-        hugepage = _set_madvise_hugepage(False)
+    hugepage = None  # the previous setting, where numpy has the switch
+    if "NUMPY_MADVISE_HUGEPAGE" not in os.environ:
+        hugepage = set_numpy_hugepage(False)
     try:
         with threadpool_limits(limits=1, user_api="blas"):
             yield
     finally:
         if hugepage is not None:
-            _set_madvise_hugepage(hugepage)
+            set_numpy_hugepage(hugepage)
 
 
 def compute(*objs: Any, progress: bool = False) -> tuple:
