@@ -17,10 +17,11 @@ import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 from sklearn import preprocessing as skp
-from sklearn.preprocessing._data import _handle_zeros_in_scale, _is_constant_feature  # scikit-learn's own rules
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from ._compat import handle_zeros_in_scale as _handle_zeros_in_scale  # scikit-learn's own rules
+from ._compat import is_constant_feature as _is_constant_feature
 from .errors import DataError
 from .execution import tree_reduce
 
