@@ -27,6 +27,7 @@ import sklearn.linear_model as linear_model
 from dask.delayed import Delayed
 from dask.system import CPU_COUNT
 
+from .._compat import SGD_STATE, adopt_state, set_sgd_steps, settle_sgd_average, sgd_steps
 from ..errors import ParameterError, TrainingInterrupted
 from ..execution import Submitter, data_pass, current_client
 from ..partitions import FilePart
@@ -164,18 +165,12 @@ def mix(models: Sequence[Any], rows: Sequence[int]) -> Any | None:
     if len(kept) == 1:
         return kept[0][0]
     base, total = copy.copy(kept[0][0]), sum(n for _, n in kept)
-    for name in STATE:
+    for name in SGD_STATE:
         if getattr(base, name, None) is not None:
             setattr(base, name, _weighted([getattr(model, name) for model, _ in kept],
                                           [n / total for _, n in kept]))
-    base.t_ = sum(n * model.t_ for model, n in kept) / total
-    if getattr(base, "average", 0):
-        # As partial_fit leaves them: coef_/intercept_ are the averaged-SGD weights once
-        # ``average`` steps were taken, the plain SGD weights before.
-        ready = base.average <= base.t_ - 1
-        coef = base._average_coef if ready else base._standard_coef
-        base.coef_ = coef.reshape(base.coef_.shape)
-        base.intercept_ = base._average_intercept if ready else base._standard_intercept
+    set_sgd_steps(base, sum(n * sgd_steps(model) for model, n in kept) / total)
+    settle_sgd_average(base)  # coef_/intercept_ as partial_fit would leave them
     return base
 
 
@@ -190,8 +185,7 @@ def _weighted(arrays: list[np.ndarray], weights: list[float]) -> np.ndarray:
 def _adopt(estimator: Any, trained: Any) -> None:
     """Make the caller's estimator object hold ``trained``'s state (``train`` trains in place)."""
     if trained is not estimator:
-        estimator.__dict__.clear()
-        estimator.__dict__.update(trained.__dict__)
+        adopt_state(estimator, trained)
 
 
 def _merge(a: ProgressiveScore, b: ProgressiveScore) -> ProgressiveScore:
