@@ -14,7 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import ParameterError, UnknownModelError, did_you_mean, listing
+from .errors import (ModelExistsError, ModelFileError, ParameterError, UnknownModelError,
+                     did_you_mean, listing)
 from .model import Model, load_model
 from .storage import exists, filesystem, join, remove, translated
 
@@ -72,11 +73,29 @@ class Catalog:
             self._models[name] = load_model(self._path(name), self.options)
         return self._models[name]
 
-    def put(self, name: str, model: Model) -> None:
-        """Keep ``model`` under ``name`` (replacing any), saving it to the store first."""
+    def check_free(self, name: str, verb: str = "TRAIN") -> None:
+        """Refuse a name that is taken (before any work is done to fill it)."""
+        if name in self:
+            where = f" in the store {self.store!r}" if self.store is not None else ""
+            raise ModelExistsError(f"a model named {name!r} exists already{where}; "
+                                   f"{verb} OR REPLACE ... replaces it, or choose another name")
+
+    def put(self, name: str, model: Model, replace: bool = False, verb: str = "TRAIN") -> None:
+        """Keep ``model`` under ``name``, saving it to the store first. A taken name raises
+        :class:`ModelExistsError` unless ``replace``; of two sessions saving one new name at
+        once, one wins and the other is refused (the file is created exclusively)."""
         check_name(name)
+        if not replace:
+            self.check_free(name, verb)
         if self.store is not None:
-            model.save(self._path(name), self.options)
+            try:
+                model.save(self._path(name), self.options, overwrite=replace)
+            except ModelFileError as exc:
+                if "already exists" not in str(exc):
+                    raise
+                raise ModelExistsError(f"a model named {name!r} was saved to the store "
+                                       f"{self.store!r} meanwhile, by another session; {verb} "
+                                       "OR REPLACE ... replaces it") from None
         self._models[name] = model
 
     def drop(self, name: str) -> None:

@@ -71,6 +71,10 @@ class UnknownModelError(OocmlError, KeyError):
         return self.args[0]
 
 
+class ModelExistsError(OocmlError):
+    """A model name (or model file) that is taken, where the statement did not say to replace."""
+
+
 class ModelFileError(OocmlError):
     """A model file cannot be read, is not an oocml model, or holds untrusted types."""
 

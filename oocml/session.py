@@ -25,6 +25,7 @@ from .model import Model, load_model
 from .plan import Plan, Source
 from .progress import progress_enabled
 from .sources import describe_files, open_source
+from .storage import check_path
 
 
 class Session:
@@ -76,11 +77,13 @@ class Session:
         plan = compile_train(stmt)
         if plan.name is not None:
             check_name(plan.name)
+            if not stmt.replace:
+                self.catalog.check_free(plan.name)  # before the training, not after it
         model = Model.from_fit(fit_plan(plan, self._open(plan.source, plan),
                                         progress=self.progress,
                                         storage_options=self.storage_options))
         if plan.name is not None:
-            self.catalog.put(plan.name, model)
+            self.catalog.put(plan.name, model, replace=stmt.replace)
         return model
 
     def _run_predict(self, stmt: ast.Predict) -> Any:
@@ -115,12 +118,16 @@ class Session:
         return f"dropped model {stmt.model}"
 
     def _run_savemodel(self, stmt: ast.SaveModel) -> str:
-        return self.catalog.get(stmt.model).save(stmt.path,
-                                                 storage_options=self._options(stmt.options))
+        return self.catalog.get(stmt.model).save(stmt.path, self._options(stmt.options),
+                                                 overwrite=stmt.overwrite)
 
     def _run_loadmodel(self, stmt: ast.LoadModel) -> Model:
+        check_name(stmt.model)
+        check_path(stmt.path)
+        if not stmt.replace:
+            self.catalog.check_free(stmt.model, "LOAD")
         model = load_model(stmt.path, storage_options=self._options(stmt.options))
-        self.catalog.put(stmt.model, model)
+        self.catalog.put(stmt.model, model, replace=stmt.replace, verb="LOAD")
         return model
 
     def _run_explain(self, stmt: ast.Explain) -> str:

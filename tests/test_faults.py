@@ -161,7 +161,7 @@ model = dd.read_parquet({str(binary_dir)!r}).ml.fit_incremental(SGDClassifier(al
                                                                  target="y")
 pathlib.Path({str(started)!r}).touch()
 while True:
-    model.save({str(path)!r})
+    model.save({str(path)!r}, overwrite=True)
 """
     killed_when(script, started.exists)
     loaded = oocml.load_model(path)  # a whole model, the old one or the new one, never half

@@ -77,7 +77,7 @@ def test_save_replaces_atomically(model, tmp_path, monkeypatch):
 
     monkeypatch.setattr(sio, "dumps", broken)
     with pytest.raises(RuntimeError):
-        model.save(path)
+        model.save(path, overwrite=True)
     assert path.read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["m.oocml"]
 

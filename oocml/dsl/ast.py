@@ -44,6 +44,7 @@ class Train:
     checkpoint_every: int | None = None
     resume: bool = False
     name: str | None = None
+    replace: bool = False  # TRAIN OR REPLACE: the model may replace one of the same name
     position: Position = _position()
 
 
@@ -92,6 +93,7 @@ class SaveModel:
     model: str
     path: str
     options: tuple[tuple[str, Any], ...] = ()  # TO '...' OPTIONS (...)
+    overwrite: bool = False  # the file may replace an existing one
     position: Position = _position()
 
 
@@ -100,6 +102,7 @@ class LoadModel:
     model: str
     path: str
     options: tuple[tuple[str, Any], ...] = ()  # FROM '...' OPTIONS (...)
+    replace: bool = False  # LOAD OR REPLACE MODEL
     position: Position = _position()
 
 

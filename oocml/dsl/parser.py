@@ -300,7 +300,12 @@ class _ToAst(Transformer):
                 raise _fail(f"the {clause.keyword} clause is given twice", clause.position)
             seen.add(clause.keyword)
             fields.update(clause.fields)
-        return ast.Train(algorithm, source, position=_meta_position(meta), **fields)
+        replace = _has(children, "REPLACE")
+        if replace and "name" not in fields:
+            raise _fail("TRAIN OR REPLACE replaces a named model: add AS name",
+                        _meta_position(meta))
+        return ast.Train(algorithm, source, replace=replace, position=_meta_position(meta),
+                         **fields)
 
     def predict(self, meta, children):
         model, source, *into = _values(children)
@@ -328,12 +333,12 @@ class _ToAst(Transformer):
     def save_model(self, meta, children):
         model, path, *options = _values(children)
         return ast.SaveModel(model, _unquote(path), options=options[0].pairs if options else (),
-                             position=_meta_position(meta))
+                             overwrite=_has(children, "OVERWRITE"), position=_meta_position(meta))
 
     def load_model(self, meta, children):
         model, path, *options = _values(children)
         return ast.LoadModel(model, _unquote(path), options=options[0].pairs if options else (),
-                             position=_meta_position(meta))
+                             replace=_has(children, "REPLACE"), position=_meta_position(meta))
 
     def explain(self, meta, children):
         return ast.Explain(_values(children)[0], position=_meta_position(meta))
