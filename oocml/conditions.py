@@ -7,6 +7,7 @@ always applied too, so a condition that cannot be pushed down is still exact.
 from __future__ import annotations
 
 import operator
+import re
 from typing import Any
 
 import pandas as pd
@@ -121,19 +122,32 @@ def from_filters(filters: list) -> Condition | None:
 
 
 def to_text(condition: Condition) -> str:
-    """The condition in the language's syntax (for EXPLAIN and DESCRIBE)."""
+    """The condition in the language's syntax (for EXPLAIN and DESCRIBE); it parses back to
+    the same condition."""
     if isinstance(condition, Compare):
-        return f"{condition.column} {condition.op} {_literal(condition.value)}"
+        return f"{quoted(condition.column)} {condition.op} {_literal(condition.value)}"
     if isinstance(condition, In):
         values = ", ".join(_literal(v) for v in condition.values)
-        return f"{condition.column} {'NOT IN' if condition.negated else 'IN'} ({values})"
+        return f"{quoted(condition.column)} {'NOT IN' if condition.negated else 'IN'} ({values})"
     if isinstance(condition, IsNull):
-        return f"{condition.column} IS {'NOT NULL' if condition.negated else 'NULL'}"
+        return f"{quoted(condition.column)} IS {'NOT NULL' if condition.negated else 'NULL'}"
     if isinstance(condition, And | Or):
         joiner = " AND " if isinstance(condition, And) else " OR "
         return joiner.join(f"({to_text(i)})" if isinstance(i, And | Or) else to_text(i)
                            for i in condition.items)
     return f"NOT ({to_text(condition.item)})"
+
+
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_CONDITION_WORDS = {"AND", "OR", "NOT", "IN", "IS", "NULL", "BETWEEN", "TRUE", "FALSE"}
+
+
+def quoted(name: str) -> str:
+    """A column name as the language reads it: bare when it is a plain identifier that is not
+    a word of conditions, else in double quotes (``"my col"``; a quote inside is doubled)."""
+    if _PLAIN_NAME.fullmatch(name) and name.upper() not in _CONDITION_WORDS:
+        return name
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _literal(value: Any) -> str:

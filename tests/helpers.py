@@ -56,3 +56,9 @@ def load_module(path: Path, name: str) -> ModuleType:
 
 def positive(value) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+def equivalent_python(explained: str) -> str:
+    """The 'equivalent Python' section of an EXPLAIN text, dedented."""
+    code = explained.split("  equivalent Python:\n", 1)[1]
+    return "\n".join(line[4:] for line in code.splitlines())

@@ -82,3 +82,35 @@ def test_the_syntax_error_shown_is_the_real_one():
         assert str(error) == shown.rstrip("\n")
     else:
         raise AssertionError("the README's example parses")
+
+
+def _train_statements() -> list[str]:
+    """Every TRAIN statement of the README that reads a local folder or glob."""
+    text = README.read_text()
+    found = [s.strip() for block in blocks("sql")
+             for s in re.sub(r"--[^\n]*", "", block).split(";")]
+    found += re.findall(r'sql\("(TRAIN [^"]*)"\)', text)
+    found = [s.removeprefix("EXPLAIN ").strip() for s in found]
+    return [s for s in found if s.startswith("TRAIN") and "://" not in s]
+
+
+def test_explains_python_runs_and_gives_the_same_model(readme_folder, monkeypatch):
+    """EXPLAIN's equivalent Python, run as printed, trains the model the statement trains."""
+    import numpy as np
+    from helpers import equivalent_python
+
+    import oocml
+
+    monkeypatch.chdir(readme_folder)
+    statements = _train_statements()
+    assert len(statements) >= 3, statements
+    for statement in statements:
+        statement = re.sub(r"\bAS \w+\s*$", "", statement)
+        session = oocml.Session()
+        namespace: dict = {}
+        exec(equivalent_python(session.sql(f"EXPLAIN {statement}")), namespace)
+        trained = session.sql(statement)
+        for name in ("coef_", "intercept_", "theta_", "var_"):
+            if hasattr(trained.estimator, name):
+                np.testing.assert_array_equal(getattr(namespace["model"].estimator, name),
+                                              getattr(trained.estimator, name), err_msg=statement)
