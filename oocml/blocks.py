@@ -17,6 +17,8 @@ import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
+from .errors import DataError
+
 
 def numeric_arrays(frame: pd.DataFrame, columns: list[str]) -> list[np.ndarray]:
     """Each column as a 1-D float array: without a copy for float columns, else converted
@@ -89,3 +91,28 @@ def in_place(step: Any) -> Any:
     step = copy.copy(step)
     step.copy = False
     return step
+
+
+def applied(pipeline: Pipeline, frame: pd.DataFrame, method: str) -> Any:
+    """:func:`apply_rows` for scoring and prediction: data the model cannot take (missing or
+    infinite values it has no imputer for) is refused by a :class:`DataError` naming the
+    columns, not scikit-learn's bare message. The check runs only when the model fails."""
+    try:
+        return apply_rows(pipeline, frame, method)
+    except ValueError as exc:
+        raise unusable(frame, exc) from exc
+
+
+def unusable(frame: pd.DataFrame, exc: Exception) -> Exception:
+    """The error to raise for ``frame``, which a model refused with ``exc``."""
+    numeric = frame.select_dtypes("number")
+    missing = {c: int(k) for c, k in numeric.isna().sum().items() if k}
+    if missing:
+        return DataError(f"missing values (NaN) in feature column(s) {missing}, and the model "
+                         "has no imputer: drop those rows first, or train with one "
+                         "(IMPUTE mean / .impute('mean'))")
+    infinite = {c: int(k) for c, k in np.isinf(numeric.astype(float)).sum().items() if k}
+    if infinite:
+        return DataError(f"infinite values in feature column(s) {infinite}; clean or clip "
+                         "them first")
+    return DataError(f"the model cannot use this data: {exc}")

@@ -17,7 +17,7 @@ import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 
-from .blocks import apply_rows
+from .blocks import applied
 from .errors import DataError
 from .execution import compute, tree_reduce
 from .partitions import batches, partitions
@@ -32,19 +32,19 @@ def block_totals(frame: pd.DataFrame, pipeline: Any, features: list, target: str
     X = frame[features]
     if task == "classification":
         k = len(classes)
-        cm = (confusion_counts(frame[target].to_numpy(), apply_rows(pipeline, X, "predict"),
+        cm = (confusion_counts(frame[target].to_numpy(), applied(pipeline, X, "predict"),
                                classes)
               if n else np.zeros((k, k), np.int64))
         row = {"n": n, **{f"cm_{i}_{j}": int(cm[i, j]) for i in range(k) for j in range(k)}}
         if hasattr(pipeline, "predict_proba"):
             from sklearn.metrics import log_loss
 
-            proba = apply_rows(pipeline, X, "predict_proba") if n else None
+            proba = applied(pipeline, X, "predict_proba") if n else None
             row["log_loss"] = (log_loss(frame[target].to_numpy(), proba, labels=classes,
                                         normalize=False) if n else 0.0)
     elif task == "regression":
         y = frame[target].to_numpy(dtype=np.float64)
-        residual = y - apply_rows(pipeline, X, "predict") if n else y
+        residual = y - applied(pipeline, X, "predict") if n else y
         row = {"n": n, "sum_y": y.sum(), "sum_y2": (y * y).sum(), "sse": (residual ** 2).sum(),
                "sae": np.abs(residual).sum()}
     else:

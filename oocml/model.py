@@ -20,7 +20,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.metaestimators import available_if
 
-from .blocks import apply_rows
+from .blocks import applied
 from .errors import ColumnNotFoundError, ParameterError
 from .execution import compute
 from .metrics import data_totals, metrics_rows, score_from_totals
@@ -250,7 +250,7 @@ def _apply_block(frame: pd.DataFrame, pipeline: Pipeline, features: list, method
     if len(frame) == 0:
         out = np.empty((0, len(names)) if isinstance(names, tuple) else 0, dtype=as_numpy)
     else:
-        out = np.asarray(apply_rows(pipeline, frame[features], method)).astype(as_numpy, copy=False)
+        out = np.asarray(applied(pipeline, frame[features], method)).astype(as_numpy, copy=False)
     if isinstance(names, tuple):
         result = pd.DataFrame(out.reshape(len(frame), len(names)), index=frame.index,
                               columns=list(names))

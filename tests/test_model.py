@@ -126,3 +126,33 @@ def test_confusion_counts_equal_sklearn():
     strings = np.array(["a", "b", "c"])[y_true % 3]
     np.testing.assert_array_equal(confusion_counts(strings, strings[::-1], ["a", "b", "c"]),
                                   metrics.confusion_matrix(strings, strings[::-1], labels=["a", "b", "c"]))
+
+
+def test_evaluate_and_predict_name_the_columns_with_missing_values(model, binary_dir, tmp_path):
+    """A model without an imputer refuses NaN at scoring time as training does: by column."""
+    from oocml.errors import DataError
+
+    frame = pd.read_parquet(binary_dir)
+    frame.loc[frame.index[::97], "x3"] = np.nan
+    frame.iloc[:9_000].to_parquet(tmp_path / "a.parquet")
+    frame.iloc[9_000:].to_parquet(tmp_path / "b.parquet")
+    session = oocml.Session()
+    session.catalog.put("m", model)
+    for statement in [f"EVALUATE m ON '{tmp_path}'", f"PREDICT USING m ON '{tmp_path}'"]:
+        with pytest.raises(DataError, match=r"missing values \(NaN\) in feature column\(s\) "
+                                            r"\{'x3': \d+\}.*no imputer"):
+            result = session.sql(statement)
+            result.compute()  # PREDICT is lazy
+    with pytest.raises(DataError, match="'x3'"):
+        model.evaluate(frame)  # pandas in
+
+
+def test_a_regressor_refuses_a_text_target_by_name(binary_dir, tmp_path):
+    from oocml.errors import DataError
+
+    frame = pd.read_parquet(binary_dir)
+    frame["label"] = np.where(frame["y"] == 1, "yes", "no")
+    frame.drop(columns="y").to_parquet(tmp_path / "labels.parquet")
+    with pytest.raises(DataError, match="the target column 'label' holds .* a regressor needs a "
+                                        "numeric target"):
+        oocml.sql(f"TRAIN sgd_regressor ON '{tmp_path}' PREDICT label")
