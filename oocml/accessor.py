@@ -8,13 +8,14 @@ A column named ``ml`` is shadowed by the accessor; ``ddf["ml"]`` still works.
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
+import logging
 import os
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
-
-import pandas as pd
-from dask.dataframe.extensions import register_dataframe_accessor as register_dask_accessor
 
 from .errors import ParameterError
 from .plan import (SCALINGS, And, Condition, Plan, Step, StreamOptions, check_step, freeze_params,
@@ -177,10 +178,83 @@ class MLAccessor:
 
 
 def register() -> None:
-    """Register ``.ml`` on dask and pandas DataFrames (idempotent: re-registering replaces it)."""
+    """Register ``.ml`` on pandas and dask DataFrames: now if the library is imported, else
+    the moment it is (before its importer sees it), so ``import oocml`` imports neither."""
+    after_import("pandas", _register_pandas)
+    after_import("dask.dataframe", _register_dask)
+
+
+def _register_pandas() -> None:
     import warnings
 
-    with warnings.catch_warnings():  # both libraries warn when an accessor is registered again
+    import pandas as pd
+
+    with warnings.catch_warnings():  # pandas warns when an accessor is registered again
         warnings.simplefilter("ignore", UserWarning)
-        register_dask_accessor("ml")(MLAccessor)
         pd.api.extensions.register_dataframe_accessor("ml")(MLAccessor)
+
+
+def _register_dask() -> None:
+    import warnings
+
+    from dask.dataframe.extensions import register_dataframe_accessor
+
+    with warnings.catch_warnings():  # so does dask
+        warnings.simplefilter("ignore", UserWarning)
+        register_dataframe_accessor("ml")(MLAccessor)
+
+
+_FILE_LOADERS = (importlib.machinery.SourceFileLoader, importlib.machinery.SourcelessFileLoader)
+
+
+def after_import(name: str, callback: Callable[[], None]) -> None:
+    """Run ``callback`` once module ``name`` is imported: now if it is, else right after the
+    module's own code runs, inside its import (so no caller can use the module before)."""
+    if name in sys.modules:
+        callback()
+    else:
+        sys.meta_path.insert(0, _AfterImport(name, callback))
+
+
+class _AfterImport:
+    """A meta-path finder that finds ``name`` as the others would, and runs ``callback``
+    after the module's code; it removes itself on first use."""
+
+    def __init__(self, name: str, callback: Callable[[], None]):
+        self.name, self.callback = name, callback
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if fullname != self.name:
+            return None
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        loader = getattr(spec, "loader", None)
+        if not isinstance(loader, _FILE_LOADERS):  # not a loader of its own: run on the next
+            sys.meta_path.append(_Eventually(fullname, self.callback))  # import statement
+            return spec
+        run_module = loader.exec_module
+
+        def exec_module(module: Any) -> None:
+            run_module(module)
+            try:
+                self.callback()
+            except Exception:  # never break the user's import of the library
+                logging.getLogger("oocml").exception("registering the .ml accessor failed")
+
+        loader.exec_module = exec_module  # this module's own loader object: no one else's
+        return spec
+
+
+class _Eventually:
+    """Fallback of :class:`_AfterImport`: runs ``callback`` at the next import after ``name``
+    is loaded (never seen with CPython's own loaders; kept so registration never fails)."""
+
+    def __init__(self, name: str, callback: Callable[[], None]):
+        self.name, self.callback = name, callback
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> None:
+        if self.name in sys.modules and self in sys.meta_path:
+            sys.meta_path.remove(self)
+            self.callback()
+        return None

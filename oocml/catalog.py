@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from .errors import (ModelExistsError, ModelFileError, ParameterError, UnknownModelError,
                      did_you_mean, listing)
-from .model import Model, load_model
 from .storage import exists, filesystem, join, remove, translated
+
+if TYPE_CHECKING:
+    from .model import Model
 
 SUFFIX = ".oocml"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -70,6 +72,8 @@ class Catalog:
                 raise UnknownModelError(
                     f"no model named {name!r}{did_you_mean(name, known)}; "
                     f"models: {listing(known) or '(none yet: TRAIN ... AS name)'}")
+            from .model import load_model  # scikit-learn loads with the first model, not before
+
             self._models[name] = load_model(self._path(name), self.options)
         return self._models[name]
 

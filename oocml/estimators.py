@@ -10,12 +10,13 @@ from __future__ import annotations
 import importlib
 import inspect
 from dataclasses import dataclass
-from typing import Any
-
-from sklearn.base import BaseEstimator, is_classifier, is_regressor
+from typing import TYPE_CHECKING, Any
 
 from .errors import ParameterError, UnknownAlgorithmError, did_you_mean, listing
 from .plan import EstimatorSpec, Params, freeze_params
+
+if TYPE_CHECKING:
+    from sklearn.base import BaseEstimator
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,8 @@ def build(spec: EstimatorSpec) -> BaseEstimator:
 
 def task_of(estimator: Any) -> str:
     """'classification', 'regression' or 'clustering', from scikit-learn's tags."""
+    from sklearn.base import is_classifier, is_regressor
+
     if is_classifier(estimator):
         return "classification"
     if is_regressor(estimator):

@@ -7,7 +7,7 @@ compiling read no data; only executing a statement does.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dask.dataframe as dd
 import pandas as pd
@@ -18,14 +18,15 @@ from .dsl import ast
 from .dsl.compile import compile_train
 from .dsl.explain import explain_apply, explain_train
 from .dsl.parser import parse
-from .engine.fit import fit_plan
 from .errors import ParameterError
 from .execution import progress_bar
-from .model import Model, load_model
 from .plan import Plan, Source
 from .progress import progress_enabled
 from .sources import describe_files, open_source
 from .storage import check_path
+
+if TYPE_CHECKING:
+    from .model import Model
 
 
 class Session:
@@ -79,6 +80,9 @@ class Session:
             check_name(plan.name)
             if not stmt.replace:
                 self.catalog.check_free(plan.name)  # before the training, not after it
+        from .engine.fit import fit_plan
+        from .model import Model
+
         model = Model.from_fit(fit_plan(plan, self._open(plan.source, plan),
                                         progress=self.progress,
                                         storage_options=self.storage_options))
@@ -126,6 +130,8 @@ class Session:
         check_path(stmt.path)
         if not stmt.replace:
             self.catalog.check_free(stmt.model, "LOAD")
+        from .model import load_model
+
         model = load_model(stmt.path, storage_options=self._options(stmt.options))
         self.catalog.put(stmt.model, model, replace=stmt.replace, verb="LOAD")
         return model
