@@ -7,9 +7,9 @@
 
 Each contender runs in its own child process (so its peak RSS is its own), one
 after the other, on the same files, each after the page cache was warmed the
-same way. The same run measures the ceilings DESIGN.md names: raw
-``partial_fit`` over the blocks already in memory, and pyarrow's read rate on
-one core. See benchmarks/README.md for what every figure means.
+same way. The same run measures the machine's ceilings: raw ``partial_fit``
+over the blocks already in memory, and pyarrow's read rate on one core. See
+benchmarks/README.md for what every figure means.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ A batch read from parquet holds one array per column; scikit-learn's estimators
 want C-ordered rows. Going through ``ColumnTransformer`` and ``Pipeline`` costs a
 copy per step and checks that take longer than the arithmetic; here the rows are
 gathered once and the fitted steps transform that fresh array in place, each
-with its own ``transform``: the same numbers, at about 2.5x the speed.
+with its own ``transform``: the same numbers, faster (benchmarks/README.md,
+"Measurements behind the rules").
 """
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ class Incremental(MetaEstimatorMixin, BaseEstimator):
     random_state : seeds shuffling, and the estimator when its own ``random_state`` is None.
     block_size : rows per ``partial_fit`` call (None: one call per partition or chunk;
         in-memory data is then a single block).
-    prefetch : blocks loaded ahead of training, at most.
+    prefetch : partitions (or chunks) loaded ahead of training, at most.
     """
 
     def __init__(self, estimator: Any = None, *, classes: Any = None, epochs: int = 1,

@@ -66,8 +66,8 @@ def prepare(part: Any, recipe: BlockRecipe, index: int, row_seed: Sequence[int] 
 
 def finiteness_checks(recipe: BlockRecipe) -> Any:
     """scikit-learn's finiteness checks on this thread: skipped when the statistics pass has
-    already checked every value (NaN and infinities are refused or imputed), as they would
-    only read each block once more (about 5% of a training pass)."""
+    already checked every value (NaN and infinities are refused or imputed), since they only
+    read each block once more (benchmarks/README.md, "Measurements behind the rules")."""
     return sklearn.config_context(assume_finite=True) if recipe.finite else nullcontext()
 
 
@@ -76,9 +76,9 @@ def blocks_of(part: Any, recipe: BlockRecipe, index: int,
     """A partition's (X, y) blocks, in order: transformed, optionally permuted, C-ordered if dense.
 
     A block is about ``BLOCK_BYTES`` of consecutive rows of a batch as read: small enough
-    for ``partial_fit`` to visit its rows in cache (SGD runs about 1.3x faster on 8 MB
-    blocks than on 80 MB ones), made a batch at a time, so a partition is never held
-    whole. ``block_rows`` cuts the partition's rows into blocks of that many rows instead.
+    for ``partial_fit`` to visit its rows in cache (benchmarks/README.md, "Measurements
+    behind the rules"), made a batch at a time, so a partition is never held whole.
+    ``block_rows`` cuts the partition's rows into blocks of that many rows instead.
     """
     if isinstance(part, tuple) or recipe.block_rows is not None:
         yield from _cut(part, recipe, index, row_seed)
@@ -397,7 +397,7 @@ def end_epoch(record: TrainingLog, epoch: int, rows: int, scored: ProgressiveSco
 def _yield_to_training() -> None:
     """Lower this loader thread's priority (Linux: niceness is per thread), so that the one
     thread that trains, the critical path, never waits for a core behind a loader; loaders
-    use what training leaves. About 10% off the training pass on two cores."""
+    use what training leaves (benchmarks/README.md, "Measurements behind the rules")."""
     if sys.platform == "linux":
         thread = threading.get_native_id()
         with contextlib.suppress(OSError):
