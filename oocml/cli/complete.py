@@ -14,7 +14,8 @@ from typing import Any
 
 from prompt_toolkit.completion import Completer, Completion
 
-from ..dsl.parser import ENCODINGS, IMPUTATIONS, KEYWORDS, REDUCTIONS, SCALINGS
+from ..dsl.parser import KEYWORDS
+from ..plan import ENCODINGS, IMPUTATIONS, REDUCTIONS, SCALINGS
 from ..errors import OocmlError
 from ..estimators import ALGORITHMS, accepted_params, import_class
 from ..plan import Source
@@ -23,7 +24,7 @@ from . import meta
 
 _TOKEN = re.compile(r"'(?:[^']|'')*'?|\"(?:[^\"]|\"\")*\"?|--[^\n]*|/\*[\s\S]*?(?:\*/|$)|[\w.]+|[^\s\w]")
 _MODEL_AFTER = {"USING", "DESCRIBE", "EVALUATE"}
-_FIXED = {"SCALE": SCALINGS, "IMPUTE": IMPUTATIONS, "ENCODE": ENCODINGS, "REDUCE": REDUCTIONS}
+_FIXED = {"SCALE": (*SCALINGS, "none"), "IMPUTE": IMPUTATIONS, "ENCODE": ENCODINGS, "REDUCE": REDUCTIONS}
 _COLUMN_CLAUSES = {"FEATURES", "EXCLUDE", "WHERE", "PREDICT"}
 
 

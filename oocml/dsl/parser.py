@@ -1,385 +1,34 @@
 """Text -> AST: the Lark grammar (``grammar/oocml.lark``), a Transformer, and clear syntax errors.
 
-Parsing never reads data or executes anything. Every failure, for any input,
-is an :class:`~oocml.errors.OocmlError`.
+Parsing never reads data or executes anything, and imports no ML library. Every failure,
+for any input, is an :class:`~oocml.errors.OocmlError`.
 """
 
 from __future__ import annotations
 
-import re
-from functools import cache
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
-from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, VisitError
-from lark.lexer import PatternStr
 
-from ..errors import OocmlError, OocmlSyntaxError, ParameterError, did_you_mean
-from ..plan import (ENCODINGS, IMPUTATIONS, REDUCTIONS, SCALINGS, And, Compare, Condition, In,
-                    IsNull, Not, Or, Source, fraction, freeze_params, one_of, whole)
+from ..errors import OocmlError, OocmlSyntaxError, did_you_mean
+from ..plan import Condition
 from . import ast
+from .grammar import KEYWORDS, keywords, lark_parser
+from .transform import ToAst
 
 __all__ = ["KEYWORDS", "OocmlSyntaxError", "parse", "parse_condition"]
 
-_FLIP = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "=": "=", "!=": "!="}
 _READABLE = {"NAME": "a name", "QUOTED_NAME": None, "STRING": "a quoted string",
              "NUMBER": "a number", "EQUAL": "'='", "LESSTHAN": "'<'", "MORETHAN": "'>'",
              "LPAR": "'('", "RPAR": "')'", "COMMA": "','", "SEMICOLON": "';'", "STAR": "'*'",
              "LSQB": "'['", "RSQB": "']'", "DOT": "'.'", "$END": "the end"}
 
 
-@cache
-def _parser() -> Lark:
-    options = dict(parser="lalr", propagate_positions=True, maybe_placeholders=True,
-                   start=["start", "condition"])
-    try:  # installed, the grammar ships as the package oocml.grammar
-        installed = resources.files("oocml.grammar").joinpath("oocml.lark").is_file()
-    except ModuleNotFoundError:  # imported from a source checkout
-        installed = False
-    if installed:
-        return Lark.open_from_package("oocml.grammar", "oocml.lark", **options)
-    return Lark.open(str(Path(__file__).parents[2] / "grammar" / "oocml.lark"), **options)
-
-
-@cache
-def _keywords() -> tuple[str, ...]:
-    return tuple(sorted(t.name for t in _parser().terminals
-                        if isinstance(t.pattern, PatternStr) and t.pattern.value.isalpha()))
-
-
-class _Keywords:
-    """The grammar's keywords, read from its terminals (for the REPL's completer and lexer)."""
-
-    def __iter__(self):
-        return iter(_keywords())
-
-    def __contains__(self, word: object) -> bool:
-        return isinstance(word, str) and word.upper() in _keywords()
-
-    def __len__(self) -> int:
-        return len(_keywords())
-
-
-KEYWORDS = _Keywords()
-
-
-# -- tree -> AST ---------------------------------------------------------------------------------
-
-def _is_keyword(item: Any) -> bool:
-    return isinstance(item, Token) and item.type in _keywords()
-
-
-def _values(children: list) -> list:
-    """The meaningful children: keywords and absent optionals dropped, numbers converted."""
-    return [_number(c) if isinstance(c, Token) and c.type == "NUMBER" else c
-            for c in children if c is not None and not _is_keyword(c)]
-
-
-def _number(token: Token) -> int | float:
-    text = str(token)
-    return int(text) if re.fullmatch(r"[+-]?\d+", text) else float(text)
-
-
-def _has(children: list, keyword: str) -> bool:
-    return any(isinstance(c, Token) and c.type == keyword for c in children)
-
-
-class _Clause:
-    """One TRAIN clause: its keyword (for duplicate checks), fields, and position."""
-
-    def __init__(self, keyword: str, meta: Any, **fields: Any):
-        self.keyword, self.fields = keyword, fields
-        self.position = (getattr(meta, "line", 1), getattr(meta, "column", 1))
-
-
-def _fail(message: str, position: tuple[int, int]) -> OocmlSyntaxError:
-    return OocmlSyntaxError(f"at line {position[0]}, column {position[1]}: {message}",
-                            line=position[0], column=position[1])
-
-
-def _checked(position: tuple[int, int], rule: Any, *args: Any) -> Any:
-    """``rule(*args)``, one of the Plan validator's rules, its error placed at ``position``."""
-    try:
-        return rule(*args)
-    except ParameterError as exc:
-        raise _fail(str(exc), position) from None
-
-
-def _whole(value: Any, clause: str, position: tuple[int, int], minimum: int = 1) -> int:
-    return _checked(position, whole, clause, value, minimum)
-
-
-def _choice(value: str, choices: tuple[str, ...], what: str, position: tuple[int, int]) -> str:
-    return _checked(position, one_of, what, value, choices)
-
-
-def _meta_position(meta: Any) -> tuple[int, int]:
-    return (getattr(meta, "line", 1), getattr(meta, "column", 1))
-
-
-@v_args(meta=True)
-class _ToAst(Transformer):
-    """Builds the frozen AST nodes; checks what the grammar alone cannot (duplicates, ranges)."""
-
-    # -- atoms
-    def name(self, meta, children):
-        token = children[0]
-        return token[1:-1].replace('""', '"') if token.type == "QUOTED_NAME" else str(token)
-
-    def algorithm(self, meta, children):
-        return ".".join(children)
-
-    def number(self, meta, children):
-        return _number(children[0])
-
-    def string(self, meta, children):
-        return _unquote(children[0])
-
-    def true(self, meta, children):
-        return True
-
-    def false(self, meta, children):
-        return False
-
-    def null(self, meta, children):
-        return None
-
-    def list_value(self, meta, children):
-        return _items(children)
-
-    def tuple_value(self, meta, children):
-        return tuple(_items(children))
-
-    # -- sources
-    def path_source(self, meta, children):
-        path, _, fmt, options = children
-        return Source(path=_unquote(path), format=None if fmt is None else fmt.lower(),
-                      options=options.pairs if options is not None else ())
-
-    def options(self, meta, children):
-        pairs = _values(children)
-        names = [name for name, _ in pairs]
-        for name in names:
-            if names.count(name) > 1:
-                raise _fail(f"option {name!r} is given twice in OPTIONS", _meta_position(meta))
-        return _Options(freeze_params(dict(pairs)))
-
-    def table_source(self, meta, children):
-        return Source(table=children[0])
-
-    # -- conditions
-    def or_condition(self, meta, children):
-        return Or(tuple(_values(children)))
-
-    def and_condition(self, meta, children):
-        return And(tuple(_values(children)))
-
-    def negation(self, meta, children):
-        return Not(_values(children)[0])
-
-    def compare_op(self, meta, children):
-        return str(children[0])
-
-    def column_ref(self, meta, children):
-        return _ColumnRef(children[0])
-
-    def comparison(self, meta, children):
-        left, op, right = children
-        op = "!=" if op == "<>" else str(op)
-        if isinstance(left, _ColumnRef) and isinstance(right, _ColumnRef):
-            raise _fail("comparing two columns is not supported; compare a column with a value",
-                        _meta_position(meta))
-        if isinstance(left, _ColumnRef):
-            return Compare(left.name, op, right)
-        if isinstance(right, _ColumnRef):
-            return Compare(right.name, _FLIP[op], left)
-        raise _fail("a comparison needs a column on one side", _meta_position(meta))
-
-    def membership(self, meta, children):
-        column, *rest = children
-        return In(column, tuple(_values(rest)), negated=_has(children, "NOT"))
-
-    def null_test(self, meta, children):
-        return IsNull(children[0], negated=_has(children, "NOT"))
-
-    def between(self, meta, children):
-        column, low, high = _values(children)
-        inside = And((Compare(column, ">=", low), Compare(column, "<=", high)))
-        return Not(inside) if _has(children, "NOT") else inside
-
-    # -- TRAIN clauses
-    def predict_clause(self, meta, children):
-        return _Clause("PREDICT", meta, target=_values(children)[0])
-
-    def features_list(self, meta, children):
-        return _Clause("FEATURES", meta, features=tuple(_values(children)))
-
-    def features_all(self, meta, children):
-        return _Clause("FEATURES", meta, exclude=tuple(_values(children)))
-
-    def where_clause(self, meta, children):
-        return _Clause("WHERE", meta, where=_values(children)[0])
-
-    def encode_clause(self, meta, children):
-        position = _meta_position(meta)
-        method, *size = _values(children)
-        method = _choice(method, ENCODINGS, "encoding", position)
-        if size and method == "ordinal":
-            raise _fail("ENCODE ordinal takes no number (ENCODE onehot n caps the categories per "
-                        "column; ENCODE hash n sets the hashed columns)", position)
-        return _Clause("ENCODE", meta, encode=method,
-                       encode_size=_whole(size[0], f"ENCODE {method}", position) if size else None)
-
-    def impute_clause(self, meta, children):
-        return _Clause("IMPUTE", meta, impute=_choice(_values(children)[0], IMPUTATIONS,
-                                                      "imputation", _meta_position(meta)))
-
-    def scale_clause(self, meta, children):
-        return _Clause("SCALE", meta, scale=_choice(_values(children)[0], (*SCALINGS, "none"),
-                                                    "scaling", _meta_position(meta)))
-
-    def reduce_clause(self, meta, children):
-        position = _meta_position(meta)
-        method, size = _values(children)
-        return _Clause("REDUCE", meta, reduce=_choice(method, REDUCTIONS, "reduction", position),
-                       reduce_size=_whole(size, "REDUCE pca", position))
-
-    def param(self, meta, children):
-        return (children[0], children[1])
-
-    def with_clause(self, meta, children):
-        params = _values(children)
-        names = [p[0] for p in params]
-        for name in names:
-            if names.count(name) > 1:
-                raise _fail(f"parameter {name!r} is given twice in WITH", _meta_position(meta))
-        return _Clause("WITH", meta, params=tuple(params))
-
-    def epochs_clause(self, meta, children):
-        return _Clause("EPOCHS", meta, epochs=_whole(_values(children)[0], "EPOCHS",
-                                                     _meta_position(meta)))
-
-    def blocksize_clause(self, meta, children):
-        return _Clause("BLOCKSIZE", meta, block_rows=_whole(_values(children)[0], "BLOCKSIZE",
-                                                            _meta_position(meta)))
-
-    def shuffle_clause(self, meta, children):
-        seed = _values(children)
-        return _Clause("SHUFFLE", meta, shuffle=True,
-                       seed=_whole(seed[0], "SEED", _meta_position(meta), 0) if seed else None)
-
-    def holdout_clause(self, meta, children):
-        position = _meta_position(meta)
-        share, *patience = _values(children)
-        return _Clause("HOLDOUT", meta, holdout=_checked(position, fraction, "HOLDOUT", share),
-                       patience=_whole(patience[0], "PATIENCE", position) if patience else None)
-
-    def parallel_clause(self, meta, children):
-        return _Clause("PARALLEL", meta, parallel=True)
-
-    def checkpoint_clause(self, meta, children):
-        path, *every = _values(children)
-        return _Clause("CHECKPOINT", meta, checkpoint=_unquote(path),
-                       checkpoint_every=_whole(every[0], "EVERY", _meta_position(meta)) if every else None)
-
-    def resume_clause(self, meta, children):
-        return _Clause("RESUME", meta, resume=True)
-
-    def as_clause(self, meta, children):
-        return _Clause("AS", meta, name=_values(children)[0])
-
-    # -- statements
-    def train(self, meta, children):
-        algorithm, source, *clauses = _values(children)
-        fields: dict[str, Any] = {}
-        seen: set[str] = set()
-        for clause in clauses:
-            if clause.keyword in seen:
-                raise _fail(f"the {clause.keyword} clause is given twice", clause.position)
-            seen.add(clause.keyword)
-            fields.update(clause.fields)
-        replace = _has(children, "REPLACE")
-        if replace and "name" not in fields:
-            raise _fail("TRAIN OR REPLACE replaces a named model: add AS name",
-                        _meta_position(meta))
-        return ast.Train(algorithm, source, replace=replace, position=_meta_position(meta),
-                         **fields)
-
-    def predict(self, meta, children):
-        model, source, *into = _values(children)
-        options = into[1].pairs if len(into) > 1 else ()
-        return ast.Predict(model, source, proba=_has(children, "PROBA"),
-                           into=_unquote(into[0]) if into else None, into_options=options,
-                           overwrite=_has(children, "OVERWRITE"), position=_meta_position(meta))
-
-    def evaluate(self, meta, children):
-        model, source = _values(children)
-        return ast.Evaluate(model, source, position=_meta_position(meta))
-
-    def show_models(self, meta, children):
-        return ast.ShowModels(position=_meta_position(meta))
-
-    def show_algorithms(self, meta, children):
-        return ast.ShowAlgorithms(position=_meta_position(meta))
-
-    def describe(self, meta, children):
-        return ast.Describe(_values(children)[0], position=_meta_position(meta))
-
-    def drop_model(self, meta, children):
-        return ast.DropModel(_values(children)[0], position=_meta_position(meta))
-
-    def save_model(self, meta, children):
-        model, path, *options = _values(children)
-        return ast.SaveModel(model, _unquote(path), options=options[0].pairs if options else (),
-                             overwrite=_has(children, "OVERWRITE"), position=_meta_position(meta))
-
-    def load_model(self, meta, children):
-        model, path, *options = _values(children)
-        return ast.LoadModel(model, _unquote(path), options=options[0].pairs if options else (),
-                             replace=_has(children, "REPLACE"), position=_meta_position(meta))
-
-    def explain(self, meta, children):
-        return ast.Explain(_values(children)[0], position=_meta_position(meta))
-
-    def start(self, meta, children):
-        return [c for c in children if c is not None]
-
-
-class _Options:
-    """The pairs of an OPTIONS clause, until the node that owns them takes them."""
-
-    def __init__(self, pairs: tuple):
-        self.pairs = pairs
-
-
-class _ColumnRef:
-    """A column on one side of a comparison, as opposed to a literal value."""
-
-    def __init__(self, name: str):
-        self.name = name
-
-
-def _items(children: list) -> list:
-    """Elements of a list/tuple literal: the placeholders of an empty one or a trailing comma go."""
-    items = list(children)
-    while items and items[-1] is None:
-        items.pop()
-    return items
-
-
-def _unquote(token: Any) -> str:
-    text = str(token)
-    return text[1:-1].replace("''", "'") if text[:1] == "'" else text
-
-
-# -- errors --------------------------------------------------------------------------------------
 
 def _readable(terminals: set[str]) -> list[str]:
     out = []
     for name in sorted(terminals):
-        word = _READABLE.get(name, name if name in _keywords() else name.lower())
+        word = _READABLE.get(name, name if name in keywords() else name.lower())
         if word and word not in out:
             out.append(word)
     return out
@@ -417,7 +66,7 @@ def _syntax_error(text: str, error: UnexpectedInput) -> OocmlSyntaxError:
     message += "\n" + _caret(text, line, column)
     word = str(getattr(error, "token", "") or "")
     if word.isidentifier():
-        wanted = [w for w in expected if w in _keywords()] or list(_keywords())
+        wanted = [w for w in expected if w in keywords()] or list(keywords())
         hint = did_you_mean(word, wanted)
         if hint:
             message += "\n" + hint.strip(" ()")
@@ -444,8 +93,8 @@ def _parse(text: str, start: str) -> Any:
     if not isinstance(text, str):
         raise OocmlSyntaxError(f"a statement must be text, not {type(text).__name__}")
     try:
-        tree = _parser().parse(text, start=start)
-        return _ToAst().transform(tree)
+        tree = lark_parser().parse(text, start=start)
+        return ToAst().transform(tree)
     except UnexpectedInput as exc:
         raise _syntax_error(text, exc) from None
     except VisitError as exc:
