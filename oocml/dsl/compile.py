@@ -11,6 +11,7 @@ from ..errors import ParameterError
 from ..plan import Plan, Step, StreamOptions, freeze_params, validate
 from . import ast
 
+
 def compile_train(stmt: ast.Train) -> Plan:
     """The Plan of a TRAIN statement, validated (estimator parameters too) before any read;
     an error names the statement's line and column."""
