@@ -105,7 +105,7 @@ def test_explains_python_runs_and_gives_the_same_model(readme_folder, monkeypatc
     statements = _train_statements()
     assert len(statements) >= 3, statements
     for statement in statements:
-        statement = re.sub(r"\bAS \w+\s*$", "", statement)
+        statement = re.sub(r"\bAS \w+\s*$", "", statement).replace("TRAIN OR REPLACE", "TRAIN")
         session = oocml.Session()
         namespace: dict = {}
         exec(equivalent_python(session.sql(f"EXPLAIN {statement}")), namespace)
