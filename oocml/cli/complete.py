@@ -15,10 +15,9 @@ from typing import Any
 from prompt_toolkit.completion import Completer, Completion
 
 from ..dsl.parser import KEYWORDS
-from ..plan import ENCODINGS, IMPUTATIONS, REDUCTIONS, SCALINGS
 from ..errors import OocmlError
 from ..estimators import ALGORITHMS, accepted_params, import_class
-from ..plan import Source
+from ..plan import ENCODINGS, IMPUTATIONS, REDUCTIONS, SCALINGS, Source
 from ..sources import open_source
 from . import meta
 

@@ -21,11 +21,11 @@ import traceback
 from pathlib import Path
 from typing import TextIO
 
-from .statements import split_statements, statement_complete
 from ..errors import OocmlError
 from ..session import Session
 from ..storage import redact_statement
 from . import meta, render
+from .statements import split_statements, statement_complete
 
 
 def history_path() -> Path:
