@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections import defaultdict
 
 import pandas as pd
 import pytest
@@ -14,6 +15,7 @@ from oocml.cli import meta, render
 from oocml.cli.complete import suggestions
 from oocml.cli.repl import Shell
 from oocml.datasets import make_parquet_dataset
+from oocml.dsl.grammar import keywords, lark_parser
 
 
 def shell(session: oocml.Session | None = None) -> tuple[Shell, io.StringIO, io.StringIO]:
@@ -68,14 +70,81 @@ def test_columns_complete_in_the_order_of_the_data(wide_dir):
     assert target == [*(f"x{i}" for i in range(12)), "y"]
 
 
+# -- the grammar, read through the parser's own Lark object --------------------------------------
+
+RULES = defaultdict(list)  # rule name -> the symbol names of each of its expansions
+for _rule in lark_parser().rules:
+    RULES[_rule.origin.name].append([symbol.name for symbol in _rule.expansion])
+# not followed: EXPLAIN's statement; sources and literal values (WITH's, OPTIONS') are in the
+# general help
+NOT_FOLLOWED = {"statement", "source", "value"}
+
+
+def keywords_of(rule: str, seen: set | None = None) -> set[str]:
+    """Every keyword reachable from ``rule``: its clauses, options and conditions."""
+    seen = set() if seen is None else seen
+    seen.add(rule)
+    found = set()
+    for expansion in RULES[rule]:
+        for symbol in expansion:
+            if symbol in keywords():
+                found.add(symbol)
+            elif symbol in RULES and symbol not in seen and symbol not in NOT_FOLLOWED:
+                found |= keywords_of(symbol, seen)
+    return found
+
+
+def statement_rules() -> dict[str, list[str]]:
+    """First keyword of a statement -> the grammar rules of the statements it starts."""
+    by_keyword = defaultdict(list)
+    for (rule,) in RULES["statement"]:
+        by_keyword[RULES[rule][0][0]].append(rule)
+    return by_keyword
+
+
+TRAIN_CLAUSES = [expansion[0] for expansion in RULES["_train_clause"]]
+
+
 def help_text(topic: str) -> str:
     sh, out, err = shell()
     assert sh.run(f"\\help {topic}".rstrip()) and err.getvalue() == ""
     return out.getvalue()
 
 
-def test_general_help_lists_every_meta_command_of_the_registry():
+def has_word(text: str, keyword: str) -> bool:
+    return re.search(rf"(?<![\w-]){keyword}(?![\w-])", text) is not None
+
+
+def test_the_grammar_has_the_train_clauses_this_test_reads():
+    assert len(TRAIN_CLAUSES) >= 16 and "holdout_clause" in TRAIN_CLAUSES
+
+
+@pytest.mark.parametrize("clause", TRAIN_CLAUSES)
+def test_train_help_names_every_clause_of_the_grammar(clause):
+    text = help_text("TRAIN")
+    missing = sorted(k for k in keywords_of(clause) if not has_word(text, k))
+    assert not missing, f"\\help TRAIN does not mention {missing} of {clause} (grammar/oocml.lark)"
+
+
+def test_every_statement_has_help_naming_all_its_keywords():
+    rules = statement_rules()
+    assert set(rules) == set(meta.STATEMENT_HELP), "a statement without help, or help without one"
+    missing = {}
+    for keyword, statements in rules.items():
+        text = help_text(keyword.lower())  # topics are case-insensitive
+        needed = set().union(*(keywords_of(rule) for rule in statements))
+        missing[keyword] = sorted(k for k in needed if not has_word(text, k))
+    missing = {keyword: words for keyword, words in missing.items() if words}
+    assert not missing, f"statement help (\\help KEYWORD) misses grammar keywords: {missing}"
+
+
+def test_general_help_lists_statements_sources_and_every_meta_command():
     text = help_text("")
+    for keyword in statement_rules():
+        assert has_word(text, keyword)
+    shared = keywords_of("source") | keywords_of("value")
+    assert shared >= {"FORMAT", "OPTIONS", "TRUE", "NULL"}
+    assert [k for k in shared if not has_word(text, k)] == []
     for command in meta.commands():
         assert re.search(rf"^  {re.escape(command.usage)} +{re.escape(command.help)}", text, re.M)
         assert all(alias in text for alias in command.aliases)

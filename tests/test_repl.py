@@ -137,7 +137,8 @@ def test_history_persists_across_runs(tmp_path):
 def test_meta_commands(tmp_path, binary_dir):
     child = terminal(tmp_path)
     child.send("\\help TRAIN\r")
-    child.expect("TRAIN algo ON source")
+    child.expect(r"TRAIN \[OR REPLACE\] algo ON source")
+    child.expect(r"HOLDOUT fraction \[EARLY STOP PATIENCE n\]")  # every clause of the grammar
     child.expect("oocml>")
     child.send("\\h\r")  # the general help, its meta commands listed from the registry
     child.expect(r"\\pager \[on\|off\] +page long results")

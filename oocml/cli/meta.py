@@ -5,6 +5,9 @@ one-line help. ``\\help``'s list of meta commands, the usage shown for a missing
 the completer's candidates (names and arguments) are all generated from :data:`COMMANDS`: a
 command cannot exist without its help, nor be listed without existing. A handler receives the
 :class:`~oocml.cli.repl.Shell` and the argument text and returns False when it failed.
+
+:data:`STATEMENT_HELP` names every clause of every statement; ``tests/test_cli.py`` reads the
+grammar and fails when a keyword is missing from its statement's help.
 """
 
 from __future__ import annotations
@@ -14,15 +17,52 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import OocmlError
-from ..plan import Source
+from ..plan import ENCODINGS, IMPUTATIONS, REDUCTIONS, SCALINGS, Source
 from ..sources import open_source
 from . import render
 
+_TRAIN_CLAUSES = (  # (syntax, help); "\n" breaks a long help
+    ("PREDICT target", "the target column (none for clustering)"),
+    ("FEATURES col, ... | FEATURES * [EXCLUDE (col, ...)]", "the features (default: all but the target)"),
+    ("WHERE condition", ("the rows to train on: col op literal (op: = != <> < <= > >=),\n"
+                         "col [NOT] IN (literal, ...), col IS [NOT] NULL,\n"
+                         "col [NOT] BETWEEN a AND b, joined by NOT, AND, OR, ( )")),
+    (f"IMPUTE {'|'.join(IMPUTATIONS)}", "fill missing numeric values"),
+    (f"ENCODE {'|'.join(ENCODINGS)} [n]", ("encode the categorical features\n"
+                                            "(n: the categories onehot keeps, the width of hash)")),
+    (f"SCALE {'|'.join((*SCALINGS, 'none'))}", "scale the numeric features"),
+    (f"REDUCE {'|'.join(REDUCTIONS)} n", "IncrementalPCA to n components (one more pass)"),
+    ("WITH (param = literal, ...)", ("estimator parameters: numbers, 'strings', TRUE, FALSE,\n"
+                                     "NULL, [lists], (tuples,); never evaluated")),
+    ("EPOCHS n", "passes of partial_fit over the data"),
+    ("BLOCKSIZE n [ROWS]", "rows per partial_fit call"),
+    ("SHUFFLE [SEED n]", "visit blocks, and rows inside them, in a seeded random order"),
+    ("HOLDOUT fraction [EARLY STOP PATIENCE n]",
+     "score held-out rows after each epoch;\nstop early after n epochs without improvement"),
+    ("PARALLEL", "train on every core or worker at once,\naveraging the models each round (SGD family)"),
+    ("CHECKPOINT 'path' [EVERY n PARTITIONS]", "save the training state (every n partitions)"),
+    ("RESUME", "continue from the CHECKPOINT, if there is one"),
+    ("AS name", "keep the model under a name"),
+)
+
+
+def _clause_lines(clauses: Iterable[tuple[str, str]], width: int = 36) -> str:
+    """``syntax  help`` rows, the help aligned at ``width`` (on the next line under a long syntax)."""
+    lines = []
+    for syntax, text in clauses:
+        first, *rest = text.split("\n")
+        if len(syntax) + 2 > width:
+            lines += [f"  {syntax}", " " * (width + 2) + first]
+        else:
+            lines.append(f"  {syntax:<{width}}{first}")
+        lines += [" " * (width + 2) + line for line in rest]
+    return "\n".join(lines)
+
+
 STATEMENT_HELP = {
-    "TRAIN": """TRAIN algo ON source [PREDICT target]
-      [FEATURES col, ... | FEATURES * EXCLUDE (col, ...)] [WHERE condition]
-      [SCALE standard|minmax|maxabs|none] [WITH (param = literal, ...)]
-      [EPOCHS n] [BLOCKSIZE n ROWS] [SHUFFLE [SEED n]] [AS name]
+    "TRAIN": "TRAIN [OR REPLACE] algo ON source [clauses]  -- train a model (OR REPLACE: replace a\n"
+             "model of the same name, refused otherwise); clauses in any order, each at most once:\n"
+             + _clause_lines(_TRAIN_CLAUSES) + """
   e.g. TRAIN sgd ON 'data/*.parquet' PREDICT y SCALE standard EPOCHS 2 AS clicks;
   One parallel pass computes every statistic; each epoch then streams blocks to partial_fit.""",
     "PREDICT": """PREDICT [PROBA] USING name ON source [INTO 'folder/' [OPTIONS (...)] [OVERWRITE]]
@@ -33,19 +73,22 @@ STATEMENT_HELP = {
     "SHOW": "SHOW MODELS | SHOW ALGORITHMS  -- the session's models; the algorithms and their parameters",
     "DESCRIBE": "DESCRIBE name  -- algorithm, parameters, features, classes, statistics, rows seen, timing",
     "DROP": "DROP MODEL name  -- forget a model (and delete its file in the --store folder)",
-    "SAVE": "SAVE MODEL name TO 'path or URL' [OPTIONS (...)]  -- write a model file (skops, atomic)",
-    "LOAD": "LOAD MODEL name FROM 'path or URL' [OPTIONS (...)]  -- read a model file (foreign types refused)",
+    "SAVE": """SAVE MODEL name TO 'path or URL' [OPTIONS (...)] [OVERWRITE]
+  Write a model file (skops, atomic); an existing file is refused unless OVERWRITE is given.""",
+    "LOAD": """LOAD [OR REPLACE] MODEL name FROM 'path or URL' [OPTIONS (...)]
+  Read a model file (foreign types refused); a taken name is refused unless OR REPLACE.""",
     "EXPLAIN": "EXPLAIN statement  -- the plan: source, schema, passes over the data, equivalent Python",
 }
 
 _STATEMENTS = """Statements end with ';' and may span lines. Keywords are case-insensitive.
-  TRAIN algo ON source [PREDICT col] [clauses...] [AS name]   train a model
-  PREDICT [PROBA] USING name ON source [INTO 'folder/']       predict
-  EVALUATE name ON source                                     metrics
+  TRAIN [OR REPLACE] algo ON source [PREDICT col] [clauses...] [AS name]   train a model
+  PREDICT [PROBA] USING name ON source [INTO 'folder/']                    predict
+  EVALUATE name ON source                                                  metrics
   SHOW MODELS | SHOW ALGORITHMS | DESCRIBE name | DROP MODEL name
   SAVE MODEL name TO 'path' | LOAD MODEL name FROM 'path' | EXPLAIN statement
 A source is a quoted glob, folder or URL ('data/*.parquet', 's3://b/p/'), with optional
-  FORMAT parquet|csv|json and OPTIONS (key = value, ...), or a table name."""
+  FORMAT parquet|csv|json and OPTIONS (key = literal, ...), or a table name.
+A literal is a number, a 'string', TRUE, FALSE, NULL, a [list] or a (tuple,)."""
 _KEYS = ("Tab completes; Ctrl-R searches history; Ctrl-C cancels the running statement or\n"
          "clears the line; Ctrl-D quits.")
 _SWITCH = {"on": True, "off": False}
