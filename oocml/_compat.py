@@ -231,3 +231,21 @@ def adopt_state(estimator: Any, trained: Any) -> None:
     (no ``__slots__``; scikit-learn 1.9.1)."""
     estimator.__dict__.clear()
     estimator.__dict__.update(trained.__dict__)
+
+
+# --- scikit-learn: parameter validation and the types of a fitted MLP ---------------------------
+
+def validate_params(estimator: Any) -> None:
+    """Check ``estimator``'s constructor parameters now, as ``fit`` would, so that a bad value
+    is refused before any data is read. Relies on ``BaseEstimator._validate_params`` (its
+    ``_parameter_constraints``; scikit-learn 1.9.1); an estimator without it is checked
+    when it first trains."""
+    check = getattr(estimator, "_validate_params", None)
+    if check is not None:
+        check()
+
+
+# Classes a fitted MLP holds (its optimizer, to go on with partial_fit): they live in a private
+# module, and skops must be told to trust them by these names (scikit-learn 1.9.1).
+SKLEARN_OPTIMIZER_TYPES = ("sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
+                           "sklearn.neural_network._stochastic_optimizers.SGDOptimizer")

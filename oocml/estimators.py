@@ -12,6 +12,7 @@ import inspect
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ._compat import validate_params
 from .errors import ParameterError, UnknownAlgorithmError, did_you_mean, listing
 from .plan import EstimatorSpec, Params, freeze_params
 
@@ -170,9 +171,7 @@ def build(spec: EstimatorSpec) -> BaseEstimator:
     cls = import_class(spec.qualname)
     try:
         estimator = cls(**spec.param_dict())
-        validate = getattr(estimator, "_validate_params", None)
-        if validate is not None:
-            validate()
+        validate_params(estimator)
     except (TypeError, ValueError) as exc:
         raise ParameterError(f"bad parameter for {cls.__name__}: {exc}") from None
     return estimator

@@ -15,6 +15,7 @@ import dask
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
+from dask.dataframe.utils import make_meta
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
@@ -135,7 +136,7 @@ class Model:
         self._check_columns(data)
         args = self._block_args(method, keep)
         if isinstance(data, dd.DataFrame):
-            meta = _apply_block(data._meta, *args)
+            meta = _apply_block(make_meta(data), *args)
             return data.map_partitions(_apply_block, *args, meta=meta, align_dataframes=False)
         return _apply_block(data, *args)
 
@@ -152,7 +153,7 @@ class Model:
         if not parts or not isinstance(parts[0], FilePart):
             return None
         args = self._block_args(method, keep)
-        return dd.from_map(_apply_part, parts, args=args, meta=_apply_block(data._meta, *args),
+        return dd.from_map(_apply_part, parts, args=args, meta=_apply_block(make_meta(data), *args),
                            enforce_metadata=False)
 
     def _block_args(self, method: str, keep: tuple) -> tuple:

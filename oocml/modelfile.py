@@ -13,6 +13,7 @@ import os
 import zipfile
 from typing import Any
 
+from ._compat import SKLEARN_OPTIMIZER_TYPES
 from .errors import ModelFileError, StorageError
 from .storage import check_path, read_bytes, redact_url, write_bytes
 
@@ -20,9 +21,7 @@ FORMAT = "oocml.model"
 FORMAT_VERSION = 1
 # The classes a file oocml writes may hold beyond those skops trusts by default: oocml's own,
 # and the optimizer state MLP models keep to go on training with partial_fit.
-OOCML_TYPES = ["oocml.encoding.HashEncoder",
-               "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
-               "sklearn.neural_network._stochastic_optimizers.SGDOptimizer"]
+OOCML_TYPES = ["oocml.encoding.HashEncoder", *SKLEARN_OPTIMIZER_TYPES]
 
 
 def write_model(path: str | os.PathLike, pipeline: Any, meta: dict, *,

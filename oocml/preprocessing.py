@@ -16,6 +16,7 @@ import dask.array as da
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
+from dask.dataframe.utils import make_meta
 from sklearn import preprocessing as skp
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
@@ -182,7 +183,7 @@ class _DaskScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         """Scale lazily, block by block, keeping partitions and index of dask input."""
         twin = self.to_sklearn()
         if isinstance(X, dd.DataFrame):
-            meta = X._meta.astype(_float_dtype(X._meta))
+            meta = make_meta(X).astype(_float_dtype(make_meta(X)))
             return X.map_partitions(_transform_frame, twin, meta=meta)
         if isinstance(X, da.Array):
             X = X.rechunk({1: -1})
@@ -194,7 +195,7 @@ class _DaskScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     def inverse_transform(self, X: Any) -> Any:
         twin = self.to_sklearn()
         if isinstance(X, dd.DataFrame):
-            return X.map_partitions(_inverse_frame, twin, meta=X._meta)
+            return X.map_partitions(_inverse_frame, twin, meta=make_meta(X))
         if isinstance(X, da.Array):
             return X.map_blocks(twin.inverse_transform, dtype=X.dtype)
         return twin.inverse_transform(X)

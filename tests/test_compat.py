@@ -313,3 +313,37 @@ def test_adopt_state_moves_everything():
         target.partial_fit(X2, y2)
         np.testing.assert_array_equal(target.coef_, expected.coef_)
         assert sgd_steps(target) == sgd_steps(expected)
+
+
+def test_parameters_are_validated_before_any_fit():
+    from sklearn.linear_model import SGDClassifier
+    from sklearn.neural_network import MLPClassifier
+
+    from oocml._compat import validate_params
+
+    with private_api("BaseEstimator._validate_params", "scikit-learn"):
+        assert callable(SGDClassifier()._validate_params)
+        validate_params(SGDClassifier(alpha=1e-4))
+        with pytest.raises(ValueError, match="alpha"):
+            validate_params(SGDClassifier(alpha=-1.0))
+        with pytest.raises(ValueError, match="hidden_layer_sizes|activation"):
+            validate_params(MLPClassifier(activation="nope"))
+
+
+def test_skops_trusts_exactly_the_optimizer_types_an_mlp_holds():
+    import numpy as np
+    import skops.io as sio
+    from sklearn.neural_network import MLPClassifier
+
+    from oocml._compat import SKLEARN_OPTIMIZER_TYPES
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(64, 3)), np.arange(64) % 2
+    with private_api("sklearn.neural_network._stochastic_optimizers", "scikit-learn"):
+        found = set()
+        for solver in ("adam", "sgd"):
+            model = MLPClassifier(hidden_layer_sizes=(4,), solver=solver).partial_fit(
+                X, y, classes=[0, 1])
+            found |= {t for t in sio.get_untrusted_types(data=sio.dumps(model))
+                      if "_stochastic_optimizers" in t}
+        assert found == set(SKLEARN_OPTIMIZER_TYPES)

@@ -17,13 +17,14 @@ from typing import Any
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
+from dask.dataframe.utils import make_meta
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
 from ..conditions import check_columns
+from ..encoding import check_params, encoder_and_rows, is_categorical
 from ..errors import ColumnNotFoundError, DataError, ParameterError
 from ..estimators import build, task_of
-from ..encoding import check_params, encoder_and_rows, is_categorical
 from ..partitions import where_partitions
 from ..plan import Plan, Step, validate
 from ..preprocessing import SCALERS, fitted_imputer
@@ -250,7 +251,7 @@ def prepare(plan: Plan, data: Any, progress: bool | None = None) -> Prepared:
     validate(plan)
     frame = as_dask(data, plan.stream.block_rows)
     features = resolve_columns(plan, list(frame.columns))
-    numeric, categorical = split_features(frame._meta, features, plan.steps)
+    numeric, categorical = split_features(make_meta(frame), features, plan.steps)
     estimator = build(plan.estimator)
     if plan.stream.strategy == "average":
         check_averageable(estimator)
@@ -269,7 +270,7 @@ def prepare(plan: Plan, data: Any, progress: bool | None = None) -> Prepared:
 
 def check_numeric_target(frame: dd.DataFrame, target: str) -> None:
     """A regressor learns numbers: refuse a target column of strings or categories by name."""
-    dtype = frame._meta[target].dtype
+    dtype = make_meta(frame)[target].dtype
     if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)):
         raise DataError(f"the target column {target!r} holds {dtype} values, but a regressor "
                         "needs a numeric target; convert it, or train a classifier")
@@ -296,7 +297,7 @@ def preprocess(prepared: Prepared, summary: Summary) -> list[tuple[str, Any]]:
     """The fitted steps before the estimator (a reduction by its own pass, if planned)."""
     plan = prepared.plan
     steps = preprocessing(plan, summary, prepared.numeric, prepared.categorical,
-                          prepared.frame._meta)
+                          make_meta(prepared.frame))
     reduction = next((s for s in plan.steps if s.kind == "reduce"), None)
     if reduction is not None:
         steps.append(("reduce", fit_reduction(reduction, prepared.parts, steps, plan,
