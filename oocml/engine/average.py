@@ -107,7 +107,7 @@ def train_average(
         raise ParameterError(f"workers must be a positive integer, not {workers!r}")
     fit_params = fit_params or {}
     record = TrainingLog()
-    bar = BlockProgress(len(parts) * epochs, progress)
+    bar = BlockProgress(len(parts), epochs, progress)
     start = time.perf_counter()
     futures: list = []
     try:
@@ -117,6 +117,7 @@ def train_average(
                 order = epoch_order(len(parts), epoch, shuffle, seed)
                 scored = ProgressiveScore(progressive) if progressive else None
                 rows = rounds = 0
+                bar.start(epoch)
                 for first in range(0, len(order), workers):
                     dealt = order[first:first + workers]
                     trained_before = record.rows_seen + rows > 0
@@ -133,7 +134,7 @@ def train_average(
                         record.blocks_seen += r.blocks
                         if scored is not None and r.scored is not None:
                             scored = _merge(scored, r.scored)
-                        bar.update(r.rows, epoch, epochs)
+                        bar.update(r.rows)
                     rounds += 1
                 if end_epoch(record, epoch, rows, scored, estimator, after_epoch,
                              lambda: time.perf_counter() - start, rounds=rounds):

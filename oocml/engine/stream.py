@@ -304,7 +304,9 @@ def train(estimator: Any, parts: Sequence[Any], recipe: BlockRecipe,
     if resume is None and opts.progressive:
         position.scored = ProgressiveScore(opts.progressive)
     done_before = position.epoch * len(parts) + position.done
-    bar = BlockProgress(len(parts) * opts.epochs - done_before, opts.progress)
+    # the pass is named for what it fits: a model that cannot predict is REDUCE's projection
+    bar = BlockProgress(len(parts), opts.epochs, opts.progress,
+                        "train" if hasattr(estimator, "predict") else "reduce", done_before)
     start, seconds_before = time.perf_counter(), record.seconds
     elapsed = lambda: seconds_before + time.perf_counter() - start  # noqa: E731
     try:
@@ -352,13 +354,14 @@ class _Stream:
         tasks = (_load_task(self.parts[i], self.recipe, recipe_task, i,
                             (opts.seed or 0, epoch, i) if opts.shuffle else None, self.submitter)
                  for i in todo)
+        self.bar.start(epoch, position.done)
         # closed on any exit, so no loader thread is left waiting for a taker
         with closing(prefetched(self.submitter, tasks, opts.prefetch)) as loaded:
             for index, blocks in zip(todo, loaded):
                 rows = self.partition(index, blocks, position)
                 position.epoch_rows += rows
                 position.done += 1
-                self.bar.update(rows, epoch, opts.epochs)
+                self.bar.update(rows)
                 self.trained += 1
                 if opts.checkpoint is not None and self.trained % opts.checkpoint_every == 0:
                     self.record.seconds = self.elapsed()
