@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextvars import ContextVar
 from functools import reduce
 from typing import Any
 
@@ -21,6 +21,7 @@ from threadpoolctl import threadpool_limits
 
 from ._compat import set_numpy_hugepage
 from .errors import DataError
+from .progress import DaskProgress, PassLine, partition_keys
 
 
 def current_client() -> Any | None:
@@ -55,36 +56,80 @@ def data_pass() -> Iterator[None]:
             set_numpy_hugepage(hugepage)
 
 
-def compute(*objs: Any, progress: bool = False) -> tuple:
-    """``dask.compute`` with a progress bar on stderr when asked for (local or distributed),
-    under :func:`data_pass`."""
+def compute(*objs: Any, progress: bool | str = False) -> tuple:
+    """``dask.compute`` under :func:`data_pass`, drawing oocml's progress line on stderr when
+    asked: ``progress`` names the pass (``True``: "compute"); inside :func:`progress_bar`,
+    its name serves (locally its callback draws, on a cluster this function does)."""
     with data_pass():
         return _compute(objs, progress)
 
 
-def _compute(objs: tuple, progress: bool) -> tuple:
+_PASS: ContextVar[str | None] = ContextVar("oocml_pass", default=None)  # progress_bar's name
+
+
+def _compute(objs: tuple, progress: bool | str) -> tuple:
+    name = progress if isinstance(progress, str) else "compute" if progress else None
     client = current_client()
-    if not progress:
-        return dask.compute(*objs)
     if client is not None:
-        from distributed import progress as distributed_progress
-
-        futures = client.compute(list(objs))
-        distributed_progress(futures)
-        return tuple(client.gather(futures))
-    from dask.diagnostics import ProgressBar
-
-    with ProgressBar(out=sys.stderr, minimum=1.0):
+        name = name or _PASS.get()
+        return _compute_on(client, objs, name) if name else dask.compute(*objs)
+    if name is None:
         return dask.compute(*objs)
+    return dask.compute(*objs, callbacks=[DaskProgress(name).hooks()])  # not progress_bar's too
 
 
-def progress_bar(enabled: bool) -> Any:
-    """A context in which local dask computations draw dask's progress bar on stderr."""
-    if not enabled or current_client() is not None:
-        return contextlib.nullcontext()
-    from dask.diagnostics import ProgressBar
+def _compute_on(client: Any, objs: tuple, name: str) -> tuple:
+    """``dask.compute`` on a cluster, the line advanced as the futures of the per-partition
+    tasks (see :func:`~oocml.progress.partition_keys`) of delayed objects complete (of
+    other collections, their outputs'); each is let go once counted, so the cluster keeps
+    a result only while later tasks need it."""
+    from dask.base import unpack_collections
+    from dask.core import get_deps
+    from dask.delayed import Delayed
+    from dask.utils import ensure_dict
+    from distributed import as_completed
 
-    return ProgressBar(out=sys.stderr, minimum=1.0)
+    collections, repack = unpack_collections(*objs)
+    if not collections:
+        return objs
+    graph: dict = {}
+    for collection in collections:  # a DataFrame's graph is not built twice to look inside
+        if isinstance(collection, Delayed):
+            graph.update(ensure_dict(collection.__dask_graph__()))
+    watched = [Delayed(key, graph) for key in partition_keys(get_deps(graph)[1])]
+    futures = client.compute([*collections, *watched])
+    outputs = futures[:len(collections)]
+    done = as_completed(futures[len(collections):] or outputs)
+    del futures  # as_completed holds each until it yields it
+    line = PassLine(name, done.count())
+    try:
+        for _ in done:
+            line.advance()
+        return repack(client.gather(outputs))
+    except BaseException:
+        client.cancel(outputs)
+        raise
+    finally:
+        line.close()
+
+
+@contextlib.contextmanager
+def progress_bar(enabled: bool, name: str = "compute") -> Iterator[None]:
+    """A context in which dask computations draw oocml's progress line named ``name``: on the
+    local schedulers every one (``to_parquet``'s too), through a dask callback; on a
+    cluster, those started by :func:`compute`."""
+    if not enabled:
+        yield
+        return
+    token = _PASS.set(name)
+    try:
+        if current_client() is None:
+            with DaskProgress(name):
+                yield
+        else:
+            yield
+    finally:
+        _PASS.reset(token)
 
 
 class Submitter:

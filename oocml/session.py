@@ -94,14 +94,14 @@ class Session:
         model = self.catalog.get(stmt.model)
         frame = self._open(stmt.source)
         if stmt.into is not None:
-            with progress_bar(progress_enabled(self.progress)):
+            with progress_bar(progress_enabled(self.progress), "predict"):
                 return model.write_predictions(frame, stmt.into, proba=stmt.proba,
                                                overwrite=stmt.overwrite,
                                                storage_options=self._options(stmt.into_options))
         return model.predictions(frame, proba=stmt.proba)
 
     def _run_evaluate(self, stmt: ast.Evaluate) -> pd.DataFrame:
-        with progress_bar(progress_enabled(self.progress)):
+        with progress_bar(progress_enabled(self.progress), "evaluate"):
             return self.catalog.get(stmt.model).evaluate(self._open(stmt.source))
 
     def _run_showmodels(self, stmt: ast.ShowModels) -> pd.DataFrame:

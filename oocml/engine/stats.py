@@ -103,5 +103,6 @@ def statistics_pass(parts: list[Any], features: list[str], target: str | None,
     summaries = [dask.delayed(summarize_part)(p, features, target, labels, quantiles, holdout,
                                               categorical, ahead)
                  for p in parts]
-    (summary,) = compute(tree_reduce(summaries, _merge), progress=progress)
+    (summary,) = compute(tree_reduce(summaries, _merge),
+                         progress="statistics" if progress else False)
     return summary

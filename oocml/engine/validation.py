@@ -77,7 +77,8 @@ class HoldoutMonitor:
         totals = sum_totals([dask.delayed(_holdout_totals)(p, self.fraction, pipeline,
                                                            self.features, self.target, self.task,
                                                            self.classes)
-                             for p in self.parts], progress=self.progress)
+                             for p in self.parts],
+                            progress="holdout" if self.progress else False)
         if totals["n"] == 0:
             raise DataError(f"HOLDOUT {self.fraction} leaves no rows to validate on; "
                             "hold out a larger fraction")
