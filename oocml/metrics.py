@@ -66,8 +66,9 @@ def _add_totals(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
     return sum_rows([a, b])
 
 
-def sum_totals(sums: list[Any], progress: bool = False) -> pd.Series:
-    """Delayed per-partition :func:`block_totals`, summed by a parallel tree reduction."""
+def sum_totals(sums: list[Any], progress: bool | str = False) -> pd.Series:
+    """Delayed per-partition :func:`block_totals`, summed by a parallel tree reduction
+    (``progress``: the pass's name on the progress line, or True)."""
     (totals,) = compute(tree_reduce(sums, _add_totals), progress=progress)
     return totals.sum()
 

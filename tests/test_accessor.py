@@ -161,7 +161,7 @@ def test_column_named_ml_still_reachable(binary):
 def test_progress_bar_goes_to_stderr(binary, capsys):
     binary.ml.scale().fit_incremental(SGDClassifier, target="y", progress=True)
     err = capsys.readouterr().err
-    assert "blocks" in err and "6/6" in err
+    assert "partitions" in err and "6/6" in err
     binary.ml.scale().fit_incremental(SGDClassifier, target="y")
     assert capsys.readouterr().err == ""
 

@@ -98,7 +98,7 @@ def test_columns_complete_in_the_order_of_the_data(tmp_path, wide_dir):
 def test_ctrl_c_stops_training_and_the_session_survives(tmp_path, binary_dir):
     child = terminal(tmp_path)
     child.send(f"TRAIN sgd ON '{binary_dir}' PREDICT y SCALE standard EPOCHS 100000 AS endless;\r")
-    child.expect("blocks", timeout=60)  # the progress line: training is under way
+    child.expect("partitions", timeout=60)  # the progress line: training is under way
     time.sleep(0.5)
     child.sendintr()
     child.expect("training interrupted after")

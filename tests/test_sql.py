@@ -146,7 +146,7 @@ def test_user_errors_are_clear(session, binary_dir):
 def test_progress_bars_on_request(binary_dir, capsys):
     session = oocml.Session(progress=True)
     session.sql(f"TRAIN sgd ON '{binary_dir}' PREDICT y AS m")
-    assert "blocks" in capsys.readouterr().err  # the training loop's own line
+    assert "partitions" in capsys.readouterr().err  # the training loop's own line
     quiet = oocml.Session()
     quiet.sql(f"TRAIN sgd ON '{binary_dir}' PREDICT y AS m; EVALUATE m ON '{binary_dir}'")
     assert capsys.readouterr().err == ""

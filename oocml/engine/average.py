@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from functools import partial
 from typing import Any
@@ -32,8 +32,8 @@ from ..errors import ParameterError, TrainingInterrupted
 from ..execution import Submitter, data_pass, current_client
 from ..partitions import FilePart
 from ..progress import BlockProgress
-from .stream import (BlockRecipe, TrainingLog, _partial_fit, blocks_of, end_epoch, epoch_order,
-                     finiteness_checks)
+from .stream import (BlockRecipe, TrainingLog, TrainOptions, _partial_fit, blocks_of, end_epoch,
+                     epoch_order, finiteness_checks)
 from .validation import ProgressiveScore
 
 
@@ -46,10 +46,6 @@ AVERAGEABLE: tuple[type, ...] = tuple(
         "PassiveAggressiveClassifier", "PassiveAggressiveRegressor")
     if hasattr(linear_model, name))
 
-# Learned arrays averaged across workers (those an estimator has). The _standard/_average pairs
-# are averaged SGD's (average=True) running weights and their running average.
-STATE = ("coef_", "intercept_", "_standard_coef", "_standard_intercept",
-         "_average_coef", "_average_intercept")
 
 
 def check_averageable(estimator: Any) -> None:
@@ -82,32 +78,23 @@ class Trained:
     scored: ProgressiveScore | None
 
 
-def train_average(
-    estimator: Any,
-    parts: Sequence[Any],
-    recipe: BlockRecipe,
-    *,
-    epochs: int = 1,
-    shuffle: bool = False,
-    seed: int | None = 0,
-    fit_params: dict[str, Any] | None = None,
-    workers: int | None = None,
-    progress: bool = False,
-    progressive: str | None = None,
-    after_epoch: Callable[[int, Any, dict], bool] | None = None,
-) -> TrainingLog:
-    """Train ``estimator`` in place on ``parts`` by iterative parameter mixing, ``epochs`` times.
-
-    Arguments mean what they mean for :func:`~oocml.engine.stream.train`; ``workers`` (default:
-    :func:`default_workers`) is the number of partitions trained in parallel per round.
+def train_average(estimator: Any, parts: Sequence[Any], recipe: BlockRecipe,
+                  options: TrainOptions | None = None) -> TrainingLog:
+    """Train ``estimator`` in place on ``parts`` by iterative parameter mixing,
+    ``options.epochs`` times; ``options.workers`` (default: :func:`default_workers`)
+    partitions are trained in parallel per round. Options as for :func:`train`
+    (``prefetch`` and ``checkpoint`` do not apply).
     """
+    options = options or TrainOptions()
+    fit_params, epochs, shuffle, seed = (options.fit_params, options.epochs, options.shuffle,
+                                         options.seed)
+    progressive, workers = options.progressive, options.workers
     check_averageable(estimator)
     workers = default_workers() if workers is None else workers
     if not isinstance(workers, int) or workers < 1:
         raise ParameterError(f"workers must be a positive integer, not {workers!r}")
-    fit_params = fit_params or {}
     record = TrainingLog()
-    bar = BlockProgress(len(parts), epochs, progress)
+    bar = BlockProgress(len(parts), epochs, options.progress)
     start = time.perf_counter()
     futures: list = []
     try:
@@ -136,12 +123,12 @@ def train_average(
                             scored = _merge(scored, r.scored)
                         bar.update(r.rows)
                     rounds += 1
-                if end_epoch(record, epoch, rows, scored, estimator, after_epoch,
+                if end_epoch(record, epoch, rows, scored, estimator, options.after_epoch,
                              lambda: time.perf_counter() - start, rounds=rounds):
                     break
     except KeyboardInterrupt:
-        raise TrainingInterrupted(f"training interrupted after {record.blocks_seen} blocks; "
-                                  "the model was not kept") from None
+        raise TrainingInterrupted(f"training interrupted after {bar.done} of {bar.total} "
+                                  "partitions; the model was not kept") from None
     finally:
         for future in futures:
             future.cancel()

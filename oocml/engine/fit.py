@@ -191,7 +191,8 @@ def fit_reduction(step: Step, parts: list, steps: list[tuple[str, Any]], plan: P
     recipe = BlockRecipe(prep=Pipeline(steps), target=None, labels=None,
                          block_rows=plan.stream.block_rows, holdout=plan.stream.holdout,
                          finite=True)
-    train(pca, parts, recipe, TrainOptions(prefetch=plan.stream.prefetch, progress=progress))
+    train(pca, parts, recipe, TrainOptions(prefetch=plan.stream.prefetch, progress=progress,
+                                                 name="reduce"))
     return pca
 
 

@@ -12,25 +12,19 @@ never on the scheduler.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import queue
-import sys
-import threading
 import time
-from collections import deque
-from contextlib import closing, nullcontext
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 import dask
-from dask.delayed import Delayed
 import numpy as np
 import pandas as pd
 import sklearn
+from dask.delayed import Delayed
 from scipy import sparse
 
 from ..blocks import apply_rows
@@ -38,13 +32,13 @@ from ..errors import DataError, TrainingInterrupted, UnseenLabelError
 from ..execution import Submitter, compute_here, data_pass
 from ..partitions import FilePart, batches
 from ..progress import BlockProgress
+from .loading import Feed, prefetched
 from .validation import ProgressiveScore, training_rows
 
 log = logging.getLogger("oocml")
 
 Block = tuple[np.ndarray, np.ndarray | None]
 BLOCK_BYTES = 8 << 20  # rows per partial_fit call, by default: this many bytes of prepared rows
-LOADER_NICENESS = 10  # added to the loader threads' nice value (see _yield_to_training)
 
 
 @dataclass(frozen=True)
@@ -172,82 +166,6 @@ def epoch_order(n: int, epoch: int, shuffle: bool, seed: int | None) -> list[int
     return np.random.default_rng([seed or 0, epoch]).permutation(n).tolist()
 
 
-def prefetched(submitter: Submitter, tasks: Iterable[Any], depth: int) -> Iterator[Any]:
-    """Results of ``tasks`` in order, keeping at most ``depth`` computations in flight.
-
-    A :class:`Feed` is its own result: it is started, and its blocks are taken as they come.
-    """
-    pending: deque = deque()
-    tasks = iter(tasks)
-    try:
-        for task in tasks:
-            pending.append(_start(submitter, task))
-            if len(pending) >= depth:
-                break
-        while pending:
-            head = pending[0]
-            yield head if isinstance(head, Feed) else head.result()
-            pending.popleft()
-            nxt = next(tasks, None)
-            if nxt is not None:
-                pending.append(_start(submitter, nxt))
-    finally:  # stopped early (an error, Ctrl-C): free the loader threads
-        for item in pending:
-            item.cancel()
-
-
-def _start(submitter: Submitter, task: Any) -> Any:
-    if isinstance(task, Feed):
-        submitter.submit(task.run)
-        return task
-    return submitter.submit(task)
-
-
-class Feed:
-    """The blocks of one partition, made on a loader thread and taken in order by the training
-    loop, with at most ``room`` blocks made and not yet taken: memory holds a few blocks per
-    partition in flight, whatever the size of the partitions."""
-
-    _END = object()
-
-    def __init__(self, make: Callable[[], Iterable[Block]], room: int = 2):
-        self._make, self._queue = make, queue.Queue(maxsize=room)
-        self._cancelled = threading.Event()
-
-    def run(self) -> None:
-        """Make every block (on a loader thread); an error is handed to the taker."""
-        _yield_to_training()
-        try:
-            for block in self._make():
-                if not self._put(block):
-                    return
-            self._put(self._END)
-        except BaseException as exc:  # noqa: BLE001  (re-raised on the training thread)
-            self._put(exc)
-
-    def _put(self, item: Any) -> bool:
-        while not self._cancelled.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def __iter__(self) -> Iterator[Block]:
-        while True:
-            item = self._queue.get()
-            if item is self._END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-
-    def cancel(self) -> None:
-        """Stop making blocks (the loader thread returns at its next block)."""
-        self._cancelled.set()
-
-
 @dataclass
 class TrainingLog:
     """What the loop did: rows and blocks seen, epochs run, seconds spent."""
@@ -292,6 +210,7 @@ class TrainOptions:
     checkpoint: Callable[[Any, Position, TrainingLog], None] | None = None
     checkpoint_every: int = 1
     workers: int | None = None
+    name: str = "train"  # the pass, as the progress line shows it
 
 
 def train(estimator: Any, parts: Sequence[Any], recipe: BlockRecipe,
@@ -305,8 +224,7 @@ def train(estimator: Any, parts: Sequence[Any], recipe: BlockRecipe,
         position.scored = ProgressiveScore(opts.progressive)
     done_before = position.epoch * len(parts) + position.done
     # the pass is named for what it fits: a model that cannot predict is REDUCE's projection
-    bar = BlockProgress(len(parts), opts.epochs, opts.progress,
-                        "train" if hasattr(estimator, "predict") else "reduce", done_before)
+    bar = BlockProgress(len(parts), opts.epochs, opts.progress, opts.name, done_before)
     start, seconds_before = time.perf_counter(), record.seconds
     elapsed = lambda: seconds_before + time.perf_counter() - start  # noqa: E731
     try:
@@ -395,17 +313,6 @@ def end_epoch(record: TrainingLog, epoch: int, rows: int, scored: ProgressiveSco
     record.history.append(entry)
     log.info("epoch %d: %s", epoch + 1, entry)
     return bool(stop)
-
-
-def _yield_to_training() -> None:
-    """Lower this loader thread's priority (Linux: niceness is per thread), so that the one
-    thread that trains, the critical path, never waits for a core behind a loader; loaders
-    use what training leaves (benchmarks/README.md, "Measurements behind the rules")."""
-    if sys.platform == "linux":
-        thread = threading.get_native_id()
-        with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, thread,
-                           min(os.getpriority(os.PRIO_PROCESS, thread) + LOADER_NICENESS, 19))
 
 
 def _load_task(part: Any, recipe: BlockRecipe, recipe_task: Any, index: int,
