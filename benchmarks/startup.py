@@ -26,9 +26,11 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+ELSEWHERE = tempfile.gettempdir()  # children run here, so no checkout is found by its cwd
 IMPORT = "import time; t = time.perf_counter(); import {what}; print(time.perf_counter() - t)"
 PEAK = "import resource; print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)"
 
@@ -43,7 +45,7 @@ def environment(source: str | None) -> dict[str, str]:
 def import_seconds(what: str, env: dict[str, str]) -> float:
     """One fresh interpreter's time to import ``what`` (its own clock: no process start-up)."""
     out = subprocess.run([sys.executable, "-c", IMPORT.format(what=what)], env=env, check=True,
-                         capture_output=True, text=True).stdout
+                         capture_output=True, text=True, cwd=ELSEWHERE).stdout
     return float(out.strip().splitlines()[-1])
 
 
@@ -57,9 +59,10 @@ def prompt_seconds(env: dict[str, str]) -> tuple[float, int]:
     import psutil
 
     start = time.perf_counter()
+    env = dict(env, PROMPT_TOOLKIT_NO_CPR="1", TERM="xterm")  # no cursor-position query
     child = pexpect.spawn(oocml_sql(), env=env, encoding="utf-8", timeout=60,
-                          dimensions=(40, 120))
-    child.expect("oocml> ")
+                          dimensions=(40, 120), cwd=ELSEWHERE)
+    child.expect("oocml>")
     seconds = time.perf_counter() - start
     rss = psutil.Process(child.pid).memory_info().rss >> 20
     child.sendeof()
@@ -74,7 +77,7 @@ def statement_seconds(env: dict[str, str]) -> tuple[float, int]:
             " '-c', 'SHOW ALGORITHMS;'], check=True, stdout=subprocess.DEVNULL); "
             f"print(time.perf_counter() - t); {PEAK}")
     out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True,
-                         text=True).stdout.split()
+                         text=True, cwd=ELSEWHERE).stdout.split()
     return float(out[0]), int(out[1])
 
 

@@ -12,13 +12,12 @@ import os
 import re
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
-from .errors import (ModelExistsError, ModelFileError, ParameterError, UnknownModelError,
-                     did_you_mean, listing)
+from .errors import ModelExistsError, ModelFileError, ParameterError, UnknownModelError, did_you_mean, listing
 from .storage import exists, filesystem, join, remove, translated
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from .model import Model
 
 SUFFIX = ".oocml"
@@ -119,4 +118,6 @@ class Catalog:
                          "rows_seen": model.info.get("rows_seen"),
                          "epochs": model.info.get("epochs")})
         columns = ["name", "algorithm", "task", "target", "features", "rows_seen", "epochs"]
+        import pandas as pd
+
         return pd.DataFrame(rows, columns=columns)

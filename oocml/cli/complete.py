@@ -18,7 +18,6 @@ from ..dsl.parser import KEYWORDS
 from ..errors import OocmlError
 from ..estimators import ALGORITHMS, accepted_params, import_class
 from ..plan import ENCODINGS, IMPUTATIONS, REDUCTIONS, SCALINGS, Source
-from ..sources import open_source
 from . import meta
 
 _TOKEN = re.compile(r"'(?:[^']|'')*'?|\"(?:[^\"]|\"\")*\"?|--[^\n]*|/\*[\s\S]*?(?:\*/|$)|[\w.]+|[^\s\w]")
@@ -68,6 +67,8 @@ def _source_columns(statement: str, session: Any, cache: dict) -> list[str]:
     source = Source(path=path.replace("''", "'")) if path is not None else Source(table=quoted or table)
     if source not in cache:
         try:
+            from ..sources import open_source
+
             cache[source] = [str(c) for c in open_source(
                 source, session.tables, storage_options=session.storage_options).columns]
         except (OocmlError, OSError, ValueError):
@@ -148,12 +149,12 @@ def _candidates(statement: str, words: list[str], session: Any, cache: dict) -> 
 class OocmlCompleter(Completer):
     """prompt_toolkit completer over :func:`suggestions`; keywords keep the case being typed."""
 
-    def __init__(self, session: Any):
-        self.session = session
+    def __init__(self, shell: Any):
+        self.shell = shell  # its session may still be starting: asked for at each completion
         self.cache: dict = {}
 
     def get_completions(self, document, complete_event):
-        candidates, word = suggestions(document.text_before_cursor, self.session, self.cache)
+        candidates, word = suggestions(document.text_before_cursor, self.shell.session, self.cache)
         lower = word.islower()
         for candidate in candidates:
             text = candidate.lower() if lower and candidate in KEYWORDS else candidate

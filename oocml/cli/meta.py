@@ -18,7 +18,6 @@ from typing import Any
 
 from ..errors import OocmlError
 from ..plan import ENCODINGS, IMPUTATIONS, REDUCTIONS, SCALINGS, Source
-from ..sources import open_source
 from . import render
 
 _TRAIN_CLAUSES = (  # (syntax, help); "\n" breaks a long help
@@ -200,6 +199,8 @@ def _table(shell: Any, argument: str) -> bool:
     if not path:
         return _usage(shell, COMMANDS["\\table"])
     try:
+        from ..sources import open_source
+
         shell.session.register(name, open_source(
             Source(path=path), storage_options=shell.session.storage_options))
     except OocmlError as error:

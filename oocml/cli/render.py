@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+import sys
+from typing import TYPE_CHECKING, Any
 
-import dask.dataframe as dd
-import pandas as pd
-
-from ..model import Model
+if TYPE_CHECKING:
+    import pandas as pd
 
 FORMATS = ("table", "csv", "json")
 PREVIEW_ROWS = 10
@@ -24,7 +23,9 @@ def table(frame: pd.DataFrame, fmt: str = "table") -> str:
     cells = [[_cell(v) for v in row] for row in frame.itertuples(index=False)]
     headers = [str(c) for c in frame.columns]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    numeric = [pd.api.types.is_numeric_dtype(t) for t in frame.dtypes]
+    from pandas.api.types import is_numeric_dtype
+
+    numeric = [is_numeric_dtype(t) for t in frame.dtypes]
 
     def line(values: list[str]) -> str:
         return " | ".join(v.rjust(w) if num else v.ljust(w)
@@ -52,13 +53,17 @@ def result(value: Any, fmt: str = "table") -> str:
     """Text for any statement's result."""
     if value is None:
         return ""
-    if isinstance(value, Model):
+    model = sys.modules.get("oocml.model")  # a Model exists only once its module is loaded
+    if model is not None and isinstance(value, model.Model):
         info = value.info
         seconds = info.get("stats_seconds", 0) + info.get("train_seconds", 0)
         return (f"trained {type(value.estimator).__name__} on {info.get('rows_seen', 0):,} rows "
                 f"({info.get('epochs', 0)} epoch{'s' if info.get('epochs') != 1 else ''}, "
                 f"{info.get('passes', 0)} passes over the data, {seconds:.2f}s); "
                 f"features: {', '.join(value.features)}")
+    import dask.dataframe as dd
+    import pandas as pd
+
     if isinstance(value, dd.DataFrame):
         head = value.head(PREVIEW_ROWS, npartitions=-1)
         return (table(head.reset_index(drop=True), fmt)

@@ -12,6 +12,7 @@ Batch modes exit with status 1 when a statement fails; the REPL keeps going.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import os
 import shutil
 import subprocess
@@ -19,13 +20,15 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ..errors import OocmlError
-from ..session import Session
 from ..storage import redact_statement
 from . import meta, render
 from .statements import split_statements, statement_complete
+
+if TYPE_CHECKING:
+    from ..session import Session
 
 
 def history_path() -> Path:
@@ -39,10 +42,17 @@ def history_path() -> Path:
 class Shell:
     """Runs statements and meta commands against a Session and prints their results."""
 
-    def __init__(self, session: Session, out: TextIO, err: TextIO, *, fmt: str = "table",
-                 debug: bool = False, pager: bool = False):
-        self.session, self.out, self.err = session, out, err
+    def __init__(self, session: Session | concurrent.futures.Future, out: TextIO, err: TextIO, *,
+                 fmt: str = "table", debug: bool = False, pager: bool = False):
+        self._session, self.out, self.err = session, out, err
         self.fmt, self.debug, self.pager, self.timing = fmt, debug, pager, False
+
+    @property
+    def session(self) -> Session:
+        """The Session; the REPL starts it in the background, and this waits for it."""
+        if isinstance(self._session, concurrent.futures.Future):
+            self._session = self._session.result()
+        return self._session
 
     def run(self, text: str) -> bool:
         """Run statements and meta commands in ``text``; False if any failed."""
@@ -125,7 +135,7 @@ def repl(shell: Shell) -> int:
         def store_string(self, string: str) -> None:
             super().store_string(redact_statement(string))
 
-    prompt = PromptSession(history=RedactedHistory(str(path)), completer=OocmlCompleter(shell.session),
+    prompt = PromptSession(history=RedactedHistory(str(path)), completer=OocmlCompleter(shell),
                            lexer=PygmentsLexer(OocmlLexer), key_bindings=bindings, multiline=True,
                            complete_while_typing=True, enable_history_search=False,
                            prompt_continuation=lambda width, line, soft: "...> ".rjust(width))
@@ -184,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
 
     interactive = args.command is None and args.file is None and sys.stdin.isatty()
     try:
-        session = Session(args.store, progress=True if interactive else None)
+        session = start_session(args.store, interactive)
     except (OSError, OocmlError) as error:
         sys.stderr.write(f"ERROR: cannot use the model store {args.store!r}: {error}\n")
         return 2
@@ -202,6 +212,30 @@ def main(argv: list[str] | None = None) -> int:
     if not interactive:
         return batch(shell, sys.stdin.read())
     return repl(shell)
+
+
+def start_session(store: str | None, interactive: bool) -> Any:
+    """The Session, or for the REPL a Future of it: the prompt is drawn while dask, pandas and
+    pyarrow load on a background thread (the model store is checked first, so a bad one
+    still stops the REPL at once)."""
+    if not interactive:
+        from ..session import Session
+
+        return Session(store)
+    if store is not None:
+        from ..catalog import Catalog
+
+        Catalog(store)
+    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="oocml-start")
+    future = pool.submit(_session, store)
+    pool.shutdown(wait=False)
+    return future
+
+
+def _session(store: str | None) -> Session:
+    from ..session import Session
+
+    return Session(store, progress=True)
 
 
 def run() -> int:
