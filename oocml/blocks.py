@@ -44,9 +44,12 @@ def side_by_side(arrays: list[np.ndarray], order: str = "C") -> np.ndarray:
     as ``partial_fit`` wants them, or Fortran-ordered, as pandas hands a frame's values to
     scikit-learn (the same layout gives the same rounding in the BLAS products of predict)."""
     dtype = float_dtype(arrays)
+    columns = np.stack(arrays, axis=0, dtype=dtype)  # each column written whole: fast
     if order == "F":
-        return np.stack(arrays, axis=0, dtype=dtype).T
-    return np.stack(arrays, axis=1, dtype=dtype)
+        return columns.T
+    # One transposing copy writes rows faster than stacking columns along axis 1, which
+    # writes every value with a stride (benchmarks/README.md, "Measurements behind the rules").
+    return np.ascontiguousarray(columns.T)
 
 
 def numeric_head(pipeline: Pipeline) -> tuple[list[str], Pipeline] | None:

@@ -37,13 +37,12 @@ def current_client() -> Any | None:
 def data_pass() -> Iterator[None]:
     """Process settings for a pass over the data, restored after it (they are process-wide).
 
-    - BLAS holds to one thread: every core already runs a task, and OpenBLAS's threads
-      spin for work (measured here, they took a whole core from a statistics pass).
+    - BLAS holds to one thread: every core already runs a task, and idle BLAS threads
+      spin for work on the cores those tasks need.
     - numpy gives no huge-page advice for the arrays it allocates: a pass allocates and
       frees thousands of batch-sized arrays, and where the kernel compacts memory to make
-      huge pages on advice (``transparent_hugepage/defrag=madvise``, its default), every
-      one stalls; a fit ran 20% faster here without it. ``NUMPY_MADVISE_HUGEPAGE`` set in
-      the environment is left to rule.
+      huge pages on advice (``transparent_hugepage/defrag=madvise``), each one can stall.
+      ``NUMPY_MADVISE_HUGEPAGE`` set in the environment is left to rule.
     """
     hugepage = None  # the previous setting, where numpy has the switch
     if "NUMPY_MADVISE_HUGEPAGE" not in os.environ:

@@ -123,8 +123,8 @@ def metrics_rows(totals: pd.Series, task: str, classes: list | None) -> list[tup
 
 def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray, classes: list) -> np.ndarray:
     """``sklearn.metrics.confusion_matrix(y_true, y_pred, labels=classes)`` for sorted ``classes``,
-    counted with one ``np.bincount`` (see benchmarks/README.md, "metric totals"). Rows whose
-    labels are not in ``classes`` are left out, as scikit-learn does."""
+    counted with one ``np.bincount`` (benchmarks/README.md, "Measurements behind the rules").
+    Rows whose labels are not in ``classes`` are left out, as scikit-learn does."""
     labels = np.asarray(classes)
     k = len(labels)
     true_at = np.clip(np.searchsorted(labels, y_true), 0, k - 1)

@@ -199,8 +199,8 @@ def read_batches(path: str, row_groups: list[int] | None, columns: list[str],
         start = 0
         for batch in exact_batches(arrow, rows):
             frame = batch.to_pandas(use_threads=False, split_blocks=True)
-            # Plain object labels: looking a column up is 3.5x faster than in pandas' arrow-backed
-            # string index, and the engine looks up every column of every batch.
+            # Plain object labels: the engine looks up every column of every batch, faster in
+            # an object index (benchmarks/README.md, "Measurements behind the rules").
             frame.columns = pd.Index(physical, dtype=object)
             frame.index = pd.RangeIndex(start, start + len(frame))
             start += len(frame)

@@ -2,7 +2,7 @@
 blocks made on a loader thread, with at most ``room`` blocks made and not yet taken.
 
 Loader threads run at a lower priority than the training thread, which is the critical
-path (benchmarks/README.md, "Measurements behind the rules").
+path.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ class Feed:
 def _yield_to_training() -> None:
     """Lower this loader thread's priority (Linux: niceness is per thread), so that the one
     thread that trains, the critical path, never waits for a core behind a loader; loaders
-    use what training leaves (benchmarks/README.md, "Measurements behind the rules")."""
+    use what training leaves."""
     if sys.platform == "linux":
         thread = threading.get_native_id()
         with contextlib.suppress(OSError):
