@@ -32,8 +32,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from oocml.testing import local_s3_server  # noqa: E402
 import seed  # the seed benchmark's helpers: data, memory, machine, versions, load
+
+from oocml.testing import local_s3_server  # noqa: E402
 
 LAYOUTS = ("files20", "one_rowgroup", "rowgroups_1m", "csv", "csv_gz", "s3")
 ANCHOR = "files20"

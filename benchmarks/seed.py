@@ -420,7 +420,8 @@ def print_table(results: dict[str, Any]) -> None:
               "faster than dask-ml by more than this)")
     if "parallel_fit_speedup" in c:
         workers = results["contenders"]["oocml_parallel"]["info"]["workers"]
-        print(f"PARALLEL (strategy='average', {workers} workers) / sequential: fit {c['parallel_fit_speedup']:.2f}x faster, training pass "
+        print(f"PARALLEL (strategy='average', {workers} workers) / sequential: fit "
+              f"{c['parallel_fit_speedup']:.2f}x faster, training pass "
               f"{c['parallel_train_speedup']:.2f}x; accuracy "
               f"{c['accuracy_difference_parallel_minus_sequential']:+.4f}")
     if "checkpoint_every_partition_overhead" in c:

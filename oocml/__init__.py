@@ -12,7 +12,8 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-from .accessor import Chain, register as _register_accessor
+from .accessor import Chain
+from .accessor import register as _register_accessor
 from .errors import OocmlError
 from .plan import Plan
 

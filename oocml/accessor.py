@@ -18,8 +18,18 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .errors import ParameterError
-from .plan import (SCALINGS, And, Condition, Plan, Step, StreamOptions, check_step, freeze_params,
-                   one_of, validate)
+from .plan import (
+    SCALINGS,
+    And,
+    Condition,
+    Plan,
+    Step,
+    StreamOptions,
+    check_step,
+    freeze_params,
+    one_of,
+    validate,
+)
 
 if TYPE_CHECKING:
     from .model import Model

@@ -19,9 +19,19 @@ from urllib.parse import unquote
 
 import pandas as pd
 
-from ._compat import (ARROW_STRING_CONVERSION, PARQUET_OPERANDS_MUST_BE_EMPTY, PARQUET_READ,
-                      PROJECTION, expr_kind, from_map_call, fused_buckets, operand, optimized_expr,
-                      parquet_plan, unwrap)
+from ._compat import (
+    ARROW_STRING_CONVERSION,
+    PARQUET_OPERANDS_MUST_BE_EMPTY,
+    PARQUET_READ,
+    PROJECTION,
+    expr_kind,
+    from_map_call,
+    fused_buckets,
+    operand,
+    optimized_expr,
+    parquet_plan,
+    unwrap,
+)
 from .conditions import from_filters
 
 log = logging.getLogger("oocml")

@@ -190,7 +190,8 @@ class Incremental(MetaEstimatorMixin, BaseEstimator):
         if isinstance(X, da.Array):
             X = X.rechunk({1: -1})
             fn = getattr(self.estimator_, method)
-            if method in ("predict",) or (method == "decision_function" and len(getattr(self, "classes_", [])) <= 2):
+            binary = len(getattr(self, "classes_", [])) <= 2
+            if method == "predict" or (method == "decision_function" and binary):
                 return X.map_blocks(fn, drop_axis=1, dtype=self._predict_dtype(method))
             return X.map_blocks(fn, chunks=(X.chunks[0], (self._width(method),)), dtype=np.float64)
         return getattr(self.estimator_, method)(X)

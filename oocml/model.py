@@ -93,7 +93,8 @@ class Model:
 
     # -- prediction -------------------------------------------------------------------------
     def predict(self, data: Any) -> Any:
-        """Predicted target per row: a lazy dask Series aligned with ``data``'s partitions (pandas in, pandas out)."""
+        """Predicted target per row: a lazy dask Series aligned with ``data``'s partitions
+        (pandas in, pandas out)."""
         return self._apply(data, "predict")
 
     @available_if(lambda self: hasattr(self.pipeline, "predict_proba"))
@@ -293,7 +294,7 @@ def _fitted_steps(pipeline: Pipeline) -> list[tuple[str, Any]]:
     found = []
     for name, step in pipeline.steps[:-1]:
         if isinstance(step, ColumnTransformer):
-            for inner_name, inner, columns in step.transformers_:
+            for inner_name, inner, _ in step.transformers_:
                 if isinstance(inner, Pipeline):
                     found += [(n, s) for n, s in inner.steps]
                 elif not isinstance(inner, str | FunctionTransformer):

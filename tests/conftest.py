@@ -9,6 +9,22 @@ import pytest
 import oocml  # noqa: F401  (registers the .ml accessor)
 from oocml.datasets import make_parquet_dataset
 
+# Modules whose every test is slow: real clusters, killed workers, benchmark smoke runs.
+SLOW_MODULES = ("test_distributed", "test_worker_loss", "test_benchmark_smoke",
+                "test_benchmark_layouts", "test_benchmark_rules")
+
+
+def pytest_collection_modifyitems(config, items):
+    """``cluster``: a test on a real distributed cluster (it uses the ``client`` fixture or
+    lives in a cluster module); ``slow``: those and the benchmark smoke runs. ``pytest -m
+    "not slow"`` is the quick loop; CI runs everything."""
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        if "client" in item.fixturenames or module in ("test_distributed", "test_worker_loss"):
+            item.add_marker(pytest.mark.cluster)
+        if module in SLOW_MODULES or "client" in item.fixturenames:
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(autouse=True)
 def _synchronous_default():

@@ -25,11 +25,29 @@ from sklearn.linear_model import Perceptron, SGDClassifier, SGDRegressor
 from sklearn.preprocessing import StandardScaler
 
 from oocml import _compat, dask_plans
-from oocml._compat import (ARROW_STRING_CONVERSION, FROM_MAP, FUSED_IO, PARQUET_READ, PROJECTION,
-                           SGD_STATE, adopt_state, checked_against, expr_kind, from_map_call,
-                           fused_buckets, handle_zeros_in_scale, is_constant_feature, operand,
-                           optimized_expr, parquet_plan, set_numpy_hugepage, set_sgd_steps,
-                           settle_sgd_average, sgd_steps, unwrap)
+from oocml._compat import (
+    ARROW_STRING_CONVERSION,
+    FROM_MAP,
+    FUSED_IO,
+    PARQUET_READ,
+    PROJECTION,
+    SGD_STATE,
+    adopt_state,
+    checked_against,
+    expr_kind,
+    from_map_call,
+    fused_buckets,
+    handle_zeros_in_scale,
+    is_constant_feature,
+    operand,
+    optimized_expr,
+    parquet_plan,
+    set_numpy_hugepage,
+    set_sgd_steps,
+    settle_sgd_average,
+    sgd_steps,
+    unwrap,
+)
 from oocml.dask_plans import parquet_pieces
 from oocml.partitions import partitions, whole
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from sklearn.linear_model import SGDClassifier
 
+from oocml.cli.statements import split_statements, statement_complete
 from oocml.dsl import ast
 from oocml.dsl.compile import compile_train
 from oocml.dsl.explain import format_plan_as_accessor
-from oocml.cli.statements import split_statements, statement_complete
 from oocml.dsl.parser import KEYWORDS, parse, parse_condition
 from oocml.errors import OocmlSyntaxError, ParameterError, UnknownAlgorithmError
 from oocml.estimators import spec_for

@@ -10,12 +10,11 @@ import pyarrow.parquet as pq
 import pytest
 from sklearn.linear_model import SGDClassifier
 from sklearn.preprocessing import OneHotEncoder
+from test_engine import READS, counted_frame  # tests/ is on sys.path (rootdir conftest)
 
 import oocml
 import oocml.encoding
 from oocml.errors import DataError, OocmlSyntaxError, ParameterError
-
-from test_engine import READS, counted_frame  # tests/ is on sys.path (rootdir conftest)
 
 CITIES = ["paris", "rome", "oslo", "lima", "kyiv", "bern", "riga"]
 WEIGHTS = np.array([30, 22, 16, 12, 9, 7, 4]) / 100  # distinct frequencies: a clear top-k

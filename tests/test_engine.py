@@ -15,8 +15,14 @@ import pytest
 from sklearn.linear_model import LogisticRegression, SGDClassifier
 
 import oocml
-from oocml.errors import (ColumnNotFoundError, DataError, OocmlError, ParameterError,
-                          UnknownAlgorithmError, UnseenLabelError)
+from oocml.errors import (
+    ColumnNotFoundError,
+    DataError,
+    OocmlError,
+    ParameterError,
+    UnknownAlgorithmError,
+    UnseenLabelError,
+)
 
 READS: list[int] = []
 _LOCK = threading.Lock()

@@ -11,16 +11,16 @@ import sys
 import threading
 from pathlib import Path
 
+import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers import killed_when, slow_predict_script
 from sklearn.linear_model import SGDClassifier
 
-import dask.dataframe as dd
 import oocml
-from helpers import killed_when, slow_predict_script
 from oocml.errors import DataError, OocmlError, SourceError
 
 TRAIN = "TRAIN sgd ON '{folder}' PREDICT y SCALE standard"

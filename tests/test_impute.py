@@ -9,11 +9,10 @@ import pytest
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import SGDClassifier
 from sklearn.preprocessing import StandardScaler
+from test_engine import READS, counted_frame  # tests/ is on sys.path (rootdir conftest)
 
 import oocml
 from oocml.errors import DataError
-
-from test_engine import READS, counted_frame  # tests/ is on sys.path (rootdir conftest)
 
 
 @pytest.fixture(scope="module")

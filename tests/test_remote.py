@@ -9,10 +9,10 @@ import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import killed_when, slow_predict_script
 from sklearn.linear_model import SGDClassifier
 
 import oocml
-from helpers import killed_when, slow_predict_script
 from oocml.errors import ModelFileError, OocmlError, SourceError, StorageError
 from oocml.outputs import MANIFEST
 from oocml.partitions import ParquetPart, partitions

@@ -7,8 +7,8 @@ import pytest
 from sklearn.linear_model import SGDClassifier
 
 from oocml.errors import SourceError
-from oocml.plan import Source
 from oocml.outputs import write_parquet
+from oocml.plan import Source
 from oocml.sources import open_source
 
 

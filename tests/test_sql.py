@@ -10,8 +10,7 @@ import pytest
 from sklearn.linear_model import SGDClassifier, SGDRegressor
 
 import oocml
-from oocml.errors import UnknownModelError
-from oocml.errors import ColumnNotFoundError, SourceError
+from oocml.errors import ColumnNotFoundError, SourceError, UnknownModelError
 
 
 @pytest.fixture

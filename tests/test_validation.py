@@ -8,12 +8,11 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import SGDClassifier, SGDRegressor
 from sklearn.preprocessing import StandardScaler
+from test_engine import READS, counted_frame  # tests/ is on sys.path (rootdir conftest)
 
 import oocml
 from oocml.engine.validation import holdout_mask
 from oocml.errors import ParameterError
-
-from test_engine import READS, counted_frame  # tests/ is on sys.path (rootdir conftest)
 
 
 def _split(folder) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -29,13 +29,20 @@ from dask.system import CPU_COUNT
 
 from .._compat import SGD_STATE, adopt_state, set_sgd_steps, settle_sgd_average, sgd_steps
 from ..errors import ParameterError, TrainingInterrupted
-from ..execution import Submitter, data_pass, current_client
+from ..execution import Submitter, current_client, data_pass
 from ..partitions import FilePart
 from ..progress import BlockProgress
-from .stream import (BlockRecipe, TrainingLog, TrainOptions, _partial_fit, blocks_of, end_epoch,
-                     epoch_order, finiteness_checks)
+from .stream import (
+    BlockRecipe,
+    TrainingLog,
+    TrainOptions,
+    _partial_fit,
+    blocks_of,
+    end_epoch,
+    epoch_order,
+    finiteness_checks,
+)
 from .validation import ProgressiveScore
-
 
 # The SGD family: linear models trained by scikit-learn's _plain_sgd, whose whole state between
 # two partial_fit calls is the arrays below plus the step counter t_, so a mean of models is a

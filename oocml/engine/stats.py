@@ -15,12 +15,11 @@ import dask
 import numpy as np
 import pandas as pd
 
-from ..encoding import count_values, merge_counts
 from ..blocks import numeric_arrays
-from ..execution import tree_reduce
-from ..preprocessing import Moments, QuantileSketch
-from ..execution import compute
+from ..encoding import count_values, merge_counts
+from ..execution import compute, tree_reduce
 from ..partitions import batches, read_ahead
+from ..preprocessing import Moments, QuantileSketch
 from .validation import training_rows
 
 
