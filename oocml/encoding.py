@@ -20,7 +20,8 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
 
 from .errors import DataError, ParameterError
 
-ENCODINGS = ("onehot", "ordinal", "hash")
+# Each encoding's parameters and their defaults (which parameters exist, and their rules, are
+# the Plan validator's: oocml.plan.STEP_PARAMETERS).
 DEFAULTS = {"onehot": {"max_categories": 32}, "ordinal": {}, "hash": {"n_features": 256}}
 MAX_DISTINCT = 100_000  # per column: beyond this, counting costs memory; ENCODE hash needs none
 OTHER = "(other)"  # the synthetic value standing for every rare one
@@ -31,20 +32,9 @@ def is_categorical(dtype: Any) -> bool:
     return not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype))
 
 
-def check_params(method: str, params: dict[str, Any]) -> dict[str, Any]:
-    """The encoder's parameters with defaults filled in; unknown names or bad values refused."""
-    if method not in ENCODINGS:
-        raise ParameterError(f"unknown encoding {method!r}; choose one of {list(ENCODINGS)}")
-    allowed = DEFAULTS[method]
-    unknown = sorted(set(params) - set(allowed))
-    if unknown:
-        raise ParameterError(f"ENCODE {method} takes no parameter {unknown[0]!r}"
-                             + (f"; it takes {list(allowed)}" if allowed else ""))
-    merged = {**allowed, **params}
-    for name, value in merged.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ParameterError(f"ENCODE {method} {name} must be a whole number >= 1, not {value!r}")
-    return merged
+def with_defaults(method: str, params: dict[str, Any]) -> dict[str, Any]:
+    """A validated encoding step's parameters, with the defaults of those it leaves out."""
+    return {**DEFAULTS[method], **params}
 
 
 def count_values(frame: pd.DataFrame, columns: list[str]) -> dict[str, pd.Series]:
@@ -75,7 +65,7 @@ def _check_distinct(column: str, counts: pd.Series) -> None:
 def encoder_and_rows(method: str, params: dict[str, Any], columns: list[str],
                      counts: dict[str, pd.Series] | None) -> tuple[Any, pd.DataFrame]:
     """An unfitted encoder and the few synthetic rows that fit it as the counts say."""
-    params = check_params(method, params)
+    params = with_defaults(method, params)
     if method == "hash":
         return HashEncoder(**params), pd.DataFrame({c: ["a"] for c in columns})
     kept, rows = {}, {}

@@ -296,9 +296,6 @@ class MaxAbsScaler(_DaskScaler):
         return 1.0 / self.scale_, np.zeros(self.n_features_in_)
 
 
-IMPUTATIONS = ("mean", "median", "zero")
-
-
 def fitted_imputer(method: str, moments: Moments, sketch: QuantileSketch | None) -> Any:
     """scikit-learn's SimpleImputer holding the out-of-core statistic of each column."""
     from sklearn.impute import SimpleImputer

@@ -62,3 +62,12 @@ def equivalent_python(explained: str) -> str:
     """The 'equivalent Python' section of an EXPLAIN text, dedented."""
     code = explained.split("  equivalent Python:\n", 1)[1]
     return "\n".join(line[4:] for line in code.splitlines())
+
+
+def generated(tmp_path_factory, name: str, **shape):
+    """A new folder of parquet files from oocml's own generator (``make_parquet_dataset``)."""
+    from oocml.datasets import make_parquet_dataset
+
+    folder = tmp_path_factory.mktemp(name)
+    make_parquet_dataset(folder, **shape)
+    return folder

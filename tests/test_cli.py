@@ -9,12 +9,12 @@ from collections import defaultdict
 
 import pandas as pd
 import pytest
+from helpers import generated
 
 import oocml
 from oocml.cli import meta, render
 from oocml.cli.complete import suggestions
 from oocml.cli.repl import Shell
-from oocml.datasets import make_parquet_dataset
 from oocml.dsl.grammar import keywords, lark_parser
 
 
@@ -27,9 +27,7 @@ def shell(session: oocml.Session | None = None) -> tuple[Shell, io.StringIO, io.
 
 @pytest.fixture(scope="module")
 def million_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("million")
-    make_parquet_dataset(folder, rows=1_200_000, features=2, files=4, seed=5)
-    return folder
+    return generated(tmp_path_factory, "million", rows=1_200_000, features=2, files=4, seed=5)
 
 
 def test_evaluate_prints_the_row_count_as_an_integer(million_dir):
@@ -55,9 +53,7 @@ def test_integral_floats_print_as_integers_and_other_floats_keep_six_digits():
 
 @pytest.fixture(scope="module")
 def wide_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("wide")
-    make_parquet_dataset(folder, rows=2_000, features=12, files=2, seed=4)
-    return folder
+    return generated(tmp_path_factory, "wide", rows=2_000, features=12, files=2, seed=4)
 
 
 def test_columns_complete_in_the_order_of_the_data(wide_dir):

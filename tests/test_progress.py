@@ -8,11 +8,11 @@ import re
 import dask
 import dask.dataframe as dd
 import pytest
+from helpers import generated
 from sklearn.linear_model import SGDClassifier
 
 import oocml
 from oocml import progress
-from oocml.datasets import make_parquet_dataset
 from oocml.progress import BlockProgress, PassLine
 
 # name [bar] done/total partitions [rate]  in m:ss  -- the last state of every pass's line
@@ -22,9 +22,7 @@ FINAL = re.compile(r"(?P<name>[a-z]+(?: epoch \d+/\d+)?) \[(?P<bar>[# ]{24})\] "
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("progress")
-    make_parquet_dataset(folder, rows=4_000, features=4, files=5, seed=7)
-    return folder
+    return generated(tmp_path_factory, "progress", rows=4_000, features=4, files=5, seed=7)
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
 from ..conditions import check_columns
-from ..encoding import check_params, encoder_and_rows, is_categorical
+from ..encoding import encoder_and_rows, is_categorical
 from ..errors import ColumnNotFoundError, DataError, ParameterError
 from ..estimators import build, task_of
 from ..partitions import where_partitions
@@ -84,8 +84,6 @@ def split_features(meta: pd.DataFrame, features: list[str],
             f"non-numeric feature column(s) {details}: add an encoder (.encode('onehot') / "
             "ENCODE onehot) or leave them out (FEATURES * EXCLUDE (...) / .select(exclude=[...]))"
         )
-    if encodes:
-        check_params(encodes[0].method, dict(encodes[0].params))
     return [c for c in features if c not in categorical], categorical
 
 
