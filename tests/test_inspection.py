@@ -1,15 +1,19 @@
-"""Weights by feature name (scaled and original units), centers, class means, the sparkline."""
+"""Weights by feature name (scaled and original units), centers, class means, the sparkline,
+and the figures of oocml.plots (checked through their data, not their pixels)."""
 
 from __future__ import annotations
+
+import sys
 
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import auc, confusion_matrix, roc_curve
 
 import oocml
-from oocml import inspection
-from oocml.errors import ParameterError
+from oocml import inspection, plots
+from oocml.errors import ColumnNotFoundError, OocmlError, ParameterError
 
 COUNTRIES = ["FR", "DE", "IT", "ES", "PT"]
 NUMERIC = ["x0", "x1", "x2"]
@@ -201,3 +205,126 @@ def test_sparkline():
     assert inspection.sparkline([None]) == ""
     assert len(inspection.sparkline(np.linspace(0, 1, 8))) == 8
     assert inspection.sparkline(np.linspace(0, 1, 8)) == inspection.SPARKS
+
+
+# -- plots ----------------------------------------------------------------------------------------
+
+def _curve(y_true: np.ndarray, scores: np.ndarray, label) -> pd.DataFrame:
+    """The curve frame of one class (one-vs-rest), from scikit-learn's roc_curve."""
+    fpr, tpr, thresholds = roc_curve(y_true, scores)
+    positives, negatives = y_true.sum(), len(y_true) - y_true.sum()
+    tp, fp = tpr * positives, fpr * negatives
+    precision = np.divide(tp, tp + fp, out=np.ones_like(tp), where=(tp + fp) > 0)
+    return pd.DataFrame({"class": label, "threshold": thresholds, "tpr": tpr, "fpr": fpr,
+                         "precision": precision, "recall": tpr})
+
+
+def _lines(figure):
+    (axes,) = figure.axes
+    return {line.get_label(): line for line in axes.get_lines()}
+
+
+def test_plot_roc_and_pr_of_a_binary_model(folder, raw):
+    model = _fit(folder, "y", features=NUMERIC)
+    y_true = raw["y"].to_numpy()
+    curve = _curve(y_true, model.pipeline.decision_function(raw), 1)
+    area = auc(curve["fpr"], curve["tpr"])
+    curve.attrs["roc_auc"] = {1: area}
+    shuffled = curve.sample(frac=1, random_state=0)  # any row order: drawn by threshold
+    shuffled.attrs = curve.attrs
+    lines = _lines(plots.plot_roc(shuffled))
+    assert set(lines) == {f"1 (AUC = {area:.3f})", "chance"}
+    line = lines[f"1 (AUC = {area:.3f})"]
+    np.testing.assert_array_equal(line.get_xdata(), curve["fpr"])
+    np.testing.assert_array_equal(line.get_ydata(), curve["tpr"])
+    np.testing.assert_array_equal(lines["chance"].get_xydata(), [[0, 0], [1, 1]])
+    lines = _lines(plots.plot_pr(curve))
+    assert set(lines) == {"1"}  # no average_precision in attrs: the class alone
+    np.testing.assert_array_equal(lines["1"].get_xdata(), curve["recall"])
+    np.testing.assert_array_equal(lines["1"].get_ydata(), curve["precision"])
+
+
+def test_plot_roc_one_vs_rest_for_a_multiclass_model(folder, raw):
+    model = _fit(folder, "kind", features=NUMERIC)
+    scores = model.pipeline.decision_function(raw)
+    classes = list(model.estimator.classes_)
+    curve = pd.concat([_curve((raw["kind"] == c).to_numpy(np.int64), scores[:, i], c)
+                       for i, c in enumerate(classes)], ignore_index=True)
+    curve.attrs["average_precision"] = {"low": 0.9, "mid": 0.5, "high": 0.8}
+    figure = plots.plot_roc(curve)
+    assert set(_lines(figure)) == {*classes, "chance"}
+    assert "one-vs-rest" in figure.axes[0].get_title()
+    labels = set(_lines(plots.plot_pr(curve)))
+    assert labels == {"low (AP = 0.900)", "mid (AP = 0.500)", "high (AP = 0.800)"}
+    with pytest.raises(ColumnNotFoundError, match="curve column 'precision'"):
+        plots.plot_roc(curve.drop(columns="precision"))
+
+
+def test_plot_confusion_shows_and_annotates_the_counts(folder, raw):
+    model = _fit(folder, "kind", features=NUMERIC)
+    labels = ["low", "mid", "high"]
+    counts = confusion_matrix(raw["kind"], model.pipeline.predict(raw), labels=labels)
+    matrix = pd.DataFrame(counts, index=labels, columns=labels)
+    figure = plots.plot_confusion(matrix)
+    axes = figure.axes[0]
+    (image,) = axes.get_images()
+    np.testing.assert_array_equal(image.get_array(), counts)
+    assert [t.get_text() for t in axes.texts] == [f"{v:,}" for v in counts.ravel()]
+    assert [t.get_text() for t in axes.get_xticklabels()] == labels
+    assert [t.get_text() for t in axes.get_yticklabels()] == labels
+    assert (axes.get_xlabel(), axes.get_ylabel()) == ("predicted", "true")
+
+
+def test_plot_weights_shows_the_largest_first_without_the_intercept(folder):
+    model = _fit(folder, "y", encode=("onehot", {"max_categories": 3}))
+    weights = inspection.weights(model, original_units=True)
+    figure = plots.plot_weights(weights, top=4)
+    (axes,) = figure.axes
+    body = weights["weight"].drop("(intercept)")
+    expected = body.loc[body.abs().sort_values(ascending=False).index[:4]]
+    bars = [patch.get_width() for patch in axes.patches]
+    np.testing.assert_array_equal(bars[::-1], expected.to_numpy())  # largest drawn at the top
+    assert [t.get_text() for t in axes.get_yticklabels()][::-1] == list(expected.index)
+    assert "(intercept)" not in [t.get_text() for t in axes.get_yticklabels()]
+    assert figure.get_suptitle() == "Top 4 weights by |weight| (original units)"
+    everything = plots.plot_weights(weights, top=100)
+    assert len(everything.axes[0].patches) == len(body)
+    with pytest.raises(ParameterError, match="top must be a whole number"):
+        plots.plot_weights(weights, top=0)
+
+
+def test_plot_weights_one_panel_per_class(folder):
+    weights = inspection.weights(_fit(folder, "kind", features=NUMERIC))
+    figure = plots.plot_weights(weights, top=2)
+    panels = [axes for axes in figure.axes if axes.get_visible()]
+    assert [axes.get_title() for axes in panels] == ["high", "low", "mid"]
+    for axes, column in zip(panels, weights.columns):
+        body = weights[column].drop("(intercept)")
+        top = body.loc[body.abs().sort_values(ascending=False).index[:2]]
+        np.testing.assert_array_equal([p.get_width() for p in axes.patches][::-1], top)
+    assert "scaled units" in figure.get_suptitle()
+
+
+def test_plot_history_draws_the_scores_per_epoch(folder, tmp_path):
+    model = _fit(folder, "y", features=NUMERIC, epochs=3, holdout=0.2)
+    history = model.history_
+    lines = list(_lines(plots.plot_history(history)).values())
+    assert len(lines) == 2
+    for line, column in zip(lines, ["progressive_score", "holdout_score"]):
+        np.testing.assert_array_equal(line.get_xdata(), [1, 2, 3])
+        np.testing.assert_array_equal(line.get_ydata(), history[column])
+    with pytest.raises(ParameterError, match="holdout"):
+        plots.plot_history(history[["epoch", "rows"]])
+    assert inspection.sparkline(history["holdout_score"]).strip()
+    path = plots.save(plots.plot_history(history), tmp_path / "plots" / "history.png")
+    with open(path, "rb") as png:
+        assert png.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plots_without_matplotlib_name_the_extra(monkeypatch):
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now fails
+    matrix = pd.DataFrame([[1, 2], [3, 4]], index=[0, 1], columns=[0, 1])
+    with pytest.raises(OocmlError, match=r'pip install "oocml\[plot\]"'):
+        plots.plot_confusion(matrix)

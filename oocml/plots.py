@@ -1,0 +1,175 @@
+"""Figures of a model and its evaluation: ROC and precision-recall curves, confusion matrix,
+weights, training history.
+
+Rules:
+- Each function takes a small pandas frame that is already computed (curves, counts, weights,
+  history: never the data) and returns a ``matplotlib.figure.Figure``. No pyplot: no global
+  state, no backend to choose, safe in threads, servers and tests; show a figure by returning
+  it in a notebook, write it with :func:`save`.
+- matplotlib is optional and imported on first use; without it, an OocmlError names the extra.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import ColumnNotFoundError, OocmlError, ParameterError
+from .inspection import INTERCEPT
+
+CURVE_COLUMNS = ("class", "threshold", "tpr", "fpr", "precision", "recall")
+SCORES = {"progressive_score": "progressive (each block before training on it)",
+          "holdout_score": "holdout"}
+PANELS_PER_ROW = 3
+
+
+def _new_figure(width: float, height: float) -> Any:
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise OocmlError('plots need matplotlib, which is not installed: pip install "oocml[plot]"'
+                         ) from exc
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _require(frame: pd.DataFrame, columns: tuple[str, ...] | list[str], role: str) -> None:
+    for column in columns:
+        if column not in frame.columns:
+            raise ColumnNotFoundError(column, list(frame.columns), role=f"{role} column")
+
+
+# -- curves ---------------------------------------------------------------------------------------
+
+def plot_roc(curve: pd.DataFrame) -> Any:
+    """ROC curve per class (false positive rate against true positive rate), one-vs-rest for
+    more than one class; the legend gives ``curve.attrs["roc_auc"][class]`` when present."""
+    return _curves(curve, x="fpr", y="tpr", score="roc_auc", score_name="AUC",
+                   title="ROC curve", labels=("false positive rate", "true positive rate"),
+                   diagonal=True)
+
+
+def plot_pr(curve: pd.DataFrame) -> Any:
+    """Precision-recall curve per class, one-vs-rest for more than one class; the legend gives
+    ``curve.attrs["average_precision"][class]`` when present."""
+    return _curves(curve, x="recall", y="precision", score="average_precision", score_name="AP",
+                   title="Precision-recall curve", labels=("recall", "precision"), diagonal=False)
+
+
+def _curves(curve: pd.DataFrame, *, x: str, y: str, score: str, score_name: str, title: str,
+            labels: tuple[str, str], diagonal: bool) -> Any:
+    """One line per class, its points in decreasing threshold order (any row order works)."""
+    _require(curve, CURVE_COLUMNS, "curve")
+    figure = _new_figure(5.5, 5)
+    axes = figure.add_subplot()
+    scores = curve.attrs.get(score) or {}
+    groups = list(curve.groupby("class", sort=False))
+    for label, rows in groups:
+        rows = rows.sort_values("threshold", ascending=False, kind="mergesort")
+        text = str(label)
+        if label in scores:
+            text += f" ({score_name} = {float(scores[label]):.3f})"
+        axes.plot(rows[x].to_numpy(float), rows[y].to_numpy(float), label=text)
+    if diagonal:
+        axes.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="chance")
+    axes.set(xlim=(0, 1), ylim=(0, 1.02), xlabel=labels[0], ylabel=labels[1],
+             title=title + (" (one-vs-rest)" if len(groups) > 1 else ""))
+    axes.legend(loc="lower right" if diagonal else "lower left", title="class")
+    return figure
+
+
+# -- confusion matrix ------------------------------------------------------------------------------
+
+def plot_confusion(matrix: pd.DataFrame) -> Any:
+    """The matrix as an image, true labels down (index), predicted labels across (columns),
+    each cell annotated with its count."""
+    values = matrix.to_numpy()
+    counts = np.issubdtype(values.dtype, np.integer)
+    rows, columns = values.shape
+    figure = _new_figure(1.2 + 0.8 * max(columns, 4), 1 + 0.7 * max(rows, 4))
+    axes = figure.add_subplot()
+    image = axes.imshow(values, cmap="Blues", vmin=0)
+    middle = values.max() / 2 if values.size else 0
+    for (i, j), value in np.ndenumerate(values):
+        axes.text(j, i, f"{int(value):,}" if counts else f"{value:.2f}", ha="center", va="center",
+                  color="white" if value > middle else "black")
+    axes.set_xticks(range(columns), labels=[str(c) for c in matrix.columns])
+    axes.set_yticks(range(rows), labels=[str(i) for i in matrix.index])
+    axes.set(xlabel="predicted", ylabel="true", title="Confusion matrix")
+    figure.colorbar(image, ax=axes, shrink=0.8)
+    return figure
+
+
+# -- weights --------------------------------------------------------------------------------------
+
+def plot_weights(weights: pd.DataFrame, top: int = 20) -> Any:
+    """Horizontal bars of the ``top`` weights by absolute value, largest at the top, one panel
+    per column (per class for a multiclass model); the intercept is left out."""
+    if isinstance(top, bool) or not isinstance(top, int | np.integer) or top < 1:
+        raise ParameterError(f"top must be a whole number >= 1, not {top!r}")
+    body = weights.drop(index=INTERCEPT, errors="ignore")
+    if body.empty or body.shape[1] == 0:
+        raise ParameterError("no weights to plot: the frame holds no feature rows")
+    panels = list(body.columns)
+    across = min(len(panels), PANELS_PER_ROW)
+    down = math.ceil(len(panels) / across)
+    shown = min(top, len(body))
+    figure = _new_figure(4.5 * across + 1, down * (0.25 * shown + 1.2) + 0.5)
+    grid = figure.subplots(down, across, squeeze=False)
+    for axes, column in zip(grid.ravel(), panels):
+        _weight_bars(axes, body[column], top)
+        axes.set_title(str(column) if len(panels) > 1 else "")
+    for axes in grid.ravel()[len(panels):]:
+        axes.set_visible(False)
+    units = weights.attrs.get("units")
+    figure.suptitle(f"Top {shown} weights by |weight|" + (f" ({units} units)" if units else ""))
+    return figure
+
+
+def _weight_bars(axes: Any, column: pd.Series, top: int) -> None:
+    order = column.abs().sort_values(ascending=False, kind="mergesort").index[:top]
+    chosen = column.loc[order][::-1]  # barh draws from the bottom: largest last, at the top
+    values = chosen.to_numpy(float)
+    axes.barh(np.arange(len(values)), values,
+              color=np.where(values >= 0, "tab:blue", "tab:red"))
+    axes.set_yticks(np.arange(len(values)), labels=[str(n) for n in chosen.index])
+    axes.axvline(0, color="black", linewidth=0.8)
+    axes.set_xlabel("weight")
+
+
+# -- training history -----------------------------------------------------------------------------
+
+def plot_history(history: pd.DataFrame) -> Any:
+    """The scores per epoch (``Model.history_``): the progressive and holdout scores present."""
+    _require(history, ["epoch"], "history")
+    scores = [c for c in SCORES if c in history.columns and history[c].notna().any()]
+    if not scores:
+        raise ParameterError("the history holds no scores to plot: train with a holdout "
+                             "(holdout=0.2 / HOLDOUT 0.2) to score every epoch")
+    from matplotlib.ticker import MaxNLocator
+
+    figure = _new_figure(6, 4)
+    axes = figure.add_subplot()
+    epochs = history["epoch"].to_numpy(float)
+    for column in scores:
+        axes.plot(epochs, history[column].to_numpy(float), marker="o", label=SCORES[column])
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set(xlabel="epoch", ylabel="score", title="Training history")
+    axes.legend()
+    return figure
+
+
+# -- files ----------------------------------------------------------------------------------------
+
+def save(figure: Any, path: str | os.PathLike, storage_options: dict | None = None) -> str:
+    """Write ``figure`` as a PNG to ``path`` (a path or any fsspec URL), whole or not at all,
+    replacing any file there; returns the path."""
+    from .storage import write_bytes
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    return write_bytes(os.fspath(path), buffer.getvalue(), storage_options)
