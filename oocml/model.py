@@ -7,7 +7,6 @@ never be misaligned, and predictions keep the input's partitions and index.
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -16,15 +15,22 @@ import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 from dask.dataframe.utils import make_meta
-from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.metaestimators import available_if
 
 from .blocks import applied
 from .errors import ColumnNotFoundError, ParameterError
 from .execution import compute
-from .metrics import data_totals, metrics_rows, score_from_totals
+from .metrics import (
+    class_report,
+    confusion_frame,
+    curve_table,
+    data_totals,
+    metrics_rows,
+    residual_table,
+    score_from_totals,
+    scored,
+)
 from .modelfile import read_model, write_model
 from .partitions import FilePart, batches, partitions, whole
 
@@ -74,22 +80,11 @@ class Model:
                 f"features={len(self.features)} steps={steps}>")
 
     def describe(self) -> pd.DataFrame:
-        """A two-column table (property, value) describing the model and its training."""
-        est = self.estimator
-        rows = [("algorithm", type(est).__name__), ("task", self.task),
-                ("parameters", _params_text(est)), ("target", self.target),
-                ("features", ", ".join(self.features)),
-                ("classes", None if self.classes is None else ", ".join(map(str, self.classes)))]
-        for name, step in _fitted_steps(self.pipeline):
-            rows.append((f"step {name}", _step_text(step)))
-        for key in ("rows_seen", "epochs", "blocks_seen", "strategy", "workers", "train_seconds",
-                    "stats_seconds", "passes"):
-            if key in self.info:
-                rows.append((key.replace("_", " "), self.info[key]))
-        for entry in self.info.get("history", []):
-            extra = {k: v for k, v in entry.items() if k not in ("epoch",)}
-            rows.append((f"epoch {entry['epoch']}", json.dumps(extra)))
-        return pd.DataFrame(rows, columns=["property", "value"]).astype({"value": object})
+        """A two-column table (property, value) describing the model and its training: see
+        :func:`oocml.description.describe_model`."""
+        from .description import describe_model
+
+        return describe_model(self)
 
     # -- prediction -------------------------------------------------------------------------
     def predict(self, data: Any) -> Any:
@@ -190,15 +185,44 @@ class Model:
         """Accuracy (classifiers), R^2 (regressors) or minus inertia (clustering), block-wise in parallel."""
         return score_from_totals(self._totals(data), self.task, self.classes)
 
-    def evaluate(self, data: Any) -> pd.DataFrame:
-        """A metrics table (metric, value): accuracy/precision/recall/f1/log_loss, r2/rmse/mae,
-        or inertia and a sampled silhouette; and the rows scored."""
+    def evaluate(self, data: Any, by_class: bool = False) -> pd.DataFrame:
+        """A metrics table (metric, value): accuracy, precision, recall, f1, log_loss, roc_auc
+        and average_precision for classifiers; r2, rmse and mae for regressors; inertia and
+        a sampled silhouette for clustering; and the rows scored. ``by_class``: one row per
+        class instead (precision, recall, f1, support, roc_auc, average_precision). One
+        parallel pass either way."""
+        if by_class:
+            return class_report(self._totals(data, "BY CLASS"), self.classes)
         totals = self._totals(data)
         rows = metrics_rows(totals, self.task, self.classes)
         if self.task == "clustering":
             rows.append((f"silhouette (sample of {SILHOUETTE_SAMPLE:,})", self._silhouette(data)))
         rows.append(("rows", totals["n"]))
         return pd.DataFrame([(k, float(v)) for k, v in rows], columns=["metric", "value"])
+
+    def confusion(self, data: Any) -> pd.DataFrame:
+        """The confusion matrix on ``data``: true classes by row, predicted by column."""
+        return confusion_frame(self._totals(data, "CONFUSION"), self.classes)
+
+    def curve(self, data: Any) -> pd.DataFrame:
+        """ROC and precision-recall curves on ``data`` (class, threshold, tpr, fpr, precision,
+        recall; one-vs-rest per class beyond two), with each class's roc_auc and
+        average_precision in ``attrs``."""
+        self._classifier_only("CURVE")
+        method = scored(self.pipeline)
+        if method is None:
+            raise ParameterError(f"{type(self.estimator).__name__} gives no scores to draw a "
+                                 "curve from (neither predict_proba nor decision_function)")
+        return curve_table(self._totals(data, "CURVE"), self.classes, method == "predict_proba")
+
+    def residuals(self, data: Any) -> pd.DataFrame:
+        """Quantiles of the residuals (target minus prediction) of a regressor on ``data``."""
+        if self.task != "regression":
+            raise ParameterError(f"residuals are a regressor's; {type(self.estimator).__name__} "
+                                 f"is a {self.task} model: EVALUATE CONFUSION / BY CLASS / CURVE")
+        self._check_columns(data, target=True)
+        return residual_table(data_totals(data, self.pipeline, self.features, self.target,
+                                          self.task, self.classes, residuals=True))
 
     def _silhouette(self, data: Any) -> float:
         """Silhouette score on a seeded sample of rows drawn evenly from every partition
@@ -219,9 +243,57 @@ class Model:
             return float("nan")  # silhouette is undefined for a single cluster
         return float(silhouette_score(X, labels))
 
-    def _totals(self, data: Any) -> pd.Series:
+    def _classifier_only(self, view: str) -> None:
+        if self.task != "classification":
+            instead = ("EVALUATE RESIDUALS / model.residuals(data)" if self.task == "regression"
+                       else "EVALUATE (inertia, silhouette)")
+            raise ParameterError(f"EVALUATE {view} is for classifiers; "
+                                 f"{type(self.estimator).__name__} is a {self.task} model: "
+                                 f"{instead}")
+
+    def _totals(self, data: Any, view: str | None = None) -> dict:
+        """The summed block totals of ``data``; a ``view`` (a classifier's) is checked first."""
+        if view is not None:
+            self._classifier_only(view)
         self._check_columns(data, target=self.task != "clustering")
         return data_totals(data, self.pipeline, self.features, self.target, self.task, self.classes)
+
+    # -- inspection: oocml.inspection computes, oocml.plots draws (the "plot" extra) --------
+    def weights(self, original_units: bool = False) -> pd.DataFrame:
+        """Coefficients and intercepts by feature name, in scaled or original units."""
+        from .inspection import weights
+
+        return weights(self, original_units)
+
+    def plot_weights(self, top: int = 20) -> Any:
+        """A Figure of the ``top`` largest weights."""
+        from .plots import plot_weights
+
+        return plot_weights(self.weights(), top)
+
+    def plot_roc(self, data: Any) -> Any:
+        """A Figure of the ROC curve(s) on ``data``."""
+        from .plots import plot_roc
+
+        return plot_roc(self.curve(data))
+
+    def plot_pr(self, data: Any) -> Any:
+        """A Figure of the precision-recall curve(s) on ``data``."""
+        from .plots import plot_pr
+
+        return plot_pr(self.curve(data))
+
+    def plot_confusion(self, data: Any) -> Any:
+        """A Figure of the confusion matrix on ``data``."""
+        from .plots import plot_confusion
+
+        return plot_confusion(self.confusion(data))
+
+    def plot_history(self) -> Any:
+        """A Figure of the progressive and holdout scores per epoch."""
+        from .plots import plot_history
+
+        return plot_history(self.history_)
 
     # -- persistence --------------------------------------------------------------------------
     def save(self, path: str | os.PathLike, storage_options: dict | None = None, *,
@@ -280,41 +352,3 @@ def _sample_rows(part: Any, n: int, seed: int) -> pd.DataFrame:
 
 def _jsonable(values: list | None) -> list | None:
     return None if values is None else np.asarray(values).tolist()
-
-
-def _params_text(estimator: Any) -> str:
-    defaults = type(estimator)().get_params(deep=False)
-    changed = {k: v for k, v in estimator.get_params(deep=False).items()
-               if repr(v) != repr(defaults.get(k))}
-    return ", ".join(f"{k}={v!r}" for k, v in sorted(changed.items())) or "(defaults)"
-
-
-def _fitted_steps(pipeline: Pipeline) -> list[tuple[str, Any]]:
-    """The preprocessing steps that learned something, looking inside ColumnTransformers."""
-    found = []
-    for name, step in pipeline.steps[:-1]:
-        if isinstance(step, ColumnTransformer):
-            for inner_name, inner, _ in step.transformers_:
-                if isinstance(inner, Pipeline):
-                    found += [(n, s) for n, s in inner.steps]
-                elif not isinstance(inner, str | FunctionTransformer):
-                    found.append((inner_name, inner))
-        else:
-            found.append((name, step))
-    return found
-
-
-def _step_text(step: Any) -> str:
-    fitted = {k: v for k, v in vars(step).items() if k.endswith("_") and not k.startswith("_")}
-    parts = [type(step).__name__]
-    for key in ("mean_", "scale_", "data_min_", "data_max_", "max_abs_", "n_samples_seen_"):
-        if fitted.get(key) is not None:
-            value = np.round(np.asarray(fitted[key], dtype=float), 4)
-            parts.append(f"{key}={value.tolist() if value.size <= 8 else str(value.size) + ' values'}")
-    if fitted.get("categories_") is not None:
-        columns = getattr(step, "feature_names_in_", range(len(step.categories_)))
-        parts.append("categories=" + ", ".join(f"{c}: {len(k)}"
-                                              for c, k in zip(columns, step.categories_)))
-    if hasattr(step, "n_features") and not fitted.get("categories_"):
-        parts.append(f"n_features={step.n_features}")
-    return " ".join(parts)

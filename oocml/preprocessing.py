@@ -372,6 +372,15 @@ class QuantileSketch:
             merged.append((values, weights))
         return self._pack(merged)
 
+    def quantile(self, q: float) -> np.ndarray:
+        """The weighted ``q``-quantile of each column, nearest rank (NaN for no values)."""
+        out = []
+        for values, weights in self._columns():
+            cumulative = np.cumsum(weights)
+            at = int(np.searchsorted(cumulative, q * cumulative[-1])) if values.size else -1
+            out.append(values[min(at, values.size - 1)] if values.size else np.nan)
+        return np.asarray(out)
+
     def median(self) -> np.ndarray:
         """The weighted median of each column (NaN for a column with no values)."""
         out = []

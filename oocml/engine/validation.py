@@ -15,7 +15,7 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from ..errors import DataError
-from ..metrics import block_totals, score_from_totals, sum_rows, sum_totals
+from ..metrics import add_all, block_totals, score_from_totals, sum_totals
 from ..partitions import batches
 
 HASH_KEY = "oocml-holdout-v1"  # pandas wants exactly 16 characters
@@ -43,7 +43,7 @@ def training_rows(frame: pd.DataFrame, fraction: float | None) -> pd.DataFrame:
 
 def _holdout_totals(part: Any, fraction: float, pipeline: Pipeline, features: list,
                     target: str | None, task: str, classes: list | None) -> pd.DataFrame:
-    return sum_rows([block_totals(frame[holdout_mask(frame, fraction)], pipeline, features,
+    return add_all([block_totals(frame[holdout_mask(frame, fraction)], pipeline, features,
                                   target, task, classes) for frame in batches(part)])
 
 

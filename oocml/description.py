@@ -1,0 +1,80 @@
+"""DESCRIBE: what a fitted model is and how it was trained, as a (property, value) table.
+
+Read from the fitted pipeline and the fit's ``info`` alone: nothing is recomputed, no data
+is read. The holdout scores per epoch also show as a one-line sparkline.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from .inspection import sparkline
+
+
+def describe_model(model: Any) -> pd.DataFrame:
+    """The DESCRIBE table of an :class:`oocml.Model`."""
+    est = model.estimator
+    rows = [("algorithm", type(est).__name__), ("task", model.task),
+            ("parameters", _params_text(est)), ("target", model.target),
+            ("features", ", ".join(model.features)),
+            ("classes", None if model.classes is None else ", ".join(map(str, model.classes)))]
+    for name, step in _fitted_steps(model.pipeline):
+        rows.append((f"step {name}", _step_text(step)))
+    for key in ("rows_seen", "epochs", "blocks_seen", "strategy", "workers", "train_seconds",
+                "stats_seconds", "passes"):
+        if key in model.info:
+            rows.append((key.replace("_", " "), model.info[key]))
+    history = model.info.get("history", [])
+    for entry in history:
+        extra = {k: v for k, v in entry.items() if k not in ("epoch",)}
+        rows.append((f"epoch {entry['epoch']}", json.dumps(extra)))
+    scores = [e["holdout_score"] for e in history if e.get("holdout_score") is not None]
+    if scores:
+        rows.append(("learning curve", f"{sparkline(scores)}  holdout score per epoch, "
+                                       f"{min(scores):.4g} .. {max(scores):.4g}"))
+    return pd.DataFrame(rows, columns=["property", "value"]).astype({"value": object})
+
+
+def _params_text(estimator: Any) -> str:
+    defaults = type(estimator)().get_params(deep=False)
+    changed = {k: v for k, v in estimator.get_params(deep=False).items()
+               if repr(v) != repr(defaults.get(k))}
+    return ", ".join(f"{k}={v!r}" for k, v in sorted(changed.items())) or "(defaults)"
+
+
+def _fitted_steps(pipeline: Pipeline) -> list[tuple[str, Any]]:
+    """The preprocessing steps that learned something, looking inside ColumnTransformers."""
+    found = []
+    for name, step in pipeline.steps[:-1]:
+        if isinstance(step, ColumnTransformer):
+            for inner_name, inner, _ in step.transformers_:
+                if isinstance(inner, Pipeline):
+                    found += [(n, s) for n, s in inner.steps]
+                elif not isinstance(inner, str | FunctionTransformer):
+                    found.append((inner_name, inner))
+        else:
+            found.append((name, step))
+    return found
+
+
+def _step_text(step: Any) -> str:
+    fitted = {k: v for k, v in vars(step).items() if k.endswith("_") and not k.startswith("_")}
+    parts = [type(step).__name__]
+    for key in ("mean_", "scale_", "data_min_", "data_max_", "max_abs_", "n_samples_seen_"):
+        if fitted.get(key) is not None:
+            value = np.round(np.asarray(fitted[key], dtype=float), 4)
+            parts.append(f"{key}={value.tolist() if value.size <= 8 else str(value.size) + ' values'}")
+    if fitted.get("categories_") is not None:
+        columns = getattr(step, "feature_names_in_", range(len(step.categories_)))
+        parts.append("categories=" + ", ".join(f"{c}: {len(k)}"
+                                              for c, k in zip(columns, step.categories_)))
+    if hasattr(step, "n_features") and not fitted.get("categories_"):
+        parts.append(f"n_features={step.n_features}")
+    return " ".join(parts)
