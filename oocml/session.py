@@ -101,8 +101,27 @@ class Session:
         return model.predictions(frame, proba=stmt.proba)
 
     def _run_evaluate(self, stmt: ast.Evaluate) -> pd.DataFrame:
+        model = self.catalog.get(stmt.model)
+        if stmt.by_class and stmt.view is not None:
+            raise ParameterError(f"EVALUATE {stmt.view.upper()} ... BY CLASS: choose one view")
         with progress_bar(progress_enabled(self.progress), "evaluate"):
-            return self.catalog.get(stmt.model).evaluate(self._open(stmt.source))
+            data = self._open(stmt.source)
+            if stmt.view == "confusion":
+                return model.confusion(data)
+            if stmt.view == "curve":
+                return model.curve(data)
+            if stmt.view == "residuals":
+                return model.residuals(data)
+            return model.evaluate(data, by_class=stmt.by_class)
+
+    def _run_showweights(self, stmt: ast.ShowWeights) -> pd.DataFrame:
+        weights = self.catalog.get(stmt.model).weights()
+        return weights.rename_axis("feature").reset_index()
+
+    def _run_describedata(self, stmt: ast.DescribeData) -> pd.DataFrame:
+        from .profile import profile
+
+        return profile(self._open(stmt.source), progress=progress_enabled(self.progress))
 
     def _run_showmodels(self, stmt: ast.ShowModels) -> pd.DataFrame:
         return self.catalog.table()

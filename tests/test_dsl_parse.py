@@ -152,7 +152,7 @@ def test_syntax_error_attributes():
     with pytest.raises(OocmlSyntaxError) as info:
         parse("SHOW MODELS;\nDESCRIBE")
     error = info.value
-    assert (error.line, error.column) == (2, 9) and error.expected == ["a name"]
+    assert (error.line, error.column) == (2, 9) and error.expected == ["DATA", "a name"]
     assert error.statement_text == "DESCRIBE"
 
 

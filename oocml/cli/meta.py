@@ -68,9 +68,17 @@ STATEMENT_HELP = {
   Without INTO the first rows are shown; INTO writes parquet files to a folder or URL,
   committed by a manifest written last, and refuses a folder that holds files unless
   OVERWRITE is given (which replaces only files oocml wrote).""",
-    "EVALUATE": "EVALUATE name ON source  -- accuracy/precision/recall/f1/log_loss or r2/rmse/mae",
-    "SHOW": "SHOW MODELS | SHOW ALGORITHMS  -- the session's models; the algorithms and their parameters",
-    "DESCRIBE": "DESCRIBE name  -- algorithm, parameters, features, classes, statistics, rows seen, timing",
+    "EVALUATE": """EVALUATE [CONFUSION | CURVE | RESIDUALS] name ON source [BY CLASS]
+  EVALUATE m ON src: accuracy, precision, recall, f1, log_loss, roc_auc, average_precision
+  (classifiers) or r2, rmse, mae (regressors); BY CLASS: one row per class;
+  CONFUSION: the confusion matrix; CURVE: ROC and precision-recall curves (threshold, tpr,
+  fpr, precision, recall); RESIDUALS: a regressor's residual quantiles. One parallel pass.""",
+    "SHOW": """SHOW MODELS | SHOW ALGORITHMS | SHOW WEIGHTS name
+  the session's models; the algorithms and their parameters; a linear model's coefficients
+  and intercept by feature name""",
+    "DESCRIBE": """DESCRIBE name | DESCRIBE DATA source
+  a model: algorithm, parameters, features, classes, statistics, epochs, learning curve;
+  DATA: per column the dtype, rows, missing, mean, std, min, max, top values (one pass)""",
     "DROP": "DROP MODEL name  -- forget a model (and delete its file in the --store folder)",
     "SAVE": """SAVE MODEL name TO 'path or URL' [OPTIONS (...)] [OVERWRITE]
   Write a model file (skops, atomic); an existing file is refused unless OVERWRITE is given.""",
@@ -82,8 +90,9 @@ STATEMENT_HELP = {
 _STATEMENTS = """Statements end with ';' and may span lines. Keywords are case-insensitive.
   TRAIN [OR REPLACE] algo ON source [PREDICT col] [clauses...] [AS name]   train a model
   PREDICT [PROBA] USING name ON source [INTO 'folder/']                    predict
-  EVALUATE name ON source                                                  metrics
-  SHOW MODELS | SHOW ALGORITHMS | DESCRIBE name | DROP MODEL name
+  EVALUATE [CONFUSION|CURVE|RESIDUALS] name ON source [BY CLASS]           metrics
+  SHOW MODELS | SHOW ALGORITHMS | SHOW WEIGHTS name | DESCRIBE name | DESCRIBE DATA source
+  DROP MODEL name
   SAVE MODEL name TO 'path' | LOAD MODEL name FROM 'path' | EXPLAIN statement
 A source is a quoted glob, folder or URL ('data/*.parquet', 's3://b/p/'), with optional
   FORMAT parquet|csv|json and OPTIONS (key = literal, ...), or a table name.
@@ -231,6 +240,44 @@ def _format(shell: Any, argument: str) -> bool:
     else:
         shell.show(f"format is {shell.fmt}")
     return True
+
+
+PLOTS = {"roc": "plot_roc", "pr": "plot_pr", "confusion": "plot_confusion",
+         "weights": "plot_weights", "history": "plot_history"}
+_NEEDS_DATA = ("roc", "pr", "confusion")
+
+
+@command("\\plot", f"{'|'.join(PLOTS)} model ['source'] 'file.png'",
+         "write a PNG of a model's ROC or PR curve, confusion matrix (on a source), its weights "
+         "or its learning curve", required=True, arguments=lambda session: list(PLOTS))
+def _plot(shell: Any, argument: str) -> bool:
+    import shlex
+
+    words = shlex.split(argument)
+    if len(words) != (4 if words and words[0] in _NEEDS_DATA else 3) or words[0] not in PLOTS:
+        return _usage(shell, COMMANDS["\\plot"])
+    view, name, *source, path = words
+    try:
+        model = shell.session.catalog.get(name)
+        args = [_frame(shell.session, source[0])] if source else []
+        from ..plots import save
+
+        written = save(getattr(model, PLOTS[view])(*args), path,
+                       storage_options=shell.session.storage_options)
+    except OocmlError as error:
+        shell.error(error)
+        return False
+    shell.show(f"wrote {written}")
+    return True
+
+
+def _frame(session: Any, source: str) -> Any:
+    """A registered table by name, else a path or URL opened as a statement's source is."""
+    if source in session.tables:
+        return session.tables[source]
+    from ..sources import open_source
+
+    return open_source(Source(path=source), storage_options=session.storage_options)
 
 
 def _switch(shell: Any, attribute: str, argument: str) -> bool:

@@ -63,6 +63,8 @@ class Predict:
 class Evaluate:
     model: str
     source: Source
+    view: str | None = None  # "confusion" | "curve" | "residuals"; None: the metrics table
+    by_class: bool = False
     position: Position = _position()
 
 
@@ -78,6 +80,18 @@ class ShowAlgorithms:
 
 @dataclass(frozen=True)
 class Describe:
+    model: str
+    position: Position = _position()
+
+
+@dataclass(frozen=True)
+class DescribeData:
+    source: Source
+    position: Position = _position()
+
+
+@dataclass(frozen=True)
+class ShowWeights:
     model: str
     position: Position = _position()
 
@@ -112,5 +126,5 @@ class Explain:
     position: Position = _position()
 
 
-Statement = (Train | Predict | Evaluate | ShowModels | ShowAlgorithms | Describe | DropModel
-             | SaveModel | LoadModel | Explain)
+Statement = (Train | Predict | Evaluate | ShowModels | ShowAlgorithms | ShowWeights | Describe
+             | DescribeData | DropModel | SaveModel | LoadModel | Explain)

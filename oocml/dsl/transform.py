@@ -281,8 +281,18 @@ class ToAst(Transformer):
                            overwrite=_has(children, "OVERWRITE"), position=_meta_position(meta))
 
     def evaluate(self, meta, children):
-        model, source = _values(children)
-        return ast.Evaluate(model, source, position=_meta_position(meta))
+        *view, model, source = _values(children)
+        return ast.Evaluate(model, source, view=view[0] if view else None,
+                            by_class=_has(children, "CLASS"), position=_meta_position(meta))
+
+    def evaluation_view(self, meta, children):
+        return str(children[0]).lower()
+
+    def show_weights(self, meta, children):
+        return ast.ShowWeights(_values(children)[0], position=_meta_position(meta))
+
+    def describe_data(self, meta, children):
+        return ast.DescribeData(_values(children)[0], position=_meta_position(meta))
 
     def show_models(self, meta, children):
         return ast.ShowModels(position=_meta_position(meta))
