@@ -32,6 +32,8 @@ from .plan import (
 )
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from .model import Model
 
 
@@ -147,6 +149,16 @@ class Chain:
         return Model.from_fit(fit_plan(self.plan(estimator, target, **options), self.frame,
                                        progress=progress, storage_options=storage_options))
 
+    def profile(self, *, progress: bool | None = None) -> pd.DataFrame:
+        """One row per column of the chain's rows (its WHERE) and columns (its select(): the
+        chosen features, else every column): dtype, rows, missing, mean, std, min, max,
+        distinct and top values, in one parallel pass (see :func:`oocml.profile.profile`).
+        The steps are not applied: this is the data as read."""
+        from .profile import profile
+
+        return profile(self.frame, columns=self.features, exclude=self.exclude,
+                       where=self.condition, progress=progress)
+
 
 class MLAccessor:
     """``df.ml``: starts a :class:`Chain` on this DataFrame."""
@@ -185,6 +197,11 @@ class MLAccessor:
     def fit_incremental(self, estimator: Any, target: str | None = None, **options: Any) -> Model:
         """Fit with no preprocessing (see :meth:`Chain.fit_incremental`)."""
         return Chain(self._frame).fit_incremental(estimator, target, **options)
+
+    def profile(self, *, progress: bool | None = None) -> pd.DataFrame:
+        """One row per column: dtype, rows, missing, mean, std, min, max, distinct and top
+        values, in one parallel pass (see :meth:`Chain.profile`)."""
+        return Chain(self._frame).profile(progress=progress)
 
 
 def register() -> None:
