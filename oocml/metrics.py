@@ -31,13 +31,16 @@ RESIDUAL_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 
 
 def block_totals(frame: pd.DataFrame, pipeline: Any, features: list, target: str | None,
-                 task: str, classes: list | None, residuals: bool = False) -> Totals:
-    """Additive sums of one block, from which every metric is derived exactly."""
+                 task: str, classes: list | None, residuals: bool = False,
+                 scores: bool = True) -> Totals:
+    """Additive sums of one block, from which every metric is derived exactly; ``scores``:
+    a classifier's log-loss and score histograms too (not needed for accuracy alone);
+    ``residuals``: a regressor's residual sketch."""
     if task != "clustering" and frame[target].hasnans:  # a boolean index copies every column
         frame = frame[frame[target].notna()]
     n, X = len(frame), frame[features]
     if task == "classification":
-        return _classification(frame[target].to_numpy(), X, pipeline, classes)
+        return _classification(frame[target].to_numpy(), X, pipeline, classes, scores)
     if task == "regression":
         y = frame[target].to_numpy(dtype=np.float64)
         residual = y - applied(pipeline, X, "predict") if n else y
@@ -51,26 +54,37 @@ def block_totals(frame: pd.DataFrame, pipeline: Any, features: list, target: str
     return {"n": n, "inertia": -pipeline.score(X) if n else 0.0}
 
 
-def _classification(y: np.ndarray, X: pd.DataFrame, pipeline: Any, classes: list) -> Totals:
+def _classification(y: np.ndarray, X: pd.DataFrame, pipeline: Any, classes: list,
+                    scores: bool) -> Totals:
     n, k = len(y), len(classes)
-    curves_shape = (1 if k == 2 else k, 2, BINS)
+    method = scored(pipeline) if scores else None
     if not n:
         totals = {"n": 0, "cm": np.zeros((k, k), np.int64)}
-        if hasattr(pipeline, "predict_proba"):
+        if method == "predict_proba":
             totals["log_loss"] = 0.0
-        if scored(pipeline) is not None:
-            totals["hist"] = np.zeros(curves_shape, np.int64)
+        if method is not None:
+            totals["hist"] = np.zeros((1 if k == 2 else k, 2, BINS), np.int64)
         return totals
     totals = {"n": n, "cm": confusion_counts(y, applied(pipeline, X, "predict"), classes)}
-    method = scored(pipeline)
     if method is not None:
         scores = applied(pipeline, X, method)
         totals["hist"] = histograms(y, scores, classes, method == "predict_proba")
         if method == "predict_proba":
-            from sklearn.metrics import log_loss
-
-            totals["log_loss"] = log_loss(y, scores, labels=classes, normalize=False)
+            totals["log_loss"] = log_loss_sum(y, scores, classes)
     return totals
+
+
+def log_loss_sum(y: np.ndarray, proba: np.ndarray, classes: list) -> float:
+    """``sklearn.metrics.log_loss(y, proba, labels=classes, normalize=False)``, without its
+    input checks, which cost six times the rest of a block's scoring (benchmarks/README.md,
+    "evaluate.py"); rows whose label is not in ``classes`` are left out, as the confusion
+    counts leave them."""
+    labels = np.asarray(classes)
+    at = np.clip(np.searchsorted(labels, y), 0, len(labels) - 1)
+    known = labels[at] == y
+    eps = np.finfo(proba.dtype).eps
+    picked = np.clip(proba[np.flatnonzero(known), at[known]], eps, 1 - eps)
+    return float(-np.log(picked).sum())
 
 
 def scored(pipeline: Any) -> str | None:
@@ -105,9 +119,9 @@ def sum_totals(sums: list[Any], progress: bool | str = False) -> Totals:
 
 
 def data_totals(data: Any, pipeline: Any, features: list, target: str | None, task: str,
-                classes: list | None, residuals: bool = False) -> Totals:
+                classes: list | None, residuals: bool = False, scores: bool = True) -> Totals:
     """The summed totals of a dask DataFrame (one parallel pass) or a pandas one."""
-    args = (pipeline, features, target, task, classes, residuals)
+    args = (pipeline, features, target, task, classes, residuals, scores)
     if isinstance(data, dd.DataFrame):
         needed = features + [c for c in [target] if c and c not in features]
         totals = sum_totals([dask.delayed(part_totals)(part, *args)

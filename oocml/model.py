@@ -183,7 +183,10 @@ class Model:
     # -- scoring ----------------------------------------------------------------------------
     def score(self, data: Any) -> float:
         """Accuracy (classifiers), R^2 (regressors) or minus inertia (clustering), block-wise in parallel."""
-        return score_from_totals(self._totals(data), self.task, self.classes)
+        self._check_columns(data, target=self.task != "clustering")
+        totals = data_totals(data, self.pipeline, self.features, self.target, self.task,
+                             self.classes, scores=False)  # accuracy needs no scores
+        return score_from_totals(totals, self.task, self.classes)
 
     def evaluate(self, data: Any, by_class: bool = False) -> pd.DataFrame:
         """A metrics table (metric, value): accuracy, precision, recall, f1, log_loss, roc_auc

@@ -37,13 +37,13 @@ from dask.dataframe.utils import make_meta
 from .blocks import numeric_arrays
 from .conditions import check_columns
 from .encoding import MAX_DISTINCT, is_categorical
-from .engine.fit import as_dask
 from .errors import ColumnNotFoundError, ParameterError
 from .execution import compute, tree_reduce
 from .partitions import batches, read_ahead, where_partitions
 from .plan import Condition
 from .preprocessing import Moments
 from .progress import progress_enabled
+from .sources import as_dask
 
 TOP = 5  # most frequent values shown per column
 COLUMNS = ("column", "dtype", "rows", "missing", "mean", "std", "min", "max", "distinct", "top")

@@ -20,8 +20,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import dask.dataframe as dd
+import pandas as pd
 
-from .errors import SourceError, StorageError, did_you_mean, listing
+from .errors import ParameterError, SourceError, StorageError, did_you_mean, listing
 from .outputs import manifest_files
 from .partitions import TextPart, whole
 from .plan import Source
@@ -186,3 +187,15 @@ def _arrow_fs(fs: Any) -> Any:
     from pyarrow.fs import FSSpecHandler, PyFileSystem
 
     return PyFileSystem(FSSpecHandler(fs))
+
+
+DEFAULT_PANDAS_BLOCK_ROWS = 100_000
+
+
+def as_dask(data: Any, block_rows: int | None = None) -> dd.DataFrame:
+    """A dask DataFrame for dask or pandas input (pandas split into blocks of rows)."""
+    if isinstance(data, dd.DataFrame):
+        return data
+    if isinstance(data, pd.DataFrame):
+        return dd.from_pandas(data, chunksize=block_rows or DEFAULT_PANDAS_BLOCK_ROWS, sort=False)
+    raise ParameterError(f"expected a dask or pandas DataFrame, got {type(data).__name__}")

@@ -7,6 +7,7 @@ for prompt_toolkit.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Iterable
@@ -154,7 +155,12 @@ class OocmlCompleter(Completer):
         self.cache: dict = {}
 
     def get_completions(self, document, complete_event):
-        candidates, word = suggestions(document.text_before_cursor, self.shell.session, self.cache)
+        try:
+            candidates, word = suggestions(document.text_before_cursor, self.shell.session,
+                                           self.cache)
+        except Exception:  # a completion must never break the prompt: offer nothing instead
+            logging.getLogger("oocml").debug("completion failed", exc_info=True)
+            return
         lower = word.islower()
         for candidate in candidates:
             text = candidate.lower() if lower and candidate in KEYWORDS else candidate

@@ -29,6 +29,7 @@ from ..partitions import where_partitions
 from ..plan import Plan, Step, validate
 from ..preprocessing import SCALERS, fitted_imputer
 from ..progress import progress_enabled
+from ..sources import as_dask
 from ..storage import check_path
 from .average import check_averageable, default_workers, train_average
 from .checkpoint import DEFAULT_EVERY, Checkpoint, fingerprint
@@ -37,18 +38,6 @@ from .stream import BlockRecipe, TrainingLog, TrainOptions, train
 from .validation import HoldoutMonitor
 
 log = logging.getLogger("oocml")
-
-DEFAULT_PANDAS_BLOCK_ROWS = 100_000
-
-
-def as_dask(data: Any, block_rows: int | None = None) -> dd.DataFrame:
-    """A dask DataFrame for dask or pandas input (pandas split into blocks of rows)."""
-    if isinstance(data, dd.DataFrame):
-        return data
-    if isinstance(data, pd.DataFrame):
-        return dd.from_pandas(data, chunksize=block_rows or DEFAULT_PANDAS_BLOCK_ROWS, sort=False)
-    raise ParameterError(f"expected a dask or pandas DataFrame, got {type(data).__name__}")
-
 
 def resolve_columns(plan: Plan, columns: list[str]) -> list[str]:
     """The feature columns of ``plan`` on data with ``columns``; every name checked."""
