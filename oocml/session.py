@@ -106,8 +106,9 @@ class Session:
             raise ParameterError(f"EVALUATE {stmt.view.upper()} ... BY CLASS: choose one view")
         with progress_bar(progress_enabled(self.progress), "evaluate"):
             data = self._open(stmt.source)
-            if stmt.view == "confusion":
-                return model.confusion(data)
+            if stmt.view == "confusion":  # as a table: the true class in the first column
+                matrix = model.confusion(data)
+                return matrix.rename_axis(index="true \\ predicted", columns=None).reset_index()
             if stmt.view == "curve":
                 return model.curve(data)
             if stmt.view == "residuals":

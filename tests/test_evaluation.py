@@ -80,9 +80,12 @@ def test_multiclass_one_vs_rest_and_the_per_class_report(penguins_dir):
     session = oocml.Session()  # the language gives the same tables
     session.catalog.put("m", model)
     matrix = session.sql(f"EVALUATE CONFUSION m ON '{penguins_dir}'")
-    np.testing.assert_array_equal(matrix.to_numpy(), metrics.confusion_matrix(
+    np.testing.assert_array_equal(matrix.iloc[:, 1:].to_numpy(), metrics.confusion_matrix(
         y, predicted, labels=model.classes))
-    assert list(matrix.index) == list(matrix.columns) == model.classes
+    assert list(matrix.columns) == ["true \\ predicted", *model.classes]
+    assert list(matrix.iloc[:, 0]) == model.classes
+    pd.testing.assert_frame_equal(model.confusion(data).rename_axis(
+        index="true \\ predicted", columns=None).reset_index(), matrix)
     by_class = session.sql(f"EVALUATE m ON '{penguins_dir}' BY CLASS")
     pd.testing.assert_frame_equal(by_class, report.reset_index())
 
@@ -184,3 +187,10 @@ def test_show_weights_and_the_plots_from_every_face(penguins_dir, tmp_path):
     assert described["learning curve"].startswith(("▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"))
     scores = [e["holdout_score"] for e in model.info["history"]]
     assert list(model.history_["holdout_score"]) == scores  # the DSL and history_ agree
+
+
+def test_describe_data_is_the_profile(penguins_dir):
+    profiled = dd.read_parquet(penguins_dir).ml.profile()
+    pd.testing.assert_frame_equal(oocml.sql(f"DESCRIBE DATA '{penguins_dir}'"), profiled)
+    species = profiled.set_index("column").loc["species"]
+    assert species["distinct"] == 3 and species["top"].startswith("Adelie (146)")

@@ -239,3 +239,25 @@ def test_column_and_path_completion(completion_session, binary_dir):
                                 or open_source(Source(path=str(binary_dir))))
     assert suggestions("TRAIN sgd ON ev", completion_session)[0] == ["events"]
     assert "x3" in suggestions("TRAIN sgd ON events FEATURES x", completion_session)[0]
+
+
+def test_inspecting_a_model_in_the_terminal(tmp_path, binary_dir):
+    """The inspection views in a real terminal: the confusion matrix, the weights, the data
+    profile, the learning curve's sparkline, and \\plot writing a PNG."""
+    child = terminal(tmp_path)
+    child.send(f"TRAIN sgd ON '{binary_dir}' PREDICT y SCALE standard WITH (loss = 'log_loss') "
+               "EPOCHS 2 HOLDOUT 0.2 AS m;\r")
+    child.expect("trained SGDClassifier")
+    child.send(f"EVALUATE CONFUSION m ON '{binary_dir}';\r")
+    child.expect(r"true \\ predicted \| +0 \| +1.*\(2 rows\)")
+    child.send("SHOW WEIGHTS m;\r")
+    child.expect(r"\(intercept\).*\(7 rows\)")
+    child.send(f"DESCRIBE DATA '{binary_dir}';\r")
+    child.expect(r"x5 +\| float64 \| +30000 .*\(7 rows\)")
+    child.send("DESCRIBE m;\r")
+    child.expect("learning curve *\\| [▁▂▃▄▅▆▇█]{2}  holdout score per epoch")
+    child.send(f"\\plot roc m '{binary_dir}' '{tmp_path / 'roc.png'}'\r")
+    child.expect("wrote ")
+    child.expect("oocml>")
+    assert (tmp_path / "roc.png").read_bytes()[:4] == b"\x89PNG"
+    quit_(child)
