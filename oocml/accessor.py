@@ -102,7 +102,8 @@ class Chain:
              block_rows: int | None = None, prefetch: int = 2, strategy: str = "sequential",
              holdout: float | None = None, patience: int | None = None,
              checkpoint: str | os.PathLike | None = None, checkpoint_every: int | None = None,
-             resume: bool = False, **params: Any) -> Plan:
+             resume: bool = False, cache: bool | str | os.PathLike | None = None,
+             **params: Any) -> Plan:
         """The Plan ``fit_incremental`` would run, without running it.
 
         ``holdout``: a fraction of rows (picked by a hash of their values) kept out of
@@ -113,6 +114,9 @@ class Chain:
         ``strategy="average"``: every worker (core, or thread of the active
         ``distributed.Client``) trains on its own partition each round and the models are
         averaged (SGD-family linear models only); the default trains sequentially.
+        ``cache``: the prepared-block cache (see :mod:`oocml.engine.cache`): ``True``,
+        ``False``, or a folder in which it is kept for later fits on the same data with the
+        same preparation; by default on when more than one epoch streams on this machine.
         """
         from .estimators import spec_for
 
@@ -130,7 +134,9 @@ class Chain:
                                  holdout=holdout,
                                  patience=patience,
                                  checkpoint=None if checkpoint is None else os.fspath(checkpoint),
-                                 checkpoint_every=checkpoint_every, resume=bool(resume)),
+                                 checkpoint_every=checkpoint_every, resume=bool(resume),
+                                 cache=os.fspath(cache) if isinstance(cache, os.PathLike)
+                                 else cache),
             random_state=random_state,
         ))
 

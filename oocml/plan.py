@@ -144,8 +144,10 @@ class StreamOptions:
     holdout: float | None = None  # fraction of rows held out (stable hash split)
     patience: int | None = None  # early stop after this many epochs without holdout gain
     checkpoint: str | None = None  # path of the checkpoint file
-    checkpoint_every: int | None = None  # blocks between checkpoints
+    checkpoint_every: int | None = None  # partitions between checkpoints
     resume: bool = False
+    cache: bool | str | None = None  # prepared-block cache: a folder to keep it in, True, False;
+    # None: on when more than one epoch streams on this machine (oocml.engine.cache)
 
 
 @dataclass(frozen=True)
@@ -256,6 +258,8 @@ STREAM_RULES: dict[str, Callable[[str, Any], Any]] = {
     "checkpoint": lambda name, value: value if value is None or isinstance(value, str) else
     _fail(f"checkpoint takes a path, not {value!r}"),
     "checkpoint_every": _optional(whole), "resume": flag,
+    "cache": lambda name, value: value if value is None or isinstance(value, bool | str) else
+    _fail(f"cache takes True, False or a folder, not {value!r}"),
 }
 
 

@@ -22,7 +22,7 @@ from .errors import ParameterError
 from .execution import progress_bar
 from .plan import Plan, Source
 from .progress import progress_enabled
-from .sources import describe_files, open_source
+from .sources import describe_files, file_facts, open_source
 from .storage import check_path
 
 if TYPE_CHECKING:
@@ -164,7 +164,9 @@ class Session:
         """What a statement would do, pass by pass, reading only metadata."""
         if isinstance(statement, ast.Train):
             plan = compile_train(statement)
-            return explain_train(plan, self._open(plan.source, plan), self._files(plan.source))
+            facts = file_facts(plan.source, self.storage_options)
+            return explain_train(plan, self._open(plan.source, plan), self._files(plan.source),
+                                 rows=None if facts is None else facts[2])
         if isinstance(statement, ast.Predict | ast.Evaluate):
             return explain_apply(statement, self.catalog.get(statement.model),
                                  self._open(statement.source), self._files(statement.source))

@@ -163,23 +163,34 @@ def _open_compressed(fs: Any, files: list[str], fmt: str) -> dd.DataFrame:
 
 def describe_files(source: Source, storage_options: Mapping[str, Any] | None = None) -> str:
     """' (parquet, 20 files, 10,000,000 rows)' from metadata alone ('' for tables)."""
+    facts = file_facts(source, storage_options)
+    if facts is None:
+        return ""
+    fmt, files, rows = facts
+    return f" ({fmt}, {files} files" + (f", {rows:,} rows)" if rows is not None else ")")
+
+
+def file_facts(source: Source, storage_options: Mapping[str, Any] | None = None,
+               ) -> tuple[str, int, int | None] | None:
+    """(format, number of files, rows or None) of a path source, from metadata alone: the
+    rows of parquet files from their footers; None for a table or a path that lists nothing."""
     import pyarrow.parquet as pq
 
     if source.path is None:
-        return ""
+        return None
     try:
         found = list_files(source.path, source.options_over(storage_options))
         fs, files = found.fs, found.files
         fmt = detect_format(source, files)
     except SourceError:
-        return ""
+        return None
     try:
         with translated(source.path, "read the metadata of"):
             rows = (sum(pq.ParquetFile(f, filesystem=_arrow_fs(fs)).metadata.num_rows
                         for f in files) if fmt == "parquet" else None)
     except (OSError, ValueError, SourceError):
-        return f" ({fmt}, {len(files)} files)"
-    return f" ({fmt}, {len(files)} files" + (f", {rows:,} rows)" if rows is not None else ")")
+        rows = None
+    return fmt, len(files), rows
 
 
 def _arrow_fs(fs: Any) -> Any:

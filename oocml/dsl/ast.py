@@ -43,6 +43,7 @@ class Train:
     checkpoint: str | None = None
     checkpoint_every: int | None = None
     resume: bool = False
+    cache: bool | str | None = None  # CACHE ['folder'] | CACHE OFF; None: the default
     name: str | None = None
     replace: bool = False  # TRAIN OR REPLACE: the model may replace one of the same name
     position: Position = _position()

@@ -49,7 +49,7 @@ def _plan_of(stmt: ast.Train) -> Plan:
                              strategy="average" if stmt.parallel else "sequential",
                              holdout=stmt.holdout, patience=stmt.patience,
                              checkpoint=stmt.checkpoint, checkpoint_every=stmt.checkpoint_every,
-                             resume=stmt.resume),
+                             resume=stmt.resume, cache=stmt.cache),
         random_state=seed,
         source=stmt.source,
         name=stmt.name,

@@ -33,9 +33,9 @@ def explain_apply(statement: ast.Predict | ast.Evaluate, model: Any, frame: Any,
     return "\n".join(lines)
 
 
-def explain_train(plan: Plan, frame: Any, files: str) -> str:
-    """EXPLAIN TRAIN: source, schema, features, steps, every pass over the data, the
-    equivalent Python."""
+def explain_train(plan: Plan, frame: Any, files: str, rows: int | None = None) -> str:
+    """EXPLAIN TRAIN: source, schema, features, steps, every pass over the data, the cache,
+    the equivalent Python (``rows``: the data's, from metadata, when known)."""
     from ..engine.fit import resolve_columns
     from ..estimators import build, task_of
 
@@ -62,6 +62,7 @@ def explain_train(plan: Plan, frame: Any, files: str) -> str:
               f"  blocks:     {blocks}, at most {plan.stream.prefetch} partitions loaded ahead "
               "of partial_fit",
               "  passes over the data:", *_passes(plan, task)]
+    lines.append(f"  cache:      {_cache_line(plan, len(features), rows)}")
     if plan.stream.checkpoint is not None:
         lines.append(f"  checkpoint: '{plan.stream.checkpoint}' every "
                      f"{plan.stream.checkpoint_every or CHECKPOINT_EVERY} partitions"
@@ -107,6 +108,26 @@ def _passes(plan: Plan, task: str) -> list[str]:
             lines.append(f"    {len(lines) + 1}. holdout score after epoch {epoch + 1}, one "
                          f"parallel pass{stop}")
     return lines
+
+
+def _cache_line(plan: Plan, width: int, rows: int | None) -> str:
+    """Whether the prepared-block cache will be used, where, and about how big it will be."""
+    stream, wanted = plan.stream, plan.stream.cache
+    if wanted is False:
+        return "off (CACHE OFF)"
+    if wanted is None and stream.epochs < 2:
+        return "off (one epoch reads the data once)"
+    if stream.strategy == "average" or stream.block_rows is not None:
+        return "off (PARALLEL and BLOCKSIZE read the source each epoch)"
+    where = (f"kept in {wanted!r} for later fits with the same data and preparation"
+             if isinstance(wanted, str) else "a temporary folder, removed after the fit")
+    size = ""
+    if rows is not None:
+        share = 1 - (stream.holdout or 0)
+        size = (f", about {rows * share * width * 8 / 2**20:,.0f} MB ({width} prepared "
+                "columns of float64 per training row; more with one-hot columns)")
+    return (f"on: epoch 1 writes the prepared blocks, later epochs read them ({where}{size}); "
+            "not on a cluster")
 
 
 def _pairs(params: tuple[tuple[str, Any], ...]) -> str:
@@ -162,7 +183,7 @@ def format_plan_as_accessor(plan: Plan) -> str:
     options = [f"target={plan.target!r}"] if plan.target is not None else []
     stream, default = plan.stream, StreamOptions()
     for key in ("epochs", "block_rows", "shuffle", "strategy", "holdout", "patience",
-                "checkpoint", "checkpoint_every", "resume"):
+                "checkpoint", "checkpoint_every", "resume", "cache"):
         if getattr(stream, key) != getattr(default, key):
             options.append(f"{key}={getattr(stream, key)!r}")
     if plan.classes is not None:

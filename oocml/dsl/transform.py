@@ -253,6 +253,12 @@ class ToAst(Transformer):
     def resume_clause(self, meta, children):
         return _Clause("RESUME", meta, resume=True)
 
+    def cache_clause(self, meta, children):
+        folder = _values(children)
+        if _has(children, "OFF"):
+            return _Clause("CACHE", meta, cache=False)
+        return _Clause("CACHE", meta, cache=unquote(folder[0]) if folder else True)
+
     def as_clause(self, meta, children):
         return _Clause("AS", meta, name=_values(children)[0])
 

@@ -25,6 +25,7 @@ from ..conditions import check_columns
 from ..encoding import encoder_and_rows, is_categorical
 from ..errors import ColumnNotFoundError, DataError, ParameterError
 from ..estimators import build, task_of
+from ..execution import current_client
 from ..partitions import where_partitions
 from ..plan import Plan, Step, validate
 from ..preprocessing import SCALERS, fitted_imputer
@@ -32,6 +33,7 @@ from ..progress import progress_enabled
 from ..sources import as_dask
 from ..storage import check_path
 from .average import check_averageable, default_workers, train_average
+from .cache import open_cache
 from .checkpoint import DEFAULT_EVERY, Checkpoint, fingerprint
 from .stats import Summary, statistics_pass
 from .stream import BlockRecipe, TrainingLog, TrainOptions, train
@@ -314,18 +316,23 @@ def train_estimator(prepared: Prepared, summary: Summary, steps: list[tuple[str,
         saved = checkpoint.read() if stream.resume else None
         if saved is not None:
             estimator, resume = saved[0], saved[1:]
+    cache = open_cache(plan, summary, labels, current_client() is not None)
     options = TrainOptions(
-        epochs=stream.epochs, shuffle=stream.shuffle, seed=plan.random_state,
+        cache=cache, epochs=stream.epochs, shuffle=stream.shuffle, seed=plan.random_state,
         prefetch=stream.prefetch, fit_params={"classes": classes} if labels is not None else {},
         progress=prepared.progress,
         progressive=task if stream.holdout is not None and task != "clustering" else None,
         after_epoch=monitor, checkpoint=checkpoint,
         checkpoint_every=stream.checkpoint_every or DEFAULT_EVERY,
         workers=default_workers() if stream.strategy == "average" else 1)
-    if stream.strategy == "average":
-        record = train_average(estimator, prepared.parts, recipe, options)
-    else:
-        record = train(estimator, prepared.parts, recipe, options, resume=resume)
+    try:
+        if stream.strategy == "average":
+            record = train_average(estimator, prepared.parts, recipe, options)
+        else:
+            record = train(estimator, prepared.parts, recipe, options, resume=resume)
+    finally:
+        if cache is not None:
+            cache.remove()
     if checkpoint is not None:
         checkpoint.remove()
     if monitor is not None and stream.patience is not None:

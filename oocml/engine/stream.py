@@ -77,12 +77,16 @@ def blocks_of(part: Any, recipe: BlockRecipe, index: int,
     if isinstance(part, tuple) or recipe.block_rows is not None:
         yield from _cut(part, recipe, index, row_seed)
         return
-    k = 0
+    for k, (X, y) in enumerate(raw_blocks(part, recipe, index)):
+        yield _permuted(X, y, row_seed, k)
+
+
+def raw_blocks(part: Any, recipe: BlockRecipe, index: int) -> Iterator[Block]:
+    """A partition's blocks before the epoch's row permutation: what the cache stores."""
     for frame in batches(part):
         X, y = _batch_block(frame, recipe, index)
         for rows in _block_slices(X):  # none for an empty batch (empty file, WHERE, holdout)
-            yield _permuted(take_rows(X, rows), take_rows(y, rows), row_seed, k)
-            k += 1
+            yield take_rows(X, rows), take_rows(y, rows)
 
 
 def _cut(part: Any, recipe: BlockRecipe, index: int, row_seed: Sequence[int] | None) -> list[Block]:
@@ -211,6 +215,7 @@ class TrainOptions:
     checkpoint_every: int = 1
     workers: int | None = None
     name: str = "train"  # the pass, as the progress line shows it
+    cache: Any = None  # a BlockCache (oocml.engine.cache): sequential training on this machine
 
 
 def train(estimator: Any, parts: Sequence[Any], recipe: BlockRecipe,
@@ -270,7 +275,8 @@ class _Stream:
         todo = epoch_order(len(self.parts), epoch, opts.shuffle, opts.seed)[position.done:]
         recipe_task = dask.delayed(self.recipe)
         tasks = (_load_task(self.parts[i], self.recipe, recipe_task, i,
-                            (opts.seed or 0, epoch, i) if opts.shuffle else None, self.submitter)
+                            (opts.seed or 0, epoch, i) if opts.shuffle else None, self.submitter,
+                            opts.cache)
                  for i in todo)
         self.bar.start(epoch, position.done)
         # closed on any exit, so no loader thread is left waiting for a taker
@@ -316,22 +322,33 @@ def end_epoch(record: TrainingLog, epoch: int, rows: int, scored: ProgressiveSco
 
 
 def _load_task(part: Any, recipe: BlockRecipe, recipe_task: Any, index: int,
-               row_seed: tuple | None, submitter: Submitter) -> Any:
+               row_seed: tuple | None, submitter: Submitter, cache: Any = None) -> Any:
     """A dask task returning a partition's blocks, on a cluster (read where the task runs); on
     this machine, a :class:`Feed` that makes them a batch at a time on a loader thread."""
     if submitter.client is not None and isinstance(part, Delayed | FilePart):
         return dask.delayed(prepare)(part, recipe_task, index, row_seed)
-    return Feed(partial(_local_blocks, part, recipe, index, row_seed))
+    return Feed(partial(_local_blocks, part, recipe, index, row_seed, cache))
 
 
-def _local_blocks(part: Any, recipe: BlockRecipe, index: int,
-                  row_seed: Sequence[int] | None) -> Iterator[Block]:
+def _local_blocks(part: Any, recipe: BlockRecipe, index: int, row_seed: Sequence[int] | None,
+                  cache: Any = None) -> Iterator[Block]:
     """:func:`blocks_of`, with the recipe's finiteness checks on the thread that iterates it
-    (a loader thread, or a dask task's)."""
+    (a loader thread, or a dask task's); with a cache, the raw blocks come from it when it
+    holds the partition, and are written to it when it does not."""
     with finiteness_checks(recipe):
-        if isinstance(part, Delayed):  # a partition dask computes: on this thread, no nested pool
-            part = compute_here(part)
-        yield from blocks_of(part, recipe, index, row_seed)
+        if cache is None:
+            if isinstance(part, Delayed):  # a partition dask computes: here, no nested pool
+                part = compute_here(part)
+            yield from blocks_of(part, recipe, index, row_seed)
+            return
+
+        def source() -> Iterator[Block]:
+            whole = compute_here(part) if isinstance(part, Delayed) else part
+            return raw_blocks(whole, recipe, index)
+
+        raw = cache.blocks(index, source) if cache.has(index) else cache.tee(index, source())
+        for k, (X, y) in enumerate(raw):
+            yield _permuted(X, y, row_seed, k)
 
 
 def _partial_fit(estimator: Any, X: np.ndarray, y: np.ndarray | None, fit_params: dict,
