@@ -87,6 +87,9 @@ def wide_dir(tmp_path_factory):
 
 def test_columns_complete_in_the_order_of_the_data(tmp_path, wide_dir):
     child = terminal(tmp_path)
+    child.send("\\tables\r")  # a meta command that needs the session: it has started
+    child.expect(r"\(no tables\)")
+    child.expect("oocml>")
     child.send(f"TRAIN sgd ON '{wide_dir}' PREDICT y FEATURES x")
     # the menu shows 7 rows: x0..x6 in order (sorted as text, x10 and x11 would come before x2)
     child.expect(r"x4\b[^x]*x5\b[^x]*x6\b", timeout=30)
