@@ -33,10 +33,10 @@ CHILD = """
 import json, resource, sys, time
 import numpy as np
 import oocml
-folder, epochs, cache = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+folder, epochs, cache, precision = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 start = time.perf_counter()
 model = oocml.sql(f"TRAIN sgd ON '{folder}' PREDICT y SCALE standard EPOCHS {epochs} SHUFFLE "
-                  f"CACHE {cache}")
+                  f"CACHE {cache} PRECISION {precision}")
 fit = time.perf_counter() - start
 ends = [e["seconds"] for e in model.info["history"]]
 epoch = [ends[0]] + [b - a for a, b in zip(ends, ends[1:])]
@@ -77,6 +77,8 @@ def main() -> None:
     parser.add_argument("--rows", type=lambda s: int(s.replace("_", "")), default=10_000_000)
     parser.add_argument("--files", type=int, default=20)
     parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--precision", default="float64", choices=["float64", "float32"],
+                        help="PRECISION of both oocml contenders (the ceiling stays float64)")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
     from oocml.datasets import make_parquet_dataset
@@ -84,12 +86,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="oocml-epochs-") as folder:
         make_parquet_dataset(folder, rows=args.rows, features=20, files=args.files, seed=0)
         child(CEILING, folder)  # untimed: warm the page cache
-        results = {"no cache": child(CHILD, folder, str(args.epochs), "OFF"),
-                   "cache": child(CHILD, folder, str(args.epochs), "")}
+        results = {"no cache": child(CHILD, folder, str(args.epochs), "OFF", args.precision),
+                   "cache": child(CHILD, folder, str(args.epochs), "", args.precision)}
         ceiling = child(CEILING, folder)["epoch"]
     same = results["no cache"]["coef"] == results["cache"]["coef"]
     print(f"{args.rows:,} rows x 20 float64 in {args.files} files, {args.epochs} epochs, "
-          f"shuffled; {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}; "
+          f"shuffled, {args.precision}; {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}; "
           f"the same model with and without the cache: {same}")
     print(f"raw partial_fit ceiling, one epoch: {ceiling:.2f} s")
     print(f"{'':<10}{'fit s':>8}{'train s':>9}{'epoch 1':>9}{'later':>8}{'vs ceiling':>12}"

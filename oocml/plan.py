@@ -148,6 +148,7 @@ class StreamOptions:
     resume: bool = False
     cache: bool | str | None = None  # prepared-block cache: a folder to keep it in, True, False;
     # None: on when more than one epoch streams on this machine (oocml.engine.cache)
+    precision: str | None = None  # "float32": train on float32 blocks; None: the data's dtype
 
 
 @dataclass(frozen=True)
@@ -195,6 +196,7 @@ WHAT = {"impute": "imputation", "encode": "encoding", "scale": "scaling", "reduc
 # How partitions are trained: one after another, or one per worker per round with the models
 # averaged (PARALLEL).
 STRATEGIES = ("sequential", "average")
+PRECISIONS = ("float32", "float64")
 
 
 # -- the rules, each one function that returns the value it accepts -------------------------------
@@ -258,6 +260,8 @@ STREAM_RULES: dict[str, Callable[[str, Any], Any]] = {
     "checkpoint": lambda name, value: value if value is None or isinstance(value, str) else
     _fail(f"checkpoint takes a path, not {value!r}"),
     "checkpoint_every": _optional(whole), "resume": flag,
+    "precision": lambda name, value: None if value is None else one_of("precision", value,
+                                                                        PRECISIONS),
     "cache": lambda name, value: value if value is None or isinstance(value, bool | str) else
     _fail(f"cache takes True, False or a folder, not {value!r}"),
 }

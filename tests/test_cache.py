@@ -176,3 +176,17 @@ def test_where_the_cache_does_not_apply(binary, binary_dir):
         binary.ml.fit_incremental("sgd", target="y", epochs=2, cache="s3://bucket/cache")
     explained = oocml.sql(f"EXPLAIN TRAIN sgd ON '{binary_dir}' PREDICT y EPOCHS 3 CACHE OFF")
     assert "cache:      off (CACHE OFF)" in explained
+
+
+def test_precision_float32_with_and_without_the_cache(binary, binary_dir):
+    fits = [binary.ml.scale().fit_incremental("sgd", target="y", epochs=3, shuffle=True,
+                                              precision="float32", cache=c) for c in (False, True)]
+    assert fits[0].estimator.coef_.dtype == np.float32
+    np.testing.assert_array_equal(_coef(fits[0]), _coef(fits[1]))
+    statement = oocml.sql(f"TRAIN sgd ON '{binary_dir}' PREDICT y SCALE standard EPOCHS 3 "
+                          "SHUFFLE PRECISION float32")
+    np.testing.assert_array_equal(_coef(statement), _coef(fits[0]))
+    full = binary.ml.scale().fit_incremental("sgd", target="y", epochs=3, shuffle=True)
+    assert abs(full.score(binary) - fits[0].score(binary)) < 0.01
+    with pytest.raises(oocml.OocmlError, match="unknown precision 'float16'"):
+        oocml.sql(f"TRAIN sgd ON '{binary_dir}' PREDICT y PRECISION float16")

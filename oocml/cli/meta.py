@@ -41,6 +41,7 @@ _TRAIN_CLAUSES = (  # (syntax, help); "\n" breaks a long help
     ("PARALLEL", "train on every core or worker at once,\naveraging the models each round (SGD family)"),
     ("CHECKPOINT 'path' [EVERY n PARTITIONS]", "save the training state (every n partitions)"),
     ("RESUME", "continue from the CHECKPOINT, if there is one"),
+    ("PRECISION float32|float64", "train on blocks of this float type (float32: half the memory)"),
     ("CACHE ['folder'] | CACHE OFF", "prepared blocks of epoch 1 reread by later epochs (on by "
      "default for several epochs; a folder keeps them for later fits)"),
     ("AS name", "keep the model under a name"),

@@ -44,6 +44,7 @@ class Train:
     checkpoint_every: int | None = None
     resume: bool = False
     cache: bool | str | None = None  # CACHE ['folder'] | CACHE OFF; None: the default
+    precision: str | None = None  # PRECISION float32
     name: str | None = None
     replace: bool = False  # TRAIN OR REPLACE: the model may replace one of the same name
     position: Position = _position()

@@ -183,7 +183,7 @@ def format_plan_as_accessor(plan: Plan) -> str:
     options = [f"target={plan.target!r}"] if plan.target is not None else []
     stream, default = plan.stream, StreamOptions()
     for key in ("epochs", "block_rows", "shuffle", "strategy", "holdout", "patience",
-                "checkpoint", "checkpoint_every", "resume", "cache"):
+                "checkpoint", "checkpoint_every", "resume", "cache", "precision"):
         if getattr(stream, key) != getattr(default, key):
             options.append(f"{key}={getattr(stream, key)!r}")
     if plan.classes is not None:

@@ -13,6 +13,7 @@ from ..errors import OocmlSyntaxError, ParameterError
 from ..plan import (
     ENCODINGS,
     IMPUTATIONS,
+    PRECISIONS,
     REDUCTIONS,
     SCALINGS,
     And,
@@ -258,6 +259,10 @@ class ToAst(Transformer):
         if _has(children, "OFF"):
             return _Clause("CACHE", meta, cache=False)
         return _Clause("CACHE", meta, cache=unquote(folder[0]) if folder else True)
+
+    def precision_clause(self, meta, children):
+        return _Clause("PRECISION", meta, precision=_choice(_values(children)[0], PRECISIONS,
+                                                            "precision", _meta_position(meta)))
 
     def as_clause(self, meta, children):
         return _Clause("AS", meta, name=_values(children)[0])

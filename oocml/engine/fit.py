@@ -303,7 +303,8 @@ def train_estimator(prepared: Prepared, summary: Summary, steps: list[tuple[str,
     stream = plan.stream
     labels = classes if task == "classification" else None
     recipe = BlockRecipe(prep=Pipeline(steps), target=plan.target, labels=labels,
-                         block_rows=stream.block_rows, holdout=stream.holdout, finite=True)
+                         block_rows=stream.block_rows, holdout=stream.holdout, finite=True,
+                         dtype=stream.precision)
     monitor = None
     if stream.holdout is not None:
         monitor = HoldoutMonitor(prepared.parts, Pipeline(steps), prepared.features, plan.target,

@@ -51,6 +51,7 @@ class BlockRecipe:
     block_rows: int | None
     holdout: float | None = None  # fraction of rows held out of training (see validation.py)
     finite: bool = False  # every feature value was checked finite (the statistics pass did)
+    dtype: str | None = None  # "float32": dense blocks cast to it (PRECISION float32)
 
 
 def prepare(part: Any, recipe: BlockRecipe, index: int, row_seed: Sequence[int] | None) -> list[Block]:
@@ -124,6 +125,8 @@ def _batch_block(frame: pd.DataFrame, recipe: BlockRecipe, index: int) -> Block:
                 "that the data did not change since the statistics pass"
             )
     X = apply_rows(recipe.prep, frame, "transform") if recipe.prep is not None else frame
+    if recipe.dtype is not None and isinstance(X, np.ndarray) and X.dtype != recipe.dtype:
+        X = X.astype(recipe.dtype)
     return X, y
 
 
