@@ -10,13 +10,14 @@ its peak RSS is its own:
 - ``no cache``: ``TRAIN sgd ... SCALE standard EPOCHS n SHUFFLE CACHE OFF`` (what every
   epoch cost before the cache);
 - ``cache``: the same statement with the cache on (its default for several epochs);
+- ``cache, float32``: with the cache and ``PRECISION float32`` (half the bytes to write);
 - ``ceiling``: raw ``SGDClassifier.partial_fit`` over the same standardized rows already in
   memory, in blocks of ``BLOCK_BYTES`` (8 MB), one epoch, timed without the reading: no
   epoch can be faster.
 
 Printed: the fit, the training pass, the first epoch and the mean of the later epochs (from
 the model's history), each later epoch as a multiple of the ceiling, the peak RSS, and
-whether the two models are equal bit for bit. See benchmarks/README.md.
+whether the first two models are equal bit for bit. See benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+# name: (CACHE argument, PRECISION)
+CONTENDERS = {"no cache": ("OFF", "float64"), "cache": ("", "float64"),
+              "cache, float32": ("", "float32")}
 
 CHILD = """
 import json, resource, sys, time
@@ -77,8 +82,6 @@ def main() -> None:
     parser.add_argument("--rows", type=lambda s: int(s.replace("_", "")), default=10_000_000)
     parser.add_argument("--files", type=int, default=20)
     parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--precision", default="float64", choices=["float64", "float32"],
-                        help="PRECISION of both oocml contenders (the ceiling stays float64)")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
     from oocml.datasets import make_parquet_dataset
@@ -86,23 +89,25 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="oocml-epochs-") as folder:
         make_parquet_dataset(folder, rows=args.rows, features=20, files=args.files, seed=0)
         child(CEILING, folder)  # untimed: warm the page cache
-        results = {"no cache": child(CHILD, folder, str(args.epochs), "OFF", args.precision),
-                   "cache": child(CHILD, folder, str(args.epochs), "", args.precision)}
+        results = {name: child(CHILD, folder, str(args.epochs), cache, precision)
+                   for name, (cache, precision) in CONTENDERS.items()}
         ceiling = child(CEILING, folder)["epoch"]
     same = results["no cache"]["coef"] == results["cache"]["coef"]
     print(f"{args.rows:,} rows x 20 float64 in {args.files} files, {args.epochs} epochs, "
-          f"shuffled, {args.precision}; {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}; "
+          f"shuffled; {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}; "
           f"the same model with and without the cache: {same}")
     print(f"raw partial_fit ceiling, one epoch: {ceiling:.2f} s")
-    print(f"{'':<10}{'fit s':>8}{'train s':>9}{'epoch 1':>9}{'later':>8}{'vs ceiling':>12}"
+    print(f"{'':<16}{'fit s':>8}{'train s':>9}{'epoch 1':>9}{'later':>8}{'vs ceiling':>12}"
           f"{'peak MB':>9}")
     for name, r in results.items():
         later = sum(r["epochs"][1:]) / max(len(r["epochs"]) - 1, 1)
         r["later_epoch"], r["later_vs_ceiling"] = later, later / ceiling
-        print(f"{name:<10}{r['fit']:>8.2f}{r['train']:>9.2f}{r['epochs'][0]:>9.2f}"
+        print(f"{name:<16}{r['fit']:>8.2f}{r['train']:>9.2f}{r['epochs'][0]:>9.2f}"
               f"{later:>8.2f}{later / ceiling:>11.2f}x{r['peak_mb']:>9.0f}")
     speedup = results["no cache"]["fit"] / results["cache"]["fit"]
-    print(f"fit with the cache: {speedup:.2f}x faster")
+    speedup32 = results["no cache"]["fit"] / results["cache, float32"]["fit"]
+    print(f"fit with the cache: {speedup:.2f}x faster; with the cache and PRECISION float32: "
+          f"{speedup32:.2f}x")
     if args.json:
         for r in results.values():
             r.pop("coef")
