@@ -35,9 +35,13 @@ CONTENDERS = {"no cache": ("OFF", "float64"), "cache": ("", "float64"),
               "cache, float32": ("", "float32")}
 
 CHILD = """
-import json, resource, sys, time
+import json, sys, time
 import numpy as np
 import oocml
+def peak_mb():  # this process's own high-water mark (ru_maxrss would include the parent's)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
 folder, epochs, cache, precision = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 start = time.perf_counter()
 model = oocml.sql(f"TRAIN sgd ON '{folder}' PREDICT y SCALE standard EPOCHS {epochs} SHUFFLE "
@@ -48,7 +52,7 @@ epoch = [ends[0]] + [b - a for a, b in zip(ends, ends[1:])]
 print(json.dumps({"fit": fit, "train": model.info["train_seconds"],
                   "stats": model.info["stats_seconds"], "epochs": epoch,
                   "coef": model.estimator.coef_.ravel().tolist(),
-                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_mb": peak_mb()}))
 """
 
 CEILING = """
