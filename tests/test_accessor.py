@@ -85,7 +85,7 @@ def test_explicit_classes_are_used(binary):
 
 
 def test_epochs_read_each_block_once_per_epoch(binary):
-    model = binary.ml.scale().fit_incremental(SGDClassifier, target="y", epochs=3)
+    model = binary.ml.scale().fit_incremental(SGDClassifier, target="y", epochs=3, cache=False)
     assert model.info["epochs"] == 3
     assert model.info["rows_seen"] == 3 * 30_000
     assert model.info["passes"] == 4

@@ -44,9 +44,13 @@ def counted_frame(folder: Path) -> dd.DataFrame:
 @pytest.mark.parametrize("epochs", [1, 3])
 def test_scale_and_sgd_read_the_data_one_plus_epochs_times(binary_dir, epochs):
     frame = counted_frame(binary_dir)
-    model = frame.ml.scale().fit_incremental(SGDClassifier, target="y", epochs=epochs)
+    model = frame.ml.scale().fit_incremental(SGDClassifier, target="y", epochs=epochs,
+                                             cache=False)
     assert sorted(READS) == sorted(list(range(6)) * (1 + epochs))
     assert model.info["passes"] == 1 + epochs
+    READS.clear()  # with the prepared-block cache (the default for several epochs): twice
+    frame.ml.scale().fit_incremental(SGDClassifier, target="y", epochs=epochs)
+    assert sorted(READS) == sorted(list(range(6)) * (1 + min(epochs, 1)))
 
 
 def test_statistics_are_fused_with_class_discovery(multiclass_dir):

@@ -55,7 +55,8 @@ def test_median_from_the_streaming_sketch(holes_dir):
 
 def test_impute_keeps_one_statistics_pass(holes_dir):
     frame = counted_frame(holes_dir)
-    frame.ml.impute("median").scale().fit_incremental(SGDClassifier, target="y", epochs=2)
+    frame.ml.impute("median").scale().fit_incremental(SGDClassifier, target="y", epochs=2,
+                                                      cache=False)
     assert len(READS) == 6 * 3
 
 

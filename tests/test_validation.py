@@ -48,13 +48,17 @@ def test_holdout_scores_every_epoch_and_keeps_statistics_to_training_rows(binary
     # The last epoch's holdout score is the model's score on exactly the held-out rows.
     assert history["holdout_score"].iloc[-1] == pytest.approx(
         (model.pipeline.predict(held_rows) == held_rows["y"]).mean(), abs=1e-6)
-    assert model.info["passes"] == 1 + 2 * 3
+    assert model.info["passes"] == 1 + 1 + 3 and model.info["cached_epochs"] == 2  # the cache
 
 
 def test_holdout_reads_once_more_per_epoch(binary_dir):
     frame = counted_frame(binary_dir)
-    frame.ml.scale().fit_incremental(SGDClassifier, target="y", epochs=2, holdout=0.1)
+    frame.ml.scale().fit_incremental(SGDClassifier, target="y", epochs=2, holdout=0.1,
+                                     cache=False)
     assert len(READS) == 6 * (1 + 2 * 2)
+    READS.clear()  # the cache serves epoch 2; the holdout is still scored from the source
+    frame.ml.scale().fit_incremental(SGDClassifier, target="y", epochs=2, holdout=0.1)
+    assert len(READS) == 6 * (1 + 1 + 2)
 
 
 def test_early_stopping_keeps_the_best_epoch(binary_dir):

@@ -102,7 +102,9 @@ class Shell:
         self.out.flush()
 
     def meta(self, text: str) -> bool:
-        """A meta command line (``\\help``, ``\\timing on``, ...): see :mod:`oocml.cli.meta`."""
+        """A meta command line (``\\help``, ``\\timing on``, ...): see :mod:`oocml.cli.meta`.
+        The session is waited for first: a handler's imports must not race the session's."""
+        self.session  # noqa: B018
         return meta.run(self, text)
 
 
@@ -217,11 +219,25 @@ def main(argv: list[str] | None = None) -> int:
 def start_session(store: str | None, interactive: bool) -> Any:
     """The Session, or for the REPL a Future of it: the prompt is drawn while dask, pandas and
     pyarrow load on a background thread (the model store is checked first, so a bad one
-    still stops the REPL at once)."""
+    still stops the REPL at once).
+
+    Two threads importing the same libraries at once can deadlock on their import locks
+    (dask.dataframe and dask.array import each other; Python then raises ImportError in
+    one of them). So the main thread imports what the prompt needs before the background
+    thread starts, and afterwards touches nothing heavy until the session is there: the
+    completer, meta commands and statements all wait for it first."""
     if not interactive:
         from ..session import Session
 
         return Session(store)
+    import prompt_toolkit.history  # noqa: F401  (the prompt's own modules, imported here)
+    import prompt_toolkit.key_binding  # noqa: F401
+    import prompt_toolkit.lexers  # noqa: F401
+
+    from ..dsl.grammar import lark_parser
+    from . import complete, highlight  # noqa: F401
+
+    lark_parser()
     if store is not None:
         from ..catalog import Catalog
 

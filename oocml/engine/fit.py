@@ -223,6 +223,7 @@ class Training:
     record: TrainingLog
     monitor: HoldoutMonitor | None
     workers: int
+    cached: bool = False  # epochs after the first read every partition from the block cache
 
 
 def fit_plan(plan: Plan, data: Any, *, progress: bool | None = None,
@@ -338,7 +339,8 @@ def train_estimator(prepared: Prepared, summary: Summary, steps: list[tuple[str,
         checkpoint.remove()
     if monitor is not None and stream.patience is not None:
         estimator = monitor.best_estimator  # early stopping keeps the best epoch's model
-    return Training(estimator, record, monitor, options.workers)
+    cached = cache is not None and cache.writing and record.epochs > 1
+    return Training(estimator, record, monitor, options.workers, cached)
 
 
 def describe(prepared: Prepared, summary: Summary, steps: list[tuple[str, Any]],
@@ -350,7 +352,9 @@ def describe(prepared: Prepared, summary: Summary, steps: list[tuple[str, Any]],
             "blocks_seen": record.blocks_seen, "partitions": len(summary.partition_rows),
             "rows": summary.rows, "strategy": plan.stream.strategy,
             "workers": training.workers,
-            "passes": 1 + reduced + record.epochs * (2 if monitor else 1),
+            "passes": (1 + reduced + (1 if training.cached else record.epochs)
+                       + (record.epochs if monitor else 0)),
+            "cached_epochs": record.epochs - 1 if training.cached else 0,
             "stats_seconds": round(prepared.timings["stats_seconds"], 6),
             "train_seconds": round(record.seconds, 6), "history": record.history}
     if monitor is not None:
