@@ -156,10 +156,8 @@ def metrics_rows(totals: Totals, task: str, classes: list | None) -> list[tuple[
         rows += [(f"{name} ({average})", pick(name)) for name in ("precision", "recall", "f1")]
         if "log_loss" in totals:
             rows.append(("log_loss", totals["log_loss"] / n))
-        if "hist" in totals:
-            rows += [("roc_auc", np.nanmean([roc_auc(h) for h in totals["hist"]])),
-                     ("average_precision",
-                      np.nanmean([average_precision(h) for h in totals["hist"]]))]
+        if "hist" in totals:  # the report's: the positive class's, or the mean over the classes
+            rows += [(name, pick(name)) for name in ("roc_auc", "average_precision")]
         return rows
     if task == "regression":
         return [("r2", 1.0 - totals["sse"] / total_sum_of_squares(totals)),

@@ -183,9 +183,7 @@ class Model:
     # -- scoring ----------------------------------------------------------------------------
     def score(self, data: Any) -> float:
         """Accuracy (classifiers), R^2 (regressors) or minus inertia (clustering), block-wise in parallel."""
-        self._check_columns(data, target=self.task != "clustering")
-        totals = data_totals(data, self.pipeline, self.features, self.target, self.task,
-                             self.classes, scores=False)  # accuracy needs no scores
+        totals = self._totals(data, scores=False)  # accuracy needs no scores
         return score_from_totals(totals, self.task, self.classes)
 
     def evaluate(self, data: Any, by_class: bool = False) -> pd.DataFrame:
@@ -223,9 +221,7 @@ class Model:
         if self.task != "regression":
             raise ParameterError(f"residuals are a regressor's; {type(self.estimator).__name__} "
                                  f"is a {self.task} model: EVALUATE CONFUSION / BY CLASS / CURVE")
-        self._check_columns(data, target=True)
-        return residual_table(data_totals(data, self.pipeline, self.features, self.target,
-                                          self.task, self.classes, residuals=True))
+        return residual_table(self._totals(data, residuals=True))
 
     def _silhouette(self, data: Any) -> float:
         """Silhouette score on a seeded sample of rows drawn evenly from every partition
@@ -254,12 +250,14 @@ class Model:
                                  f"{type(self.estimator).__name__} is a {self.task} model: "
                                  f"{instead}")
 
-    def _totals(self, data: Any, view: str | None = None) -> dict:
-        """The summed block totals of ``data``; a ``view`` (a classifier's) is checked first."""
+    def _totals(self, data: Any, view: str | None = None, **what: bool) -> dict:
+        """The summed block totals of ``data`` (``what``: :func:`~oocml.metrics.data_totals`'s
+        ``scores`` and ``residuals``); a ``view`` (a classifier's) is checked first."""
         if view is not None:
             self._classifier_only(view)
         self._check_columns(data, target=self.task != "clustering")
-        return data_totals(data, self.pipeline, self.features, self.target, self.task, self.classes)
+        return data_totals(data, self.pipeline, self.features, self.target, self.task,
+                           self.classes, **what)
 
     # -- inspection: oocml.inspection computes, oocml.plots draws (the "plot" extra) --------
     def weights(self, original_units: bool = False) -> pd.DataFrame:
