@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import dask.dataframe as dd
@@ -212,7 +212,6 @@ class Prepared:
     task: str
     parts: list
     progress: bool
-    timings: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -231,10 +230,10 @@ def fit_plan(plan: Plan, data: Any, *, progress: bool | None = None,
     """Fit ``plan`` on a dask (or pandas) DataFrame; ``storage_options`` reach the filesystem
     of a checkpoint URL."""
     prepared = prepare(plan, data, progress)
-    summary, classes = statistics(prepared)
+    summary, classes, stats_seconds = statistics(prepared)
     steps = preprocess(prepared, summary)
     training = train_estimator(prepared, summary, steps, classes, storage_options)
-    return describe(prepared, summary, steps, classes, training)
+    return describe(prepared, summary, steps, classes, training, stats_seconds)
 
 
 def prepare(plan: Plan, data: Any, progress: bool | None = None) -> Prepared:
@@ -267,8 +266,9 @@ def check_numeric_target(frame: dd.DataFrame, target: str) -> None:
                         "needs a numeric target; convert it, or train a classifier")
 
 
-def statistics(prepared: Prepared) -> tuple[Summary, np.ndarray | None]:
-    """The one statistics pass: every statistic the steps need, class labels, row counts."""
+def statistics(prepared: Prepared) -> tuple[Summary, np.ndarray | None, float]:
+    """The one statistics pass: every statistic the steps need, class labels, row counts; and
+    its seconds."""
     plan, start = prepared.plan, time.perf_counter()
     discover = prepared.task == "classification" and plan.classes is None
     median = any(s.kind == "impute" and s.method == "median" for s in plan.steps)
@@ -277,11 +277,11 @@ def statistics(prepared: Prepared) -> tuple[Summary, np.ndarray | None]:
     summary = statistics_pass(prepared.parts, prepared.numeric, plan.target, discover, median,
                               plan.stream.holdout, counted, progress=prepared.progress)
     check_summary(summary, prepared.numeric, plan, prepared.task)
-    prepared.timings["stats_seconds"] = time.perf_counter() - start
+    seconds = time.perf_counter() - start
     log.info("statistics pass: %d rows, %d partitions, %.2fs", summary.rows,
-             len(summary.partition_rows), prepared.timings["stats_seconds"])
+             len(summary.partition_rows), seconds)
     classes = np.asarray(plan.classes) if plan.classes is not None else summary.labels
-    return summary, classes
+    return summary, classes, seconds
 
 
 def preprocess(prepared: Prepared, summary: Summary) -> list[tuple[str, Any]]:
@@ -344,7 +344,7 @@ def train_estimator(prepared: Prepared, summary: Summary, steps: list[tuple[str,
 
 
 def describe(prepared: Prepared, summary: Summary, steps: list[tuple[str, Any]],
-             classes: np.ndarray | None, training: Training) -> Fitted:
+             classes: np.ndarray | None, training: Training, stats_seconds: float) -> Fitted:
     """The :class:`Fitted` result: the whole pipeline, and what the fit did (``info``)."""
     plan, record, monitor = prepared.plan, training.record, training.monitor
     reduced = any(s.kind == "reduce" for s in plan.steps)
@@ -355,7 +355,7 @@ def describe(prepared: Prepared, summary: Summary, steps: list[tuple[str, Any]],
             "passes": (1 + reduced + (1 if training.cached else record.epochs)
                        + (record.epochs if monitor else 0)),
             "cached_epochs": record.epochs - 1 if training.cached else 0,
-            "stats_seconds": round(prepared.timings["stats_seconds"], 6),
+            "stats_seconds": round(stats_seconds, 6),
             "train_seconds": round(record.seconds, 6), "history": record.history}
     if monitor is not None:
         info.update(holdout=plan.stream.holdout, best_epoch=monitor.best_epoch,
