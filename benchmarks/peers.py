@@ -206,12 +206,15 @@ def versions() -> dict:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             found[name] = None
-    root = Path(__file__).resolve().parents[1]
-    git = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
-                         capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True).stdout.strip()
-    found["oocml_git"] = (git + "+dirty" * bool(dirty)) or None
+    import oocml  # the commit of the oocml tree measured, "+dirty" with uncommitted changes
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(Path(oocml.__file__).parent), *args],
+                              capture_output=True, text=True).stdout.strip()
+
+    head = git("rev-parse", "--short", "HEAD")
+    found["oocml_git"] = (head + "+dirty" * bool(git("status", "--porcelain", "--untracked-files=no"))
+                          if head else None)
     return found
 
 
