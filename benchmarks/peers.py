@@ -41,6 +41,7 @@ from pathlib import Path
 CONTENDERS = {"oocml": ("oocml", "oocml"), "daskml": ("dask-ml", "dask_ml"),
               "river": ("river", "river"), "vw": ("Vowpal Wabbit", "vowpalwabbit")}
 RIVER_BATCH = 50_000
+VW_BATCH = 100_000  # rows converted to VW's text format at a time, per core
 
 
 def peak_mb() -> float:
@@ -136,30 +137,31 @@ def write_vw(paths: list[Path], out: Path) -> None:
     """The parquet files as one VW text file, ``-1|1 |f x0:v x1:v ...`` a row, in order.
 
     Values are written as float32 (VW's own precision: its shortest text loses nothing VW
-    keeps); pyarrow's compute kernels format them, on every core, a window of files at a time.
+    keeps); pyarrow's compute kernels format batches of ``VW_BATCH`` rows on every core, a
+    window of one batch per core at a time, so the memory does not grow with the files.
     """
     from concurrent.futures import ThreadPoolExecutor
+    from itertools import islice
 
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.csv as pcsv
     import pyarrow.parquet as pq
 
-    def lines(path: Path) -> pa.Array:
-        import pyarrow.compute as pc
+    def lines(batch: pa.RecordBatch) -> pa.Table:
+        parts = [pc.if_else(pc.equal(batch["y"], 1), "1", "-1"), pa.scalar("|f")]
+        parts += [pc.binary_join_element_wise(
+            f"{name}:", pc.cast(pc.cast(batch[name], pa.float32()), pa.string()), "")
+                  for name in batch.schema.names if name != "y"]
+        return pa.table({"line": pc.binary_join_element_wise(*parts, " ")})
 
-        table = pq.read_table(path)
-        parts = [pc.if_else(pc.equal(table["y"], 1), "1", "-1"), pa.scalar("|f")]
-        parts += [pc.binary_join_element_wise(f"{name}:", pc.cast(pc.cast(table[name], pa.float32()),
-                                                                  pa.string()), "")
-                  for name in table.column_names if name != "y"]
-        return pc.binary_join_element_wise(*parts, " ")
-
+    batches = (b for path in paths for b in pq.ParquetFile(path).iter_batches(VW_BATCH))
     options = pcsv.WriteOptions(include_header=False, quoting_style="none")
     workers = os.cpu_count() or 1
     with open(out, "wb") as sink, ThreadPoolExecutor(workers) as pool:
-        for i in range(0, len(paths), workers):
-            for column in pool.map(lines, paths[i:i + workers]):
-                pcsv.write_csv(pa.table({"line": column}), sink, write_options=options)
+        while window := list(islice(batches, workers)):
+            for table in pool.map(lines, window):
+                pcsv.write_csv(table, sink, write_options=options)
 
 
 RUNNERS = {"oocml": run_oocml, "daskml": run_daskml, "river": run_river, "vw": run_vw}
