@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> None:
         except ImportError as exc:
             skipped[name] = f"{module} is not importable: {exc}"
             print(f"{label}: skipped, {skipped[name]} (pip install '.[bench]')")
-    results = []
+    results, load_at_start = [], os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="oocml-peers-") as folder:
         paths = make_parquet_dataset(folder, rows=args.rows, features=20, files=args.files, seed=0)
         import pyarrow.parquet as pq
@@ -289,8 +289,8 @@ def main(argv: list[str] | None = None) -> None:
                     r["rows_per_s"] = train_rows * epochs / r["fit_s"]
                 results.append(r)
     print(f"\n{train_rows:,} training rows x 20 float64 in {args.files - 1} files, held out "
-          f"{held_out:,} rows (the last file); {os.cpu_count()} cores, load "
-          f"{os.getloadavg()[0]:.2f}; rows/s = training rows x epochs / fit s; peak = the "
+          f"{held_out:,} rows (the last file); {os.cpu_count()} cores, 1-min load {load_at_start:.2f} "
+          f"before, {os.getloadavg()[0]:.2f} after; rows/s = training rows x epochs / fit s; peak = the "
           "child's own VmHWM; Vowpal Wabbit's fit includes converting parquet to its text format")
     print("\n".join(table(results, markdown=False)))
     if args.markdown:
@@ -300,6 +300,7 @@ def main(argv: list[str] | None = None) -> None:
         args.json.write_text(json.dumps(
             {"rows": args.rows, "train_rows": train_rows, "holdout_rows": held_out,
              "files": args.files, "epochs": args.epochs, "cpus": os.cpu_count(),
+             "load_average": [load_at_start, os.getloadavg()[0]],
              "versions": versions(), "skipped": skipped, "results": results}, indent=2))
         print(f"wrote {args.json}")
 
