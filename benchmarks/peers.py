@@ -21,7 +21,8 @@ process, one after the other, after the page cache was warmed (every file read o
 
 A peer that is not importable is skipped with one line. Figures: fit wall seconds, rows
 trained per second (training rows x epochs / fit s), the child's own peak RSS (``VmHWM``,
-imports and the held-out prediction included), holdout accuracy. See benchmarks/README.md.
+imports included) after the fit and at its end (the held-out prediction too), holdout
+accuracy. See benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -175,7 +176,8 @@ def child_main(name: str, folder: Path, epochs: int, result: Path) -> None:
     files = sorted(folder.glob("*.parquet"))
     with tempfile.TemporaryDirectory(prefix=f"oocml-peers-{name}-") as tmp:
         figures = RUNNERS[name](files[:-1], files[-1], epochs, Path(tmp))
-    result.write_text(json.dumps({**figures, "peak_mb": peak_mb()}))
+    # max: VmHWM is read from counters the kernel syncs lazily, so it may lag by a few pages
+    result.write_text(json.dumps({**figures, "peak_mb": max(peak_mb(), figures["fit_peak_mb"])}))
 
 
 # -- parent ------------------------------------------------------------------------------------
@@ -208,30 +210,30 @@ def versions() -> dict:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             found[name] = None
-    import oocml  # the commit of the oocml tree measured, "+dirty" with uncommitted changes
+    import oocml  # the commit of the oocml tree measured, "+dirty" with uncommitted changes in it
 
     def git(*args: str) -> str:
         return subprocess.run(["git", "-C", str(Path(oocml.__file__).parent), *args],
                               capture_output=True, text=True).stdout.strip()
 
-    head = git("rev-parse", "--short", "HEAD")
-    found["oocml_git"] = (head + "+dirty" * bool(git("status", "--porcelain", "--untracked-files=no"))
-                          if head else None)
+    head, dirty = git("rev-parse", "--short", "HEAD"), git("status", "--porcelain", "-uno", "--", ".")
+    found["oocml_git"] = (head + "+dirty" * bool(dirty)) if head else None
     return found
 
 
 def table(results: list[dict], markdown: bool) -> list[str]:
     """The figures as aligned text or as a markdown table."""
-    head = ["contender", "epochs", "fit s", "of which convert s", "rows/s", "peak MB",
-            "holdout accuracy"]
+    head = ["contender", "epochs", "fit s", "of which convert s", "rows/s", "fit peak MB",
+            "peak MB", "holdout accuracy"]
     rows = []
     for r in results:
         if "error" in r:
-            rows.append([r["label"], str(r["epochs"]), f"failed: {r['error']}", "", "", "", ""])
+            rows.append([r["label"], str(r["epochs"]), *[""] * 5, f"failed: {r['error']}"])
             continue
         convert = f"{r['convert_s']:.2f}" if "convert_s" in r else ""
         rows.append([r["label"], str(r["epochs"]), f"{r['fit_s']:.2f}", convert,
-                     f"{r['rows_per_s']:,.0f}", f"{r['peak_mb']:.0f}", f"{r['accuracy']:.4f}"])
+                     f"{r['rows_per_s']:,.0f}", f"{r['fit_peak_mb']:.0f}", f"{r['peak_mb']:.0f}",
+                     f"{r['accuracy']:.4f}"])
     if markdown:
         return ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1),
                 *("| " + " | ".join(row) + " |" for row in rows)]
@@ -290,8 +292,9 @@ def main(argv: list[str] | None = None) -> None:
                 results.append(r)
     print(f"\n{train_rows:,} training rows x 20 float64 in {args.files - 1} files, held out "
           f"{held_out:,} rows (the last file); {os.cpu_count()} cores, 1-min load {load_at_start:.2f} "
-          f"before, {os.getloadavg()[0]:.2f} after; rows/s = training rows x epochs / fit s; peak = the "
-          "child's own VmHWM; Vowpal Wabbit's fit includes converting parquet to its text format")
+          f"before, {os.getloadavg()[0]:.2f} after; rows/s = training rows x epochs / fit s; peaks = the "
+          "child's own VmHWM after the fit and at its end (the held-out prediction too); "
+          "Vowpal Wabbit's fit includes converting parquet to its text format")
     print("\n".join(table(results, markdown=False)))
     if args.markdown:
         print("\noocml vs dask-ml vs river vs Vowpal Wabbit\n")
