@@ -60,7 +60,7 @@ class BlockCache:
         self.budget = max(free - MARGIN_BYTES, 0) if budget is None else budget
         self.written = 0
         self.writing = True
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # _write stops the cache while holding it
 
     # -- writing ------------------------------------------------------------------------------
     def tee(self, index: int, blocks: Iterable[tuple[Any, Any]]) -> Iterator[tuple[Any, Any]]:
@@ -95,8 +95,8 @@ class BlockCache:
             if not self.writing:
                 return False
             if self.written + size > self.budget:
-                self._stop(f"it would pass its budget of {self.budget / 2**20:,.0f} MB",
-                           warn=False)
+                self._stop(f"it would pass its budget of {self.budget / 2**20:,.0f} MB (the "
+                           f"free disk less a margin of {MARGIN_BYTES >> 20} MB)")
                 return False
             self.written += size
         try:
@@ -207,12 +207,30 @@ def cache_key(plan: Any, summary: Any) -> str:
     return digest.hexdigest()[:24]
 
 
-def open_cache(plan: Any, summary: Any, labels: Any, on_cluster: bool) -> BlockCache | None:
+def disk_room(folder: str | os.PathLike | None, size: int) -> tuple[bool, int]:
+    """Whether ``size`` bytes fit in ``folder`` (default: the temporary folder) leaving
+    ``MARGIN_BYTES`` free, and the free bytes there."""
+    where = Path(folder) if folder is not None else Path(tempfile.gettempdir())
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    free = shutil.disk_usage(where).free
+    return size <= free - MARGIN_BYTES, free
+
+
+def open_cache(plan: Any, summary: Any, labels: Any, on_cluster: bool,
+               size: int | None = None) -> BlockCache | None:
     """The cache this fit uses, or None: off when asked, when one epoch streams (by default),
-    and where blocks are not made on this machine by the sequential loop."""
+    where blocks are not made on this machine by the sequential loop, and by default when its
+    ``size`` (estimated bytes, if known) would not fit on the disk."""
     stream, wanted = plan.stream, plan.stream.cache
     if wanted is False or (wanted is None and stream.epochs < 2):
         return None
+    if wanted is None and size is not None:
+        fits, free = disk_room(None, size)
+        if not fits:
+            log.info("the prepared-block cache is not used: %d MB would not fit in the %d MB "
+                     "free (less a margin of %d MB)", size >> 20, free >> 20, MARGIN_BYTES >> 20)
+            return None
     reason = ("PARALLEL trains on every worker" if stream.strategy == "average"
               else "BLOCKSIZE cuts whole partitions" if stream.block_rows is not None
               else "a cluster's workers prepare the blocks" if on_cluster else None)
