@@ -136,6 +136,22 @@ def from_map_call(expr: Any) -> tuple[Any, list, list[int] | None] | None:
     return expr.operand("func"), expr.operand("iterables"), expr.operand("_partitions")
 
 
+# The names dask gives the tasks that parse text (``key_split`` of a graph key): its CSV
+# readers (read_csv, read_table, read_fwf) and read_json(lines=True, blocksize=...).
+TEXT_TASKS = frozenset({"read-csv", "read-table", "read-fwf", "read_json_chunk"})
+
+
+def reads_text(frame: Any) -> bool:
+    """Whether computing ``frame`` parses text with dask's own readers. Relies on the task
+    names above (dask 2026.8.0); a renamed task means text parsed twice, never a wrong model."""
+    from dask.utils import key_split
+
+    try:
+        return any(key_split(key) in TEXT_TASKS for key in frame.__dask_graph__())
+    except Exception:  # a frame whose graph cannot be built here: no copy, dask's own path
+        return False
+
+
 # --- numpy ------------------------------------------------------------------------------------
 
 def _hugepage_switch() -> Any:

@@ -190,3 +190,23 @@ def test_precision_float32_with_and_without_the_cache(binary, binary_dir):
     assert abs(full.score(binary) - fits[0].score(binary)) < 0.01
     with pytest.raises(oocml.OocmlError, match="unknown precision 'float16'"):
         oocml.sql(f"TRAIN sgd ON '{binary_dir}' PREDICT y PRECISION float16")
+
+
+def test_the_default_cache_needs_room_on_the_disk(binary, binary_dir, tmp_path, monkeypatch):
+    """By default the cache is used only where it fits, leaving a margin free; a folder the
+    user names is used anyway (caching stops, with a warning, if the disk fills)."""
+    import shutil
+    import tempfile
+
+    from oocml.engine import cache
+
+    monkeypatch.setattr(cache, "MARGIN_BYTES", shutil.disk_usage(tempfile.gettempdir()).free)
+    fit = binary.ml.scale().fit_incremental("sgd", target="y", epochs=2)
+    assert fit.info["cached_epochs"] == 0 and fit.info["passes"] == 3
+    explained = oocml.sql(f"EXPLAIN TRAIN sgd ON '{binary_dir}' PREDICT y EPOCHS 2")
+    assert "cache:      off: about 1 MB would not fit in the" in explained
+    with pytest.warns(CacheWarning, match="it would pass its budget of 0 MB"):
+        named = binary.ml.scale().fit_incremental("sgd", target="y", epochs=2,
+                                                  cache=str(tmp_path / "mine"))
+    assert named.info["cached_epochs"] == 0
+    np.testing.assert_array_equal(_coef(named), _coef(fit))

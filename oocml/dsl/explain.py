@@ -62,6 +62,9 @@ def explain_train(plan: Plan, frame: Any, files: str, rows: int | None = None) -
               f"  blocks:     {blocks}, at most {plan.stream.prefetch} partitions loaded ahead "
               "of partial_fit",
               "  passes over the data:", *_passes(plan, task)]
+    text = _text_line(plan, frame)
+    if text is not None:
+        lines.append(f"  text:       {text}")
     lines.append(f"  cache:      {_cache_line(plan, len(features), rows)}")
     if plan.stream.checkpoint is not None:
         lines.append(f"  checkpoint: '{plan.stream.checkpoint}' every "
@@ -112,6 +115,8 @@ def _passes(plan: Plan, task: str) -> list[str]:
 
 def _cache_line(plan: Plan, width: int, rows: int | None) -> str:
     """Whether the prepared-block cache will be used, where, and about how big it will be."""
+    from ..engine.cache import MARGIN_BYTES, disk_room
+
     stream, wanted = plan.stream, plan.stream.cache
     if wanted is False:
         return "off (CACHE OFF)"
@@ -123,11 +128,31 @@ def _cache_line(plan: Plan, width: int, rows: int | None) -> str:
              if isinstance(wanted, str) else "a temporary folder, removed after the fit")
     size = ""
     if rows is not None:
-        share = 1 - (stream.holdout or 0)
-        size = (f", about {rows * share * width * 8 / 2**20:,.0f} MB ({width} prepared "
-                "columns of float64 per training row; more with one-hot columns)")
+        itemsize = 4 if stream.precision == "float32" else 8
+        nbytes = int(rows * (1 - (stream.holdout or 0)) * width * itemsize)
+        fits, free = disk_room(wanted if isinstance(wanted, str) else None, nbytes)
+        if wanted is None and not fits:
+            return (f"off: about {nbytes / 2**20:,.0f} MB would not fit in the "
+                    f"{free / 2**20:,.0f} MB free (less a margin of {MARGIN_BYTES >> 20} MB); "
+                    "name a folder on a larger disk (CACHE 'folder')")
+        size = (f", about {nbytes / 2**20:,.0f} MB ({width} prepared columns of "
+                f"{stream.precision or 'float64'} per training row; more with one-hot columns"
+                f"{'' if fits else '; more than the disk has free: caching stops when full'})")
     return (f"on: epoch 1 writes the prepared blocks, later epochs read them ({where}{size}); "
             "not on a cluster")
+
+
+def _text_line(plan: Plan, frame: Any) -> str | None:
+    """How a text source is parsed: once, its parsed rows kept for the later passes."""
+    from ..engine.parsed import is_text
+
+    if not is_text(frame):
+        return None
+    if plan.stream.cache is False:
+        return "parsed by every pass (CACHE OFF)"
+    return ("parsed once: the statistics pass keeps the parsed rows (uncompressed Arrow, in "
+            "a temporary folder removed after the fit, inside the CACHE folder if one is named) "
+            "and every later pass reads them; not on a cluster")
 
 
 def _pairs(params: tuple[tuple[str, Any], ...]) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import dask.dataframe as dd
@@ -35,6 +35,7 @@ from ..storage import check_path
 from .average import check_averageable, default_workers, train_average
 from .cache import open_cache
 from .checkpoint import DEFAULT_EVERY, Checkpoint, fingerprint
+from .parsed import open_parsed_copy
 from .stats import Summary, statistics_pass
 from .stream import BlockRecipe, TrainingLog, TrainOptions, train
 from .validation import HoldoutMonitor
@@ -212,6 +213,7 @@ class Prepared:
     task: str
     parts: list
     progress: bool
+    parsed: bool = False  # the parts read a copy the statistics pass kept of parsed text
 
 
 @dataclass(frozen=True)
@@ -230,9 +232,17 @@ def fit_plan(plan: Plan, data: Any, *, progress: bool | None = None,
     """Fit ``plan`` on a dask (or pandas) DataFrame; ``storage_options`` reach the filesystem
     of a checkpoint URL."""
     prepared = prepare(plan, data, progress)
-    summary, classes, stats_seconds = statistics(prepared)
-    steps = preprocess(prepared, summary)
-    training = train_estimator(prepared, summary, steps, classes, storage_options)
+    copy = open_parsed_copy(plan, prepared.frame, prepared.parts, current_client() is not None)
+    try:
+        summary, classes, stats_seconds = statistics(prepared, copy)
+        if copy is not None:  # every later pass reads the parsed copy, not the text
+            parts = copy.parts(prepared.parts)
+            prepared = replace(prepared, parts=parts, parsed=all(map(copy.holds, parts)))
+        steps = preprocess(prepared, summary)
+        training = train_estimator(prepared, summary, steps, classes, storage_options)
+    finally:
+        if copy is not None:
+            copy.remove()
     return describe(prepared, summary, steps, classes, training, stats_seconds)
 
 
@@ -266,16 +276,17 @@ def check_numeric_target(frame: dd.DataFrame, target: str) -> None:
                         "needs a numeric target; convert it, or train a classifier")
 
 
-def statistics(prepared: Prepared) -> tuple[Summary, np.ndarray | None, float]:
+def statistics(prepared: Prepared, copy: Any = None) -> tuple[Summary, np.ndarray | None, float]:
     """The one statistics pass: every statistic the steps need, class labels, row counts; and
-    its seconds."""
+    its seconds. With ``copy`` (a ParsedCopy), the parsed rows are kept for the later passes."""
     plan, start = prepared.plan, time.perf_counter()
     discover = prepared.task == "classification" and plan.classes is None
     median = any(s.kind == "impute" and s.method == "median" for s in plan.steps)
     counted = tuple(prepared.categorical) if any(s.kind == "encode" and s.method != "hash"
                                                  for s in plan.steps) else ()
     summary = statistics_pass(prepared.parts, prepared.numeric, plan.target, discover, median,
-                              plan.stream.holdout, counted, progress=prepared.progress)
+                              plan.stream.holdout, counted, progress=prepared.progress,
+                              copy=copy)
     check_summary(summary, prepared.numeric, plan, prepared.task)
     seconds = time.perf_counter() - start
     log.info("statistics pass: %d rows, %d partitions, %.2fs", summary.rows,
@@ -318,7 +329,8 @@ def train_estimator(prepared: Prepared, summary: Summary, steps: list[tuple[str,
         saved = checkpoint.read() if stream.resume else None
         if saved is not None:
             estimator, resume = saved[0], saved[1:]
-    cache = open_cache(plan, summary, labels, current_client() is not None)
+    cache = open_cache(plan, summary, labels, current_client() is not None,
+                       cache_bytes(steps, summary, plan))
     options = TrainOptions(
         cache=cache, epochs=stream.epochs, shuffle=stream.shuffle, seed=plan.random_state,
         prefetch=stream.prefetch, fit_params={"classes": classes} if labels is not None else {},
@@ -343,6 +355,15 @@ def train_estimator(prepared: Prepared, summary: Summary, steps: list[tuple[str,
     return Training(estimator, record, monitor, options.workers, cached)
 
 
+def cache_bytes(steps: list[tuple[str, Any]], summary: Summary, plan: Plan) -> int | None:
+    """About how many bytes the prepared-block cache of this fit holds (None: unknown)."""
+    try:
+        width = len(Pipeline(steps).get_feature_names_out())
+    except (AttributeError, ValueError, TypeError):  # a step that cannot name its columns
+        return None
+    return int(summary.rows * width * np.dtype(plan.stream.precision).itemsize)
+
+
 def describe(prepared: Prepared, summary: Summary, steps: list[tuple[str, Any]],
              classes: np.ndarray | None, training: Training, stats_seconds: float) -> Fitted:
     """The :class:`Fitted` result: the whole pipeline, and what the fit did (``info``)."""
@@ -352,8 +373,10 @@ def describe(prepared: Prepared, summary: Summary, steps: list[tuple[str, Any]],
             "blocks_seen": record.blocks_seen, "partitions": len(summary.partition_rows),
             "rows": summary.rows, "strategy": plan.stream.strategy,
             "workers": training.workers,
-            "passes": (1 + reduced + (1 if training.cached else record.epochs)
-                       + (record.epochs if monitor else 0)),
+            "passes": 1 if prepared.parsed else (
+                1 + reduced + (1 if training.cached else record.epochs)
+                + (record.epochs if monitor else 0)),
+            "parsed_once": prepared.parsed,
             "cached_epochs": record.epochs - 1 if training.cached else 0,
             "stats_seconds": round(stats_seconds, 6),
             "train_seconds": round(record.seconds, 6), "history": record.history}

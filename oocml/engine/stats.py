@@ -78,11 +78,15 @@ def _merge(a: Summary, b: Summary) -> Summary:
 
 def summarize_part(part: Any, features: list[str], target: str | None, labels: bool,
                    quantiles: bool = False, holdout: float | None = None,
-                   categorical: tuple[str, ...] = (), ahead: bool = False) -> Summary:
+                   categorical: tuple[str, ...] = (), ahead: bool = False,
+                   copy: Any = None, index: int = 0) -> Summary:
     """The summary of one partition, merged from its batches (see :func:`summarize`); with
-    ``ahead``, the next batch is read while this one is summarized."""
+    ``ahead``, the next batch is read while this one is summarized; with ``copy`` (a
+    :class:`~oocml.engine.parsed.ParsedCopy`), the parsed batches are kept as partition
+    ``index``."""
     summary, columns = None, []
-    for frame in (read_ahead if ahead else iter)(batches(part)):
+    frames = batches(part) if copy is None else copy.tee(index, batches(part))
+    for frame in (read_ahead if ahead else iter)(frames):
         training = training_rows(frame, holdout)
         one = summarize(frame, training, features, target, labels, categorical)
         summary = one if summary is None else summary.merge(one)
@@ -95,13 +99,15 @@ def summarize_part(part: Any, features: list[str], target: str | None, labels: b
 
 def statistics_pass(parts: list[Any], features: list[str], target: str | None,
                     labels: bool, quantiles: bool = False, holdout: float | None = None,
-                    categorical: tuple[str, ...] = (), progress: bool = False) -> Summary:
-    """One read of every partition, computing their merged :class:`Summary`."""
+                    categorical: tuple[str, ...] = (), progress: bool = False,
+                    copy: Any = None) -> Summary:
+    """One read of every partition, computing their merged :class:`Summary` (and keeping the
+    parsed rows in ``copy``, if given)."""
     # Fewer partitions than cores (one big file): each reads its next batch on another thread.
     ahead = len(parts) < int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
     summaries = [dask.delayed(summarize_part)(p, features, target, labels, quantiles, holdout,
-                                              categorical, ahead)
-                 for p in parts]
+                                              categorical, ahead, copy, i)
+                 for i, p in enumerate(parts)]
     (summary,) = compute(tree_reduce(summaries, _merge),
                          progress="statistics" if progress else False)
     return summary
