@@ -183,6 +183,17 @@ def _numbered(i: int) -> pd.DataFrame:
     return pd.DataFrame({"s": [str(i)] * 3, "v": [float(i)] * 3})
 
 
+def test_reads_text_knows_dask_text_readers_by_their_task_names(tmp_path, flat):
+    pd.DataFrame({"a": [1.0, 2.0], "b": ["x", "y"]}).to_csv(tmp_path / "t.csv", index=False)
+    pd.DataFrame({"a": [1.0, 2.0]}).to_json(tmp_path / "t.jsonl", orient="records", lines=True)
+    with private_api("the task names of dask's text readers (TEXT_TASKS)", "dask"):
+        assert _compat.reads_text(dd.read_csv(tmp_path / "t.csv")[["a"]])
+        assert _compat.reads_text(dd.read_table(tmp_path / "t.csv", sep=","))
+        assert _compat.reads_text(dd.read_json(tmp_path / "t.jsonl", lines=True, blocksize=2**20))
+    assert not _compat.reads_text(dd.read_parquet(flat))
+    assert not _compat.reads_text(dd.from_pandas(pd.DataFrame({"a": [1.0]}), npartitions=1))
+
+
 def test_from_map_call():
     frame = dd.from_map(_numbered, [1, 2, 3])
     with private_api("FromMap operands func, iterables, _partitions (under Projection / "
