@@ -190,7 +190,7 @@ def test_reads_text_knows_dask_text_readers_by_their_task_names(tmp_path, flat):
         assert _compat.reads_text(dd.read_csv(tmp_path / "t.csv")[["a"]])
         assert _compat.reads_text(dd.read_table(tmp_path / "t.csv", sep=","))
         assert _compat.reads_text(dd.read_json(tmp_path / "t.jsonl", lines=True, blocksize=2**20))
-    assert not _compat.reads_text(dd.read_parquet(flat))
+    assert not _compat.reads_text(dd.read_parquet(flat[0]))
     assert not _compat.reads_text(dd.from_pandas(pd.DataFrame({"a": [1.0]}), npartitions=1))
 
 
