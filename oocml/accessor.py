@@ -20,14 +20,17 @@ from typing import TYPE_CHECKING, Any
 from .errors import ParameterError
 from .plan import (
     SCALINGS,
+    SEARCH_HOLDOUT,
     And,
     Condition,
     Plan,
+    Search,
     Step,
     StreamOptions,
     check_step,
     freeze_params,
     one_of,
+    search_space,
     validate,
 )
 
@@ -103,7 +106,9 @@ class Chain:
              holdout: float | None = None, patience: int | None = None,
              checkpoint: str | os.PathLike | None = None, checkpoint_every: int | None = None,
              resume: bool = False, cache: bool | str | os.PathLike | None = None,
-             precision: str | None = None, **params: Any) -> Plan:
+             precision: str | None = None, search: dict | None = None,
+             n_candidates: int | None = None, reduction_factor: int = 3,
+             **params: Any) -> Plan:
         """The Plan ``fit_incremental`` would run, without running it.
 
         ``holdout``: a fraction of rows (picked by a hash of their values) kept out of
@@ -119,10 +124,20 @@ class Chain:
         same preparation; by default on when more than one epoch streams on this machine.
         ``precision="float32"``: train on float32 blocks whatever the data's dtype (half the
         memory and cache, a faster ``partial_fit``).
+
+        ``search``: hyperparameter search (the language's TUNE), ``{name: [values]}`` for a
+        grid or ``{name: scipy.stats.loguniform(a, b)}`` (also ``uniform``, ``randint``)
+        with ``n_candidates`` drawn; every candidate trains on the same blocks, and after
+        each epoch the best ``1 / reduction_factor`` by holdout score go on. ``holdout``
+        defaults to 0.2 with a search; ``patience`` then applies to each candidate.
         """
         from .estimators import spec_for
 
         chosen = self.select(features, self.exclude) if features is not None else self
+        tune = None
+        if search is not None or n_candidates is not None:
+            tune = Search(search_space(search), n_candidates, reduction_factor)
+            holdout = SEARCH_HOLDOUT if holdout is None else holdout
         return validate(Plan(
             estimator=spec_for(estimator, params, random_state),
             target=target,
@@ -140,6 +155,7 @@ class Chain:
                                  cache=os.fspath(cache) if isinstance(cache, os.PathLike)
                                  else cache, precision=precision),
             random_state=random_state,
+            search=tune,
         ))
 
     def fit_incremental(self, estimator: Any, target: str | None = None, *,

@@ -77,15 +77,25 @@ def apply_rows(pipeline: Pipeline, frame: pd.DataFrame, method: str) -> Any:
     one's own ``transform``, told not to copy); the steps run one after the other rather
     than through ``Pipeline``, whose checks cost more than scaling a batch.
     """
-    split = numeric_head(pipeline)
-    if split is None:
+    if numeric_head(pipeline) is None:
         return getattr(pipeline, method)(frame)  # dense, or sparse from a hashing encoder
+    if method == "transform":
+        return prepared_rows(pipeline, frame, "C")
+    return np.asarray(getattr(pipeline.steps[-1][1], method)(prepared_rows(pipeline[:-1], frame)))
+
+
+def prepared_rows(prep: Pipeline, frame: pd.DataFrame, order: str = "F") -> Any:
+    """``prep.transform(frame)``: for a model's prediction, rows laid out as pandas hands
+    them to scikit-learn (``order="F"``: the same rounding in predict's BLAS products), or
+    C-ordered for ``partial_fit``."""
+    split = numeric_head(prep)
+    if split is None:
+        return prep.transform(frame)
     columns, rest = split
-    X = side_by_side(numeric_arrays(frame, columns), "C" if method == "transform" else "F")
-    steps = [step for _, step in rest.steps if step is not None and step != "passthrough"]
-    for step in steps[:-1] if method != "transform" else steps:
+    X = side_by_side(numeric_arrays(frame, columns), order)
+    for step in [step for _, step in rest.steps if step is not None and step != "passthrough"]:
         X = in_place(step).transform(X)
-    return X if method == "transform" else np.asarray(getattr(steps[-1], method)(X))
+    return X
 
 
 def in_place(step: Any) -> Any:

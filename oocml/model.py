@@ -74,6 +74,18 @@ class Model:
         scores when the fit had a holdout."""
         return pd.DataFrame(self.info.get("history", []))
 
+    @property
+    def search_results_(self) -> pd.DataFrame:
+        """After a search (TUNE / ``search=``): one row per candidate, as scikit-learn's
+        ``cv_results_``: ``param_<name>``, ``params``, the holdout score after each epoch,
+        ``best_score``, ``rank``, ``rows_seen``, and when (``dropped_after_epoch``) and why
+        (``stopped``: halved or patience) it stopped; the model is the best candidate's."""
+        if "search" not in self.info:
+            raise AttributeError("search_results_ is only set by a search (TUNE / search=)")
+        from .engine.search import trials_table
+
+        return trials_table(self.info["search"])
+
     def __repr__(self) -> str:
         steps = " -> ".join(name for name, _ in self.pipeline.steps)
         return (f"<oocml.Model {type(self.estimator).__name__} target={self.target!r} "

@@ -152,6 +152,27 @@ class StreamOptions:
 
 
 @dataclass(frozen=True)
+class Distribution:
+    """A random-search distribution over [low, high]: ``loguniform``, ``uniform``, or
+    ``randint`` (whole numbers, both bounds included)."""
+
+    kind: str
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class Search:
+    """TUNE: each parameter's values to try (a grid) or a :class:`Distribution` to sample;
+    ``trials`` candidates drawn (None: every grid point); after each epoch the best
+    ``1 / reduction_factor`` of the live candidates, by holdout score, go on."""
+
+    space: tuple[tuple[str, tuple | Distribution], ...]
+    trials: int | None = None
+    reduction_factor: int = 3
+
+
+@dataclass(frozen=True)
 class Plan:
     """Everything a fit needs to know, none of the data."""
 
@@ -166,6 +187,7 @@ class Plan:
     random_state: int | None = 0  # seeds shuffling (and the estimator, see estimators.spec_for)
     source: Source | None = None
     name: str | None = None
+    search: Search | None = None  # TUNE: candidates trained side by side, halved by holdout
 
     def without_source(self) -> Plan:
         """The same plan with no source and no name: what the accessor and the DSL share."""
@@ -197,6 +219,8 @@ WHAT = {"impute": "imputation", "encode": "encoding", "scale": "scaling", "reduc
 # averaged (PARALLEL).
 STRATEGIES = ("sequential", "average")
 PRECISIONS = ("float32", "float64")
+DISTRIBUTIONS = ("loguniform", "uniform", "randint")
+SEARCH_HOLDOUT = 0.2  # the holdout fraction TUNE compares candidates on, unless one is given
 
 
 # -- the rules, each one function that returns the value it accepts -------------------------------
@@ -316,6 +340,77 @@ def check_stream(stream: StreamOptions) -> None:
                              "'average') cannot checkpoint yet: drop one of the two")
 
 
+def search_space(space: Any) -> tuple[tuple[str, tuple | Distribution], ...]:
+    """``{name: values or distribution}`` (lists, tuples, :class:`Distribution`, or scipy.stats
+    ``loguniform``/``uniform``/``randint``) as a Search's frozen space."""
+    if not isinstance(space, dict) or not space:
+        raise ParameterError("search= takes a dict of parameter name -> list of values or a "
+                             f"distribution, with at least one entry, not {space!r}")
+    return tuple((str(name), _search_values(str(name), values)) for name, values in space.items())
+
+
+def _search_values(name: str, values: Any) -> tuple | Distribution:
+    if isinstance(values, Distribution):
+        return values
+    if isinstance(values, list | tuple):
+        return freeze_params({"v": list(values)})[0][1]
+    frozen = getattr(values, "dist", None)
+    kind = getattr(frozen, "name", None)
+    kind = "loguniform" if kind == "reciprocal" else kind
+    if kind in DISTRIBUTIONS:
+        low, high = (float(v) for v in values.support())
+        return Distribution(kind, low, high)
+    raise ParameterError(f"search parameter {name!r} takes a list of values or a distribution "
+                         f"(scipy.stats {', '.join(DISTRIBUTIONS)}), not {values!r}")
+
+
+def check_search(search: Search, stream: StreamOptions) -> None:
+    """TUNE's space, trials and schedule, and the options it works with."""
+    if not search.space:
+        raise ParameterError("TUNE needs at least one parameter to search")
+    names = [name for name, _ in search.space]
+    if len(set(names)) != len(names):
+        raise ParameterError(f"TUNE names a parameter twice: {names}")
+    grid, sampled = 1, False
+    for name, values in search.space:
+        if isinstance(values, Distribution):
+            check_distribution(name, values)
+            sampled = True
+        elif not values:
+            raise ParameterError(f"TUNE parameter {name!r} has no values to try")
+        else:
+            grid *= len(values)
+    if search.trials is not None:
+        whole("TRIALS", search.trials)
+        if not sampled and search.trials > grid:
+            raise ParameterError(f"TRIALS {search.trials} asks for more candidates than the "
+                                 f"grid's {grid}: drop TRIALS to try every one, or use a "
+                                 "distribution (LOGUNIFORM, UNIFORM, RANDINT)")
+    elif sampled:
+        raise ParameterError("a TUNE distribution needs TRIALS n (n_candidates=): how many "
+                             "candidates to draw")
+    whole("reduction_factor", search.reduction_factor, minimum=2)
+    if stream.holdout is None:
+        raise ParameterError("TUNE compares candidates on held-out rows: give HOLDOUT "
+                             f"(holdout=); the faces default it to {SEARCH_HOLDOUT}")
+    if stream.strategy == "average":
+        raise ParameterError("TUNE trains its candidates side by side on every core; "
+                             "PARALLEL (strategy='average') cannot be combined with it")
+    if stream.checkpoint is not None:
+        raise ParameterError("TUNE cannot CHECKPOINT or RESUME yet: drop one of the two")
+
+
+def check_distribution(name: str, distribution: Distribution) -> None:
+    kind = one_of("distribution", distribution.kind, DISTRIBUTIONS)
+    low, high = distribution.low, distribution.high
+    if not (isinstance(low, int | float) and isinstance(high, int | float)) or not low < high:
+        raise ParameterError(f"{kind.upper()}({low}, {high}) for {name!r} needs low < high")
+    if kind == "loguniform" and low <= 0:
+        raise ParameterError(f"LOGUNIFORM({low}, {high}) for {name!r} needs low > 0")
+    if kind == "randint" and not (float(low).is_integer() and float(high).is_integer()):
+        raise ParameterError(f"RANDINT({low}, {high}) for {name!r} takes whole numbers")
+
+
 def validate(plan: Plan) -> Plan:
     """``plan`` if it meets every rule; else a :class:`ParameterError` naming the culprit.
 
@@ -324,6 +419,8 @@ def validate(plan: Plan) -> Plan:
     """
     check_steps(plan.steps)
     check_stream(plan.stream)
+    if plan.search is not None:
+        check_search(plan.search, plan.stream)
     if isinstance(plan.features, str) or isinstance(plan.exclude, str):
         raise ParameterError("features= and exclude= take lists of column names, not a string")
     if plan.random_state is not None:

@@ -16,7 +16,7 @@ import numbers
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any, TextIO
 
 from dask.callbacks import Callback
@@ -97,7 +97,8 @@ class BlockProgress:
     partitions ...``; just ``train`` for one epoch), and the count of this run's partitions
     that an interruption reports (``done`` of ``total``; ``done_before`` a resumed run's)."""
 
-    def __init__(self, partitions: int, epochs: int, enabled: bool, name: str = "train",
+    def __init__(self, partitions: int, epochs: int, enabled: bool,
+                 name: str | Callable[[], str] = "train",
                  done_before: int = 0, out: TextIO | None = None):
         self.partitions, self.epochs, self.enabled, self.name = partitions, epochs, enabled, name
         self.out = out
@@ -109,7 +110,8 @@ class BlockProgress:
         """Open epoch ``epoch``'s (0-based) line; ``done`` of its partitions were trained on
         before this run."""
         self.close()
-        name = self.name if self.epochs == 1 else f"{self.name} epoch {epoch + 1}/{self.epochs}"
+        label = self.name() if callable(self.name) else self.name  # TUNE's says what is live
+        name = label if self.epochs == 1 else f"{label} epoch {epoch + 1}/{self.epochs}"
         self.line = PassLine(name, self.partitions, self.enabled, self.out, done=done)
 
     def update(self, rows: int) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..plan import Condition, Source
+from ..plan import Condition, Search, Source
 
 Position = tuple[int, int]
 
@@ -45,6 +45,7 @@ class Train:
     resume: bool = False
     cache: bool | str | None = None  # CACHE ['folder'] | CACHE OFF; None: the default
     precision: str | None = None  # PRECISION float32
+    search: Search | None = None  # TUNE (...) [TRIALS n] [HALVING n]
     name: str | None = None
     replace: bool = False  # TRAIN OR REPLACE: the model may replace one of the same name
     position: Position = _position()

@@ -8,7 +8,7 @@ plans, so both give the same model bit for bit. Compiling reads no data.
 from __future__ import annotations
 
 from ..errors import ParameterError
-from ..plan import Plan, Step, StreamOptions, freeze_params, validate
+from ..plan import SEARCH_HOLDOUT, Plan, Step, StreamOptions, freeze_params, validate
 from . import ast
 
 
@@ -16,7 +16,12 @@ def compile_train(stmt: ast.Train) -> Plan:
     """The Plan of a TRAIN statement, validated (estimator parameters too) before any read;
     an error names the statement's line and column."""
     try:
-        return validate(_plan_of(stmt))
+        plan = validate(_plan_of(stmt))
+        if plan.search is not None:  # every candidate's values, checked by scikit-learn
+            from ..engine.search import candidate_estimators
+
+            candidate_estimators(plan)
+        return plan
     except ParameterError as exc:
         line, column = stmt.position
         raise type(exc)(f"at line {line}, column {column}: {exc}") from None
@@ -47,11 +52,14 @@ def _plan_of(stmt: ast.Train) -> Plan:
         stream=StreamOptions(epochs=stmt.epochs or 1, block_rows=stmt.block_rows,
                              shuffle=stmt.shuffle,
                              strategy="average" if stmt.parallel else "sequential",
-                             holdout=stmt.holdout, patience=stmt.patience,
+                             holdout=SEARCH_HOLDOUT if stmt.search is not None
+                             and stmt.holdout is None else stmt.holdout,
+                             patience=stmt.patience,
                              checkpoint=stmt.checkpoint, checkpoint_every=stmt.checkpoint_every,
                              resume=stmt.resume, cache=stmt.cache,
                              precision=stmt.precision),
         random_state=seed,
         source=stmt.source,
         name=stmt.name,
+        search=stmt.search,
     )

@@ -11,6 +11,7 @@ from lark import Token, Transformer, v_args
 
 from ..errors import OocmlSyntaxError, ParameterError
 from ..plan import (
+    DISTRIBUTIONS,
     ENCODINGS,
     IMPUTATIONS,
     PRECISIONS,
@@ -18,11 +19,14 @@ from ..plan import (
     SCALINGS,
     And,
     Compare,
+    Distribution,
     In,
     IsNull,
     Not,
     Or,
+    Search,
     Source,
+    check_distribution,
     fraction,
     freeze_params,
     one_of,
@@ -263,6 +267,30 @@ class ToAst(Transformer):
     def precision_clause(self, meta, children):
         return _Clause("PRECISION", meta, precision=_choice(_values(children)[0], PRECISIONS,
                                                             "precision", _meta_position(meta)))
+
+    def tune_values(self, meta, children):
+        name, *values = _values(children)
+        return name, tuple(values)
+
+    def tune_distribution(self, meta, children):
+        name, kind, low, high = _values(children)
+        kind = _choice(kind, DISTRIBUTIONS, "distribution", _meta_position(meta))
+        return name, Distribution(kind, low, high)
+
+    def tune_clause(self, meta, children):
+        position = _meta_position(meta)
+        params = [c for c in children if isinstance(c, tuple)]
+        numbers = [c for c in _values(children) if not isinstance(c, tuple)]
+        trials = halving = None
+        if _has(children, "TRIALS"):
+            trials = _whole(numbers.pop(0), "TRIALS", position)
+        if _has(children, "HALVING"):
+            halving = _whole(numbers.pop(0), "HALVING", position, minimum=2)
+        search = Search(tuple(params), trials, halving or 3)
+        for name, values in search.space:
+            if isinstance(values, Distribution):
+                _checked(position, check_distribution, name, values)
+        return _Clause("TUNE", meta, search=search)
 
     def as_clause(self, meta, children):
         return _Clause("AS", meta, name=_values(children)[0])

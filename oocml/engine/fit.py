@@ -36,6 +36,7 @@ from .average import check_averageable, default_workers, train_average
 from .cache import open_cache
 from .checkpoint import DEFAULT_EVERY, Checkpoint, fingerprint
 from .parsed import open_parsed_copy
+from .search import Candidates, SearchMonitor, Trial, candidate_estimators, trial_records
 from .stats import Summary, statistics_pass
 from .stream import BlockRecipe, TrainingLog, TrainOptions, train
 from .validation import HoldoutMonitor
@@ -213,6 +214,7 @@ class Prepared:
     task: str
     parts: list
     progress: bool
+    candidates: tuple[list[dict], list[Any]] | None = None  # TUNE: parameters, estimators
     parsed: bool = False  # the parts read a copy the statistics pass kept of parsed text
 
 
@@ -225,6 +227,7 @@ class Training:
     monitor: HoldoutMonitor | None
     workers: int
     cached: bool = False  # epochs after the first read every partition from the block cache
+    search: tuple[Any, int] | None = None  # TUNE: the SearchMonitor and the winner's index
 
 
 def fit_plan(plan: Plan, data: Any, *, progress: bool | None = None,
@@ -253,6 +256,7 @@ def prepare(plan: Plan, data: Any, progress: bool | None = None) -> Prepared:
     features = resolve_columns(plan, list(frame.columns))
     numeric, categorical = split_features(make_meta(frame), features, plan.steps)
     estimator = build(plan.estimator)
+    candidates = candidate_estimators(plan) if plan.search is not None else None
     if plan.stream.strategy == "average":
         check_averageable(estimator)
     task = task_of(estimator)
@@ -265,7 +269,7 @@ def prepare(plan: Plan, data: Any, progress: bool | None = None) -> Prepared:
         check_columns(plan.where, list(frame.columns))
     parts = where_partitions(frame, plan.where, columns)
     return Prepared(plan, frame, features, numeric, categorical, estimator, task, parts,
-                    progress_enabled(progress))
+                    progress_enabled(progress), candidates)
 
 
 def check_numeric_target(frame: dd.DataFrame, target: str) -> None:
@@ -317,6 +321,8 @@ def train_estimator(prepared: Prepared, summary: Summary, steps: list[tuple[str,
     recipe = BlockRecipe(prep=Pipeline(steps), target=plan.target, labels=labels,
                          block_rows=stream.block_rows, holdout=stream.holdout, finite=True,
                          dtype=stream.precision)
+    if prepared.candidates is not None:
+        return train_candidates(prepared, summary, steps, classes, recipe)
     monitor = None
     if stream.holdout is not None:
         monitor = HoldoutMonitor(prepared.parts, Pipeline(steps), prepared.features, plan.target,
@@ -364,6 +370,38 @@ def cache_bytes(steps: list[tuple[str, Any]], summary: Summary, plan: Plan) -> i
     return int(summary.rows * width * np.dtype(plan.stream.precision).itemsize)
 
 
+def train_candidates(prepared: Prepared, summary: Summary, steps: list[tuple[str, Any]],
+                     classes: np.ndarray | None, recipe: BlockRecipe) -> Training:
+    """TUNE: every candidate trained on the same blocks, halved after each epoch by holdout
+    score (:mod:`oocml.engine.search`); the winner is the Training's estimator."""
+    plan, task, stream = prepared.plan, prepared.task, prepared.plan.stream
+    params, estimators = prepared.candidates
+    candidates = Candidates(estimators)
+    monitor = SearchMonitor(candidates, [Trial(p) for p in params], prepared.parts,
+                            Pipeline(steps), prepared.features, plan.target, task,
+                            None if classes is None else classes.tolist(), stream.holdout,
+                            plan.search.reduction_factor, stream.patience, prepared.progress)
+    cache = open_cache(plan, summary, recipe.labels, current_client() is not None,
+                       cache_bytes(steps, summary, plan))
+    options = TrainOptions(
+        cache=cache, epochs=stream.epochs, shuffle=stream.shuffle, seed=plan.random_state,
+        prefetch=stream.prefetch, progress=prepared.progress, after_epoch=monitor,
+        fit_params={"classes": classes} if recipe.labels is not None else {},
+        name=lambda: f"tune, {sum(candidates.live)} of {len(estimators)} candidates"
+        + (f", best {max(t.best_score for t in monitor.trials):.4f}"
+           if monitor.trials[0].scores else ""))
+    try:
+        record = train(candidates, prepared.parts, recipe, options)
+    finally:
+        candidates.close()
+        if cache is not None:
+            cache.remove()
+    winner = monitor.winner()
+    cached = cache is not None and cache.writing and record.epochs > 1
+    return Training(monitor.estimator(winner), record, None, candidates.threads, cached,
+                    search=(monitor, winner))
+
+
 def describe(prepared: Prepared, summary: Summary, steps: list[tuple[str, Any]],
              classes: np.ndarray | None, training: Training, stats_seconds: float) -> Fitted:
     """The :class:`Fitted` result: the whole pipeline, and what the fit did (``info``)."""
@@ -375,7 +413,7 @@ def describe(prepared: Prepared, summary: Summary, steps: list[tuple[str, Any]],
             "workers": training.workers,
             "passes": 1 if prepared.parsed else (
                 1 + reduced + (1 if training.cached else record.epochs)
-                + (record.epochs if monitor else 0)),
+                + (record.epochs if monitor or training.search else 0)),
             "parsed_once": prepared.parsed,
             "cached_epochs": record.epochs - 1 if training.cached else 0,
             "stats_seconds": round(stats_seconds, 6),
@@ -384,6 +422,12 @@ def describe(prepared: Prepared, summary: Summary, steps: list[tuple[str, Any]],
         info.update(holdout=plan.stream.holdout, best_epoch=monitor.best_epoch,
                     holdout_score=round(monitor.best_score, 6),
                     stopped_early=monitor.stopped_early)
+    if training.search is not None:
+        searched, winner = training.search
+        best = searched.trials[winner]
+        info.update(holdout=plan.stream.holdout, best_epoch=best.best_epoch,
+                    holdout_score=round(best.best_score, 6), best_candidate=winner,
+                    best_params=best.params, search=trial_records(searched))
     return Fitted(Pipeline([*steps, ("model", training.estimator)]), features=prepared.features,
                   target=plan.target, task=prepared.task,
                   classes=None if classes is None else classes.tolist(), plan=plan.as_dict(),

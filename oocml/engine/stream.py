@@ -217,7 +217,7 @@ class TrainOptions:
     checkpoint: Callable[[Any, Position, TrainingLog], None] | None = None
     checkpoint_every: int = 1
     workers: int | None = None
-    name: str = "train"  # the pass, as the progress line shows it
+    name: str | Callable[[], str] = "train"  # the pass, as the progress line shows it
     cache: Any = None  # a BlockCache (oocml.engine.cache): sequential training on this machine
 
 
