@@ -253,10 +253,13 @@ def trials_table(trials: list[dict]) -> pd.DataFrame:
         row.update(best_score=t["best_score"], rank=0, rows_seen=t["rows_seen"],
                    dropped_after_epoch=t["dropped_after"], stopped=t["reason"] or "")
         rows.append(row)
-    frame = pd.DataFrame(rows)
-    if len(frame):
-        frame["rank"] = frame["best_score"].rank(ascending=False, method="min").astype(int)
-    return frame
+    # As halving chose: those that went further first, then the better best score (ties: the
+    # first candidate), so rank 1 is the model the search returned.
+    order = sorted(range(len(trials)), key=lambda k: (-len(trials[k]["scores"]),
+                                                     -(trials[k]["best_score"] or -math.inf), k))
+    for position, k in enumerate(order):
+        rows[k]["rank"] = position + 1
+    return pd.DataFrame(rows)
 
 
 def trial_records(monitor: SearchMonitor) -> list[dict]:
