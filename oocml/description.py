@@ -39,7 +39,25 @@ def describe_model(model: Any) -> pd.DataFrame:
     if scores:
         rows.append(("learning curve", f"{sparkline(scores)}  holdout score per epoch, "
                                        f"{min(scores):.4g} .. {max(scores):.4g}"))
+    if "search" in model.info:
+        rows += _leaderboard(model.info["search"])
     return pd.DataFrame(rows, columns=["property", "value"]).astype({"value": object})
+
+
+def _leaderboard(trials: list[dict], shown: int = 5) -> list[tuple[str, str]]:
+    """TUNE's leaderboard: the candidates in the order the halving ranked them."""
+    from .engine.search import trials_table
+
+    table = trials_table(trials).sort_values("rank")
+    rows = [("search", f"{len(table)} candidates, successive halving on the holdout score; "
+                       "SHOW TRIALS name lists them all")]
+    for _, row in table.head(shown).iterrows():
+        params = ", ".join(f"{k}={v!r}" for k, v in row["params"].items())
+        epochs = len([t for t in row.index if t.startswith("score_epoch_")
+                      and pd.notna(row[t])])
+        rows.append((f"rank {row['rank']}", f"{params}: best holdout {row['best_score']:.4f}, "
+                                            f"trained {epochs} epoch(s)"))
+    return rows
 
 
 def _params_text(estimator: Any) -> str:

@@ -119,6 +119,15 @@ class Session:
         weights = self.catalog.get(stmt.model).weights()
         return weights.rename_axis("feature").reset_index()
 
+    def _run_showtrials(self, stmt: ast.ShowTrials) -> pd.DataFrame:
+        model = self.catalog.get(stmt.model)
+        if "search" not in model.info:
+            raise ParameterError(f"model {stmt.model!r} was not trained with TUNE: it has no "
+                                 "trials to show")
+        table = model.search_results_.drop(columns="params").sort_values("rank")
+        return table.rename(columns=lambda c: c.removeprefix("param_")).reset_index(
+            names="candidate")
+
     def _run_describedata(self, stmt: ast.DescribeData) -> pd.DataFrame:
         from .profile import profile
 

@@ -31,6 +31,10 @@ def odd_names(tmp_path_factory):
     'WHERE "my col" > -1 AND "and" IS NOT NULL SCALE standard',
     'FEATURES "my col", "say ""hi""", "x-1" WHERE "x-1" BETWEEN -2 AND 2 EPOCHS 2 SHUFFLE SEED 4',
     'FEATURES * EXCLUDE ("and") WHERE NOT ("say ""hi""" IN (0.5, 1.5)) SCALE minmax HOLDOUT 0.2',
+    "SCALE standard WITH (penalty = 'elasticnet') TUNE (alpha LOGUNIFORM(1e-6, 1e-2), "
+    "l1_ratio UNIFORM(0.1, 0.9), eta0 RANDINT(1, 3), loss IN ('hinge', 'log_loss')) TRIALS 4 "
+    "HALVING 2 EPOCHS 2 SHUFFLE",
+    "TUNE (alpha IN (1e-4, 1e-3)) HOLDOUT 0.3 EARLY STOP PATIENCE 1 EPOCHS 3",
 ])
 def test_equivalent_python_with_quoted_names(odd_names, clauses):
     statement = f"TRAIN sgd ON '{odd_names}' PREDICT y {clauses}"
@@ -39,6 +43,8 @@ def test_equivalent_python_with_quoted_names(odd_names, clauses):
     exec(equivalent_python(session.sql(f"EXPLAIN {statement}")), namespace)
     trained = session.sql(statement)
     np.testing.assert_array_equal(namespace["model"].estimator.coef_, trained.estimator.coef_)
+    if "TUNE" in statement:
+        assert namespace["model"].info["search"] == trained.info["search"]
 
 
 @pytest.mark.parametrize("text", ['"my col" > 0', '"and" = 1 OR x IN (1, 2)',

@@ -185,3 +185,30 @@ def test_on_a_local_cluster(client, binary_dir, searched):
                                             search=GRID)
     np.testing.assert_array_equal(_coef(model), _coef(searched))
     pd.testing.assert_frame_equal(model.search_results_, searched.search_results_)
+
+
+def test_explain_show_trials_describe_and_a_saved_model(binary_dir, tmp_path):
+    session = oocml.Session(progress=False)
+    statement = f"TRAIN sgd ON '{binary_dir}' PREDICT y SCALE standard {TUNE} EPOCHS 3 AS best"
+    explained = session.sql(f"EXPLAIN {statement}")
+    assert "  tune:       8 candidates, every point of the grid" in explained
+    for epoch, live in ((1, 8), (2, 3), (3, 1)):
+        assert f"    epoch {epoch}: {live} candidate(s) train on the epoch's 80% of rows" in explained
+    assert "    candidate 7: alpha=0.01, loss='log_loss'" in explained
+    model = session.sql(statement)
+    trials = session.sql("SHOW TRIALS best")
+    assert trials["rank"].tolist() == list(range(1, 9))
+    assert {"candidate", "alpha", "loss", "score_epoch_1", "best_score", "rows_seen",
+            "dropped_after_epoch", "stopped"} <= set(trials.columns)
+    assert trials.iloc[0]["candidate"] == model.info["best_candidate"]
+    described = session.sql("DESCRIBE best").set_index("property")["value"]
+    assert described["search"].startswith("8 candidates, successive halving")
+    assert described["rank 1"].startswith(", ".join(f"{k}={v!r}" for k, v in
+                                                    model.info["best_params"].items()))
+    model.save(tmp_path / "best.skops")
+    again = oocml.Session(progress=False)
+    again.sql(f"LOAD MODEL best FROM '{tmp_path / 'best.skops'}'")
+    pd.testing.assert_frame_equal(again.sql("SHOW TRIALS best"), trials)
+    session.sql(f"TRAIN sgd ON '{binary_dir}' PREDICT y AS plain")
+    with pytest.raises(OocmlError, match="was not trained with TUNE"):
+        session.sql("SHOW TRIALS plain")

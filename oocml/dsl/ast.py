@@ -100,6 +100,12 @@ class ShowWeights:
 
 
 @dataclass(frozen=True)
+class ShowTrials:
+    model: str
+    position: Position = _position()
+
+
+@dataclass(frozen=True)
 class DropModel:
     model: str
     position: Position = _position()
@@ -129,5 +135,6 @@ class Explain:
     position: Position = _position()
 
 
-Statement = (Train | Predict | Evaluate | ShowModels | ShowAlgorithms | ShowWeights | Describe
+Statement = (Train | Predict | Evaluate | ShowModels | ShowAlgorithms | ShowWeights | ShowTrials
+             | Describe
              | DescribeData | DropModel | SaveModel | LoadModel | Explain)

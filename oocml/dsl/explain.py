@@ -6,10 +6,11 @@ nothing here reads data. The printed chain is Python that runs and plans the sam
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ..conditions import parquet_filters, to_text
-from ..plan import Plan, Source, StreamOptions
+from ..plan import Distribution, Plan, Search, Source, StreamOptions
 from ..storage import redact_url
 from . import ast
 
@@ -66,6 +67,8 @@ def explain_train(plan: Plan, frame: Any, files: str, rows: int | None = None) -
     if text is not None:
         lines.append(f"  text:       {text}")
     lines.append(f"  cache:      {_cache_line(plan, len(features), rows)}")
+    if plan.search is not None:
+        lines += _search_lines(plan)
     if plan.stream.checkpoint is not None:
         lines.append(f"  checkpoint: '{plan.stream.checkpoint}' every "
                      f"{plan.stream.checkpoint_every or CHECKPOINT_EVERY} partitions"
@@ -96,8 +99,9 @@ def _passes(plan: Plan, task: str) -> list[str]:
     if reduction is not None:
         lines.append(f"    2. {reduction.method} projection: IncrementalPCA("
                      f"{_pairs(reduction.params)}).partial_fit on the preprocessed blocks")
-    fit = "score each block (progressive), then partial_fit" if stream.holdout is not None \
-        else "partial_fit"
+    fit = ("partial_fit of every live TUNE candidate" if plan.search is not None
+           else "score each block (progressive), then partial_fit" if stream.holdout is not None
+           else "partial_fit")
     if stream.strategy == "average":
         fit += (" on every worker at once, one block each; the models averaged after each "
                 "round (PARALLEL)")
@@ -189,6 +193,52 @@ def _differs(a: Any, b: Any) -> bool:
         return True
 
 
+def _search_options(search: Search) -> list[str]:
+    """``search=``, ``n_candidates=``, ``reduction_factor=`` of a TUNE clause."""
+    scipy = {"loguniform": "stats.loguniform({low!r}, {high!r})",
+             "uniform": "stats.uniform({low!r}, {width!r})",
+             "randint": "stats.randint({ilow!r}, {ihigh!r})"}
+    space = []
+    for name, values in search.space:
+        if isinstance(values, Distribution):
+            text = scipy[values.kind].format(low=values.low, high=values.high,
+                                              width=values.high - values.low,
+                                              ilow=int(values.low), ihigh=int(values.high) + 1)
+        else:
+            text = repr(list(values))
+        space.append(f"{name!r}: {text}")
+    options = [f"search={{{', '.join(space)}}}"]
+    if search.trials is not None:
+        options.append(f"n_candidates={search.trials!r}")
+    if search.reduction_factor != 3:
+        options.append(f"reduction_factor={search.reduction_factor!r}")
+    return options
+
+
+def _search_lines(plan: Plan) -> list[str]:
+    """EXPLAIN's schedule of a TUNE: candidates per epoch, who they are, the passes."""
+    from ..engine.search import candidate_params
+
+    search, stream = plan.search, plan.stream
+    candidates = candidate_params(search, plan.random_state)
+    how = (f"{search.trials} drawn (seed {plan.random_state})" if search.trials is not None
+           else "every point of the grid")
+    lines = [f"  tune:       {len(candidates)} candidates, {how}, trained side by side on the "
+             f"same blocks; after each epoch the best 1/{search.reduction_factor} by holdout "
+             f"score go on" + (f", each stopped after {stream.patience} epoch(s) without gain"
+                                if stream.patience else "")]
+    live = len(candidates)
+    for epoch in range(stream.epochs):
+        lines.append(f"    epoch {epoch + 1}: {live} candidate(s) train on the epoch's "
+                     f"{1 - stream.holdout:.0%} of rows, then one holdout pass scores them all")
+        live = max(1, math.ceil(live / search.reduction_factor))
+    for k, params in enumerate(candidates[:12]):
+        lines.append(f"    candidate {k}: {_pairs(tuple(params.items()))}")
+    if len(candidates) > 12:
+        lines.append(f"    ... and {len(candidates) - 12} more")
+    return lines
+
+
 def format_plan_as_accessor(plan: Plan) -> str:
     """The Python ``.ml`` chain that plans exactly ``plan``."""
     import_line, estimator = _estimator_text(plan)
@@ -215,8 +265,12 @@ def format_plan_as_accessor(plan: Plan) -> str:
         options.append(f"classes={list(plan.classes)!r}")
     if plan.random_state != 0:
         options.append(f"random_state={plan.random_state!r}")
-    chain.append(f".fit_incremental({', '.join([estimator, *options])})")
     head = ["import dask.dataframe as dd", "import oocml", import_line, ""]
+    if plan.search is not None:
+        options += _search_options(plan.search)
+        if any(isinstance(v, Distribution) for _, v in plan.search.space):
+            head.insert(2, "from scipy import stats")
+    chain.append(f".fit_incremental({', '.join([estimator, *options])})")
     return "\n".join(head) + "model = " + "".join(chain)
 
 

@@ -330,6 +330,9 @@ class ToAst(Transformer):
     def show_weights(self, meta, children):
         return ast.ShowWeights(_values(children)[0], position=_meta_position(meta))
 
+    def show_trials(self, meta, children):
+        return ast.ShowTrials(_values(children)[0], position=_meta_position(meta))
+
     def describe_data(self, meta, children):
         return ast.DescribeData(_values(children)[0], position=_meta_position(meta))
 
