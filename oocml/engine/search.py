@@ -10,7 +10,7 @@ model is the model it would be trained alone with the same seed on the same rows
 candidates share the blocks, never state.
 
 Candidates train on threads: scikit-learn's SGD, Perceptron and PassiveAggressive
-``partial_fit`` loops run without the GIL (benchmarks/README.md, "TUNE").
+``partial_fit`` loops run without the GIL; the others hold it (``benchmarks/gil.py``).
 """
 
 from __future__ import annotations
@@ -82,9 +82,9 @@ def candidate_estimators(plan: Plan) -> tuple[list[dict[str, Any]], list[Any]]:
 def gil_free(estimator: Any) -> bool:
     """Whether ``partial_fit`` of this estimator spends its time without the GIL, so that
     candidates gain from threads (measured: benchmarks/tune.py)."""
-    from sklearn.linear_model._stochastic_gradient import BaseSGD
+    from sklearn.linear_model import Perceptron, SGDClassifier, SGDRegressor
 
-    return isinstance(estimator, BaseSGD)
+    return isinstance(estimator, SGDClassifier | SGDRegressor | Perceptron)
 
 
 class Candidates:
