@@ -16,7 +16,7 @@ from oocml import progress
 from oocml.progress import BlockProgress, PassLine
 
 # name [bar] done/total partitions [rate]  in m:ss  -- the last state of every pass's line
-FINAL = re.compile(r"(?P<name>[a-z]+(?: epoch \d+/\d+)?) \[(?P<bar>[# ]{24})\] "
+FINAL = re.compile(r"(?P<name>[a-z]+(?: \([\w ,.]+\))?(?: epoch \d+/\d+)?) \[(?P<bar>[# ]{24})\] "
                    r"(?P<done>\d+)/(?P<total>\d+) partitions(?:  [\d.]+[kM]? rows/s)?  in \d+:\d\d")
 
 
@@ -63,6 +63,20 @@ def test_every_pass_of_a_fit_has_its_line(data_dir, partitions, capsys):
     assert passes(capsys.readouterr().err) == [
         ("statistics", n, n), ("reduce", n, n), ("train epoch 1/2", n, n), ("holdout", n, n),
         ("train epoch 2/2", n, n), ("holdout", n, n)]
+
+
+def test_tune_shows_the_live_candidates_and_the_best_score(data_dir, partitions, capsys):
+    oocml.Session(progress=True).sql(f"TRAIN sgd ON '{data_dir}' PREDICT y SCALE standard "
+                                     "TUNE (alpha IN (1e-5, 1e-4, 1e-3, 1e-2)) HALVING 2 EPOCHS 3")
+    n = partitions
+    found = passes(capsys.readouterr().err)
+    assert [name for name, *_ in found][:3] == [
+        "statistics", "tune (4 of 4 candidates live) epoch 1/3", "holdout (4 candidates)"]
+    assert re.fullmatch(r"tune \(2 of 4 candidates live, best holdout 0\.\d{4}\) epoch 2/3",
+                        found[3][0])
+    assert re.fullmatch(r"tune \(1 of 4 candidates live, best holdout 0\.\d{4}\) epoch 3/3",
+                        found[5][0])
+    assert all(done == total == n for _, done, total in found)
 
 
 def test_parallel_training_counts_partitions_per_epoch(data_dir, partitions, capsys):

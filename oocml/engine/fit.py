@@ -387,9 +387,9 @@ def train_candidates(prepared: Prepared, summary: Summary, steps: list[tuple[str
         cache=cache, epochs=stream.epochs, shuffle=stream.shuffle, seed=plan.random_state,
         prefetch=stream.prefetch, progress=prepared.progress, after_epoch=monitor,
         fit_params={"classes": classes} if recipe.labels is not None else {},
-        name=lambda: f"tune, {sum(candidates.live)} of {len(estimators)} candidates"
-        + (f", best {max(t.best_score for t in monitor.trials):.4f}"
-           if monitor.trials[0].scores else ""))
+        name=lambda: f"tune ({sum(candidates.live)} of {len(estimators)} candidates live"
+        + (f", best holdout {max(t.best_score for t in monitor.trials):.4f})"
+           if monitor.trials[0].scores else ")"))
     try:
         record = train(candidates, prepared.parts, recipe, options)
     finally:

@@ -190,7 +190,7 @@ class SearchMonitor:
                                               self.target, self.task, self.classes)
                 for p in self.parts]
         (totals,) = compute(tree_reduce(sums, _add_each),
-                            progress=f"holdout, {len(live)} candidates" if self.progress else False)
+                            progress=f"holdout ({len(live)} candidates)" if self.progress else False)
         if totals[0]["n"] == 0:
             raise DataError(f"HOLDOUT {self.fraction} leaves no rows to validate on; "
                             "hold out a larger fraction")
