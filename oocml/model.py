@@ -308,6 +308,15 @@ class Model:
 
         return plot_history(self.history_)
 
+    def plot_search(self) -> Any:
+        """A Figure of each search candidate's holdout score per epoch, its stop and the winner."""
+        if "search" not in self.info:
+            raise ParameterError("this model was not searched, so there is no search to plot: "
+                                 "train it with TUNE (...) or fit_incremental(search={...})")
+        from .plots import plot_search
+
+        return plot_search(self.search_results_, self.info.get("best_candidate"))
+
     # -- persistence --------------------------------------------------------------------------
     def save(self, path: str | os.PathLike, storage_options: dict | None = None, *,
              overwrite: bool = False) -> str:

@@ -163,6 +163,59 @@ def plot_history(history: pd.DataFrame) -> Any:
     return figure
 
 
+# -- search ---------------------------------------------------------------------------------------
+
+LEGEND_CANDIDATES = 10  # more candidates than this: the legend names the winner and the first ones
+
+
+def plot_search(results: pd.DataFrame, best: int | None = None) -> Any:
+    """The holdout score of each candidate after each epoch (``Model.search_results_``), one
+    line per candidate labelled by its parameters; an ``x`` marks the last score of a candidate
+    that stopped (halved or out of patience); the winner (row ``best``, else the first of rank
+    1) is drawn thick and on top."""
+    _require(results, ["params", "stopped"], "search results")
+    rungs = [c for c in results.columns if c.startswith("score_epoch_")]
+    if results.empty or not rungs:
+        raise ParameterError("the search results hold no scores to plot")
+    if best is None:
+        best = int(np.flatnonzero(results["rank"].to_numpy() == 1)[0]) if "rank" in results else 0
+    from matplotlib.ticker import MaxNLocator
+
+    figure = _new_figure(10, 4.5)
+    axes = figure.add_subplot()
+    epochs = np.arange(1, len(rungs) + 1, dtype=float)
+    lines, stops = [], {}
+    for k, (params, stopped) in enumerate(zip(results["params"], results["stopped"])):
+        scores = results.iloc[k][rungs].to_numpy(float)
+        seen = np.flatnonzero(~np.isnan(scores))
+        winner = k == best
+        (line,) = axes.plot(epochs[seen], scores[seen], marker="o", markersize=3,
+                            label=search_label(params) + (" (best)" if winner else ""),
+                            linewidth=2.5 if winner else 1, alpha=1 if winner else 0.6,
+                            zorder=3 if winner else 2)
+        lines.append(line)
+        if stopped and len(seen):
+            stops.setdefault(stopped, []).append((epochs[seen[-1]], scores[seen[-1]]))
+    marks = [axes.plot(*zip(*points), marker="x", markersize=8, color="black", linestyle="",
+                       zorder=4, label=f"stopped: {reason}")[0]
+             for reason, points in sorted(stops.items())]
+    shown = [lines[best]] + [line for k, line in enumerate(lines) if k != best]
+    more = len(lines) > LEGEND_CANDIDATES
+    axes.legend(handles=shown[:LEGEND_CANDIDATES] + marks, fontsize="small", loc="upper left",
+                title=f"{LEGEND_CANDIDATES} of {len(lines)} candidates" if more else None,
+                bbox_to_anchor=(1.02, 1))  # beside the axes: lines often end where it would sit
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set(xlabel="epoch", ylabel="holdout score",
+             title=f"Search: {len(results)} candidates, holdout score per epoch")
+    return figure
+
+
+def search_label(params: dict) -> str:
+    """A candidate's parameters in short: ``alpha=1e-05, loss=hinge``."""
+    return ", ".join(f"{name}={value:.3g}" if isinstance(value, float) else f"{name}={value}"
+                     for name, value in params.items())
+
+
 # -- files ----------------------------------------------------------------------------------------
 
 def save(figure: Any, path: str | os.PathLike, storage_options: dict | None = None) -> str:
