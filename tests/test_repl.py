@@ -8,12 +8,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pexpect
 import pytest
+from prompt_toolkit.document import Document
 
 import oocml
-from oocml.cli.complete import suggestions
+from oocml.cli.complete import OocmlCompleter, suggestions
 from oocml.datasets import make_parquet_dataset
 from oocml.plan import Source
 from oocml.sources import open_source
@@ -220,14 +222,35 @@ def completion_session(binary_dir):
     ("TRAIN s", ["sgd", "sgd_regressor"]),
     ("EVALUATE cl", ["clicks"]),
     ("DROP MODEL ", ["clicks"]),
+    ("SHOW TRIALS ", ["clicks"]),
+    ("SHOW WEIGHTS cl", ["clicks"]),
     ("SHOW MODELS; DESC", ["DESCRIBE"]),
     ("TRAIN sgd ON t SCALE m", ["maxabs", "minmax"]),
     ("TRAIN sgd ON t WITH (alp", ["alpha"]),
     ("TRAIN mlp ON t WITH (hidden", ["hidden_layer_sizes"]),
+    ("TRAIN sgd ON t PREDICT y TUNE (alp", ["alpha"]),
+    ("TRAIN sgd ON t TUNE (alpha IN (1e-5, 1e-4), l1", ["l1_ratio"]),
+    ("TRAIN perceptron ON t TUNE (et", ["eta0"]),
+    ("TRAIN sgd ON t TUNE (alpha ", ["IN", "LOGUNIFORM(", "RANDINT(", "UNIFORM("]),
+    ("TRAIN sgd ON t TUNE (alpha IN (1e-5), l1_ratio UNI", ["UNIFORM("]),
+    ("TRAIN sgd ON t TUNE (alpha IN (1e-5, ", []),
+    ("TRAIN sgd ON t TUNE (alpha LOGUNIFORM(1e-5, 1e-3)) TRI", ["TRIALS"]),
+    ("TRAIN sgd ON t TUNE (alpha IN (1e-5)) WITH (los", ["loss"]),
+    ("\\plot se", ["search"]),
     ("\\mo", ["\\models"]),
 ])
 def test_completion(completion_session, text, expected):
     assert suggestions(text, completion_session)[0] == expected
+
+
+def test_tune_completion_reuses_the_with_parameters_and_keeps_the_case(completion_session):
+    with_params = suggestions("TRAIN sgd ON t WITH (", completion_session)[0]
+    assert suggestions("TRAIN sgd ON t TUNE (", completion_session)[0] == with_params
+    assert "alpha" in with_params and "fit_intercept" in with_params
+    completer = OocmlCompleter(SimpleNamespace(session=completion_session))
+    typed = [c.text for c in completer.get_completions(
+        Document("train sgd on t tune (alpha log"), None)]
+    assert typed == ["loguniform("]
 
 
 def test_column_and_path_completion(completion_session, binary_dir):
@@ -263,4 +286,27 @@ def test_inspecting_a_model_in_the_terminal(tmp_path, binary_dir):
     child.expect("wrote ")
     child.expect("oocml>")
     assert (tmp_path / "roc.png").read_bytes()[:4] == b"\x89PNG"
+    quit_(child)
+
+
+def test_plot_of_a_search_in_the_terminal(tmp_path, binary_dir):
+    """TUNE typed with completion (a parameter name, a distribution), then \\plot search."""
+    child = terminal(tmp_path)
+    child.send(f"TRAIN sgd ON '{binary_dir}' PREDICT y TUNE (alph")
+    child.expect("alpha")  # the menu: the estimator's parameters
+    child.send("\t")
+    child.send(" logun")
+    child.expect(r"loguniform\(")
+    child.send("\t")
+    time.sleep(0.3)
+    child.send("1e-5, 1e-3)) TRIALS 3 HALVING 3 EPOCHS 2 AS best;\r")
+    child.expect("trained SGDClassifier")
+    child.expect("oocml>")
+    child.send(f"\\plot search best '{tmp_path / 'search.png'}'\r")
+    child.expect("wrote ")
+    child.expect("oocml>")
+    assert (tmp_path / "search.png").read_bytes()[:4] == b"\x89PNG"
+    child.send("\\plot search\r")  # the usage names the new view
+    child.expect(r"usage: \\plot roc\|pr\|confusion\|weights\|history\|search model")
+    child.expect("oocml>")
     quit_(child)

@@ -1,4 +1,5 @@
-"""Context-aware completion: keywords, algorithms, models, tables, columns, WITH parameters, paths.
+"""Context-aware completion: keywords, algorithms, models, tables, columns, WITH and TUNE
+parameters, TUNE distributions, paths.
 
 :func:`suggestions` is a pure function of the text before the cursor and the
 session (so it is tested without a terminal); :class:`OocmlCompleter` wraps it
@@ -18,13 +19,17 @@ from prompt_toolkit.completion import Completer, Completion
 from ..dsl.parser import KEYWORDS
 from ..errors import OocmlError
 from ..estimators import ALGORITHMS, accepted_params, import_class
-from ..plan import ENCODINGS, IMPUTATIONS, REDUCTIONS, SCALINGS, Source
+from ..plan import DISTRIBUTIONS, ENCODINGS, IMPUTATIONS, REDUCTIONS, SCALINGS, Source
 from . import meta
 
 _TOKEN = re.compile(r"'(?:[^']|'')*'?|\"(?:[^\"]|\"\")*\"?|--[^\n]*|/\*[\s\S]*?(?:\*/|$)|[\w.]+|[^\s\w]")
 _MODEL_AFTER = {"USING", "DESCRIBE", "EVALUATE"}
+_MODEL_AFTER_TWO = {("MODEL", "DROP"), ("MODEL", "SAVE"), ("WEIGHTS", "SHOW"), ("TRIALS", "SHOW")}
 _FIXED = {"SCALE": (*SCALINGS, "none"), "IMPUTE": IMPUTATIONS, "ENCODE": ENCODINGS, "REDUCE": REDUCTIONS}
 _COLUMN_CLAUSES = {"FEATURES", "EXCLUDE", "WHERE", "PREDICT"}
+_PARAM_CLAUSES = {"WITH", "TUNE"}  # a parameter name after their "(" or ","
+_TUNE_SPACES = ("IN", *(f"{d.upper()}(" for d in DISTRIBUTIONS))  # what follows a TUNE parameter
+_WORDS = set(KEYWORDS) | set(_TUNE_SPACES)  # completed in the case being typed
 
 
 def _current_statement(text: str) -> str:
@@ -129,15 +134,18 @@ def _candidates(statement: str, words: list[str], session: Any, cache: dict) -> 
     """What may come after ``words`` (the statement's upper-cased tokens), and whether that
     order is meaningful (a source's columns) rather than to be sorted."""
     previous = words[-1] if words else ""
-    clause = next((w for w in reversed(words) if w in _COLUMN_CLAUSES | {"WITH", "ON"} | set(_FIXED)), "")
+    clause = next((w for w in reversed(words)
+                   if w in _COLUMN_CLAUSES | _PARAM_CLAUSES | {"ON"} | set(_FIXED)), "")
     if previous == "TRAIN":
         return list(ALGORITHMS), False
-    if previous in _MODEL_AFTER or (previous == "MODEL" and len(words) > 1 and words[-2] in ("DROP", "SAVE")):
+    if previous in _MODEL_AFTER or (len(words) > 1 and (previous, words[-2]) in _MODEL_AFTER_TWO):
         return session.catalog.names(), False
     if previous == "ON":
         return list(session.tables), False
     if previous in _FIXED:
         return _FIXED[previous], False
+    if clause == "TUNE":
+        return _tune_candidates(statement, words)
     if clause == "WITH" and previous in ("(", ","):
         return _algorithm_params(statement), False
     if (previous == "PREDICT" and words[:1] == ["TRAIN"]) or (
@@ -145,6 +153,23 @@ def _candidates(statement: str, words: list[str], session: Any, cache: dict) -> 
             {"FEATURES", "EXCLUDE", "WHERE", ",", "(", "AND", "OR", "NOT"}):
         return _source_columns(statement, session, cache), True
     return list(KEYWORDS), False
+
+
+def _tune_candidates(statement: str, words: list[str]) -> tuple[Iterable[str], bool]:
+    """Inside ``TUNE ( ... )``: a parameter name after its ``(`` or ``,``, then ``IN`` or a
+    distribution; nothing inside a value list or a distribution's bounds; after the closing
+    ``)``, keywords (TRIALS, HALVING, ...)."""
+    clause = words[len(words) - 1 - words[::-1].index("TUNE"):]
+    depth = clause.count("(") - clause.count(")")
+    if depth <= 0:
+        return list(KEYWORDS), False
+    if depth > 1:
+        return [], False
+    if clause[-1] in ("(", ","):
+        return _algorithm_params(statement), False
+    if clause[-2] in ("(", ","):
+        return _TUNE_SPACES, False
+    return [], False
 
 
 class OocmlCompleter(Completer):
@@ -163,5 +188,5 @@ class OocmlCompleter(Completer):
             return
         lower = word.islower()
         for candidate in candidates:
-            text = candidate.lower() if lower and candidate in KEYWORDS else candidate
+            text = candidate.lower() if lower and candidate in _WORDS else candidate
             yield Completion(text, start_position=-len(word))

@@ -33,6 +33,11 @@ _TRAIN_CLAUSES = (  # (syntax, help); "\n" breaks a long help
     (f"REDUCE {'|'.join(REDUCTIONS)} n", "IncrementalPCA to n components (one more pass)"),
     ("WITH (param = literal, ...)", ("estimator parameters: numbers, 'strings', TRUE, FALSE,\n"
                                      "NULL, [lists], (tuples,); never evaluated")),
+    ("TUNE (param IN (literal, ...), param LOGUNIFORM(low, high), ...) [TRIALS n] [HALVING n]",
+     ("candidates side by side on the same blocks: each grid\n"
+      "point, or n drawn from LOGUNIFORM, UNIFORM, RANDINT;\n"
+      "after each epoch the best 1/HALVING (default 3) by\n"
+      "holdout score go on; \\plot search name 'f.png' draws them")),
     ("EPOCHS n", "passes of partial_fit over the data"),
     ("BLOCKSIZE n [ROWS]", "rows per partial_fit call"),
     ("SHUFFLE [SEED n]", "visit blocks, and rows inside them, in a seeded random order"),
@@ -76,9 +81,9 @@ STATEMENT_HELP = {
   (classifiers) or r2, rmse, mae (regressors); BY CLASS: one row per class;
   CONFUSION: the confusion matrix; CURVE: ROC and precision-recall curves (threshold, tpr,
   fpr, precision, recall); RESIDUALS: a regressor's residual quantiles. One parallel pass.""",
-    "SHOW": """SHOW MODELS | SHOW ALGORITHMS | SHOW WEIGHTS name
+    "SHOW": """SHOW MODELS | SHOW ALGORITHMS | SHOW WEIGHTS name | SHOW TRIALS name
   the session's models; the algorithms and their parameters; a linear model's coefficients
-  and intercept by feature name""",
+  and intercept by feature name; a TUNE model's candidates, ranked by holdout score""",
     "DESCRIBE": """DESCRIBE name | DESCRIBE DATA source
   a model: algorithm, parameters, features, classes, statistics, epochs, learning curve;
   DATA: per column the dtype, rows, missing, mean, std, min, max, top values (one pass)""",
@@ -94,7 +99,8 @@ _STATEMENTS = """Statements end with ';' and may span lines. Keywords are case-i
   TRAIN [OR REPLACE] algo ON source [PREDICT col] [clauses...] [AS name]   train a model
   PREDICT [PROBA] USING name ON source [INTO 'folder/']                    predict
   EVALUATE [CONFUSION|CURVE|RESIDUALS] name ON source [BY CLASS]           metrics
-  SHOW MODELS | SHOW ALGORITHMS | SHOW WEIGHTS name | DESCRIBE name | DESCRIBE DATA source
+  SHOW MODELS | SHOW ALGORITHMS | SHOW WEIGHTS name | SHOW TRIALS name
+  DESCRIBE name | DESCRIBE DATA source
   DROP MODEL name
   SAVE MODEL name TO 'path' | LOAD MODEL name FROM 'path' | EXPLAIN statement
 A source is a quoted glob, folder or URL ('data/*.parquet', 's3://b/p/'), with optional
@@ -246,13 +252,14 @@ def _format(shell: Any, argument: str) -> bool:
 
 
 PLOTS = {"roc": "plot_roc", "pr": "plot_pr", "confusion": "plot_confusion",
-         "weights": "plot_weights", "history": "plot_history"}
+         "weights": "plot_weights", "history": "plot_history", "search": "plot_search"}
 _NEEDS_DATA = ("roc", "pr", "confusion")
 
 
 @command("\\plot", f"{'|'.join(PLOTS)} model ['source'] 'file.png'",
-         "write a PNG of a model's ROC or PR curve, confusion matrix (on a source), its weights "
-         "or its learning curve", required=True, arguments=lambda session: list(PLOTS))
+         "write a PNG of a model's ROC or PR curve, confusion matrix (on a source), its weights, "
+         "its learning curve or its TUNE candidates' scores", required=True,
+         arguments=lambda session: list(PLOTS))
 def _plot(shell: Any, argument: str) -> bool:
     import shlex
 
