@@ -9,8 +9,8 @@ candidate whose score has not improved for ``patience`` rungs stops. A candidate
 model is the model it would be trained alone with the same seed on the same rows:
 candidates share the blocks, never state.
 
-Candidates train on threads: scikit-learn's SGD, Perceptron and PassiveAggressive
-``partial_fit`` loops run without the GIL; the others hold it (``benchmarks/gil.py``).
+Candidates train side by side on threads where that is faster: measured per estimator
+family by ``benchmarks/gil.py`` (all but the MLPs, whose minibatch loop holds the GIL).
 """
 
 from __future__ import annotations
@@ -79,12 +79,13 @@ def candidate_estimators(plan: Plan) -> tuple[list[dict[str, Any]], list[Any]]:
     return params, estimators
 
 
-def gil_free(estimator: Any) -> bool:
-    """Whether ``partial_fit`` of this estimator spends its time without the GIL, so that
-    candidates gain from threads (measured: benchmarks/tune.py)."""
-    from sklearn.linear_model import Perceptron, SGDClassifier, SGDRegressor
+def threads_help(estimator: Any) -> bool:
+    """Whether candidates of this kind train faster side by side on threads: measured by
+    ``benchmarks/gil.py`` (1.5-2.3x on two cores for the SGD family, Perceptron, naive Bayes
+    and MiniBatchKMeans); the MLPs' minibatch loop holds the GIL and is slower on threads."""
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
 
-    return isinstance(estimator, SGDClassifier | SGDRegressor | Perceptron)
+    return not isinstance(estimator, MLPClassifier | MLPRegressor)
 
 
 class Candidates:
@@ -95,7 +96,7 @@ class Candidates:
         self.estimators = estimators
         self.live = [True] * len(estimators)
         workers = threads or (os.cpu_count() or 1)
-        self.threads = workers if all(map(gil_free, estimators)) else 1
+        self.threads = workers if all(map(threads_help, estimators)) else 1
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="oocml-tune") \
             if self.threads > 1 else None
 
