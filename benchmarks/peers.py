@@ -31,12 +31,17 @@ import argparse
 import importlib
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from children import peak_mb, run_child, versions, warm_page_cache  # noqa: E402
+
+# whose versions the JSON records
+PACKAGES = ("oocml", "dask", "dask-ml", "scikit-learn", "river", "vowpalwabbit", "pyarrow")
 
 # name: (label, module that must be importable)
 CONTENDERS = {"oocml": ("oocml", "oocml"), "daskml": ("dask-ml", "dask_ml"),
@@ -45,12 +50,6 @@ RIVER_BATCH = 50_000
 VW_BATCH = 100_000  # rows converted to VW's text format at a time, per core
 
 
-def peak_mb() -> float:
-    """This process's own resident-memory high-water mark (ru_maxrss would include the parent's)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 # -- contenders (each runs in a fresh child) ---------------------------------------------------
@@ -183,42 +182,10 @@ def child_main(name: str, folder: Path, epochs: int, result: Path) -> None:
 # -- parent ------------------------------------------------------------------------------------
 
 
-def warm_page_cache(folder: Path) -> None:
-    for path in sorted(folder.glob("*.parquet")):
-        with open(path, "rb") as f:
-            while f.read(1 << 24):
-                pass
 
 
-def run_child(name: str, folder: Path, epochs: int) -> dict:
-    """One contender at one epoch count in a fresh interpreter: its figures, or its error."""
-    with tempfile.TemporaryDirectory() as tmp:
-        result = Path(tmp) / "result.json"
-        done = subprocess.run([sys.executable, __file__, "--child", name, "--data", str(folder),
-                               "--epochs", str(epochs), "--result", str(result)],
-                              capture_output=True, text=True)
-        if done.returncode == 0 and result.is_file():
-            return json.loads(result.read_text())
-    tail = (done.stderr or done.stdout).strip().splitlines()
-    return {"error": tail[-1] if tail else f"exit code {done.returncode}", "stderr_tail": tail[-20:]}
 
 
-def versions() -> dict:
-    found = {}
-    for name in ("oocml", "dask", "dask-ml", "scikit-learn", "river", "vowpalwabbit", "pyarrow"):
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = None
-    import oocml  # the commit of the oocml tree measured, "+dirty" with uncommitted changes in it
-
-    def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(Path(oocml.__file__).parent), *args],
-                              capture_output=True, text=True).stdout.strip()
-
-    head, dirty = git("rev-parse", "--short", "HEAD"), git("status", "--porcelain", "-uno", "--", ".")
-    found["oocml_git"] = (head + "+dirty" * bool(dirty)) if head else None
-    return found
 
 
 def table(results: list[dict], markdown: bool) -> list[str]:
@@ -286,7 +253,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"running {CONTENDERS[name][0]}, {epochs} epoch(s) ...", flush=True)
                 warm_page_cache(Path(folder))
                 r = {"contender": name, "label": CONTENDERS[name][0], "epochs": epochs,
-                     **run_child(name, Path(folder), epochs)}
+                     **run_child(__file__, name, Path(folder), epochs)}
                 if "fit_s" in r:
                     r["rows_per_s"] = train_rows * epochs / r["fit_s"]
                 results.append(r)
@@ -304,7 +271,7 @@ def main(argv: list[str] | None = None) -> None:
             {"rows": args.rows, "train_rows": train_rows, "holdout_rows": held_out,
              "files": args.files, "epochs": args.epochs, "cpus": os.cpu_count(),
              "load_average": [load_at_start, os.getloadavg()[0]],
-             "versions": versions(), "skipped": skipped, "results": results}, indent=2))
+             "versions": versions(PACKAGES), "skipped": skipped, "results": results}, indent=2))
         print(f"wrote {args.json}")
 
 

@@ -29,12 +29,17 @@ import argparse
 import importlib
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from children import peak_mb, run_child, versions, warm_page_cache  # noqa: E402
+
+# whose versions the JSON records
+PACKAGES = ("oocml", "dask", "distributed", "dask-ml", "scikit-learn", "pandas", "pyarrow")
 
 CONTENDERS = {"search": "oocml search", "single": "oocml single", "daskml": "dask-ml"}
 GRID = {"alpha": [1e-6, 1e-5, 1e-4, 1e-3], "loss": ["hinge", "log_loss"]}  # 8 candidates
@@ -44,12 +49,6 @@ HOLDOUT = 0.2  # oocml's holdout, dask-ml's test_size
 PEAK_TARGET_MB = 1024
 
 
-def peak_mb() -> float:
-    """This process's own resident-memory high-water mark (ru_maxrss would include the parent's)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 # -- oocml (each runs in a fresh child) --------------------------------------------------------
@@ -237,42 +236,10 @@ def child_main(name: str, folder: Path, epochs: int, result: Path) -> None:
 # -- parent ------------------------------------------------------------------------------------
 
 
-def warm_page_cache(folder: Path) -> None:
-    for path in sorted(folder.glob("*.parquet")):
-        with open(path, "rb") as f:
-            while f.read(1 << 24):
-                pass
 
 
-def run_child(name: str, folder: Path, epochs: int) -> dict:
-    """One contender in a fresh interpreter: its figures, or its error."""
-    with tempfile.TemporaryDirectory() as tmp:
-        result = Path(tmp) / "result.json"
-        done = subprocess.run([sys.executable, __file__, "--child", name, "--data", str(folder),
-                               "--epochs", str(epochs), "--result", str(result)],
-                              capture_output=True, text=True)
-        if done.returncode == 0 and result.is_file():
-            return json.loads(result.read_text())
-    tail = (done.stderr or done.stdout).strip().splitlines()
-    return {"error": tail[-1] if tail else f"exit code {done.returncode}", "stderr_tail": tail[-20:]}
 
 
-def versions() -> dict:
-    found = {}
-    for name in ("oocml", "dask", "distributed", "dask-ml", "scikit-learn", "pandas", "pyarrow"):
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = None
-    import oocml  # the commit of the oocml tree measured, "+dirty" with uncommitted changes in it
-
-    def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(Path(oocml.__file__).parent), *args],
-                              capture_output=True, text=True).stdout.strip()
-
-    head, dirty = git("rev-parse", "--short", "HEAD"), git("status", "--porcelain", "-uno", "--", ".")
-    found["oocml_git"] = (head + "+dirty" * bool(dirty)) if head else None
-    return found
 
 
 def comparisons(results: dict[str, dict]) -> dict[str, dict]:
@@ -382,7 +349,7 @@ def main(argv: list[str] | None = None) -> None:
         for name in names:
             print(f"running {CONTENDERS[name]} ...", flush=True)
             warm_page_cache(Path(folder))
-            results[name] = run_child(name, Path(folder), args.epochs)
+            results[name] = run_child(__file__, name, Path(folder), args.epochs)
     compared = comparisons(results)
     print(f"\n{args.rows - held_out:,} training rows x 20 float64 in {args.files - 1} files, held out "
           f"{held_out:,} rows (the last file); {len(GRID['alpha']) * len(GRID['loss'])} candidates, "
@@ -402,7 +369,7 @@ def main(argv: list[str] | None = None) -> None:
             {"rows": args.rows, "train_rows": args.rows - held_out, "holdout_rows": held_out,
              "files": args.files, "epochs": args.epochs, "grid": GRID, "single": SINGLE,
              "reduction_factor": REDUCTION, "holdout": HOLDOUT, "cpus": os.cpu_count(),
-             "load_average": [load_at_start, os.getloadavg()[0]], "versions": versions(),
+             "load_average": [load_at_start, os.getloadavg()[0]], "versions": versions(PACKAGES),
              "skipped": skipped, "results": results, "comparisons": compared}, indent=2))
         print(f"wrote {args.json}")
 

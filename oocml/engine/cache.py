@@ -197,7 +197,7 @@ def cache_key(plan: Any, summary: Any) -> str:
     from ..plan import EstimatorSpec, StreamOptions
 
     prepared = dataclasses.replace(plan.without_source(), estimator=EstimatorSpec(""),
-                                   random_state=None,
+                                   random_state=None, search=None,
                                    stream=StreamOptions(holdout=plan.stream.holdout))
     digest = hashlib.sha256(repr(prepared).encode())
     digest.update(repr(summary.partition_rows).encode())
@@ -215,6 +215,18 @@ def disk_room(folder: str | os.PathLike | None, size: int) -> tuple[bool, int]:
         where = where.parent
     free = shutil.disk_usage(where).free
     return size <= free - MARGIN_BYTES, free
+
+
+def cache_bytes(steps: list[tuple[str, Any]], rows: int, precision: str | None) -> int | None:
+    """About how many bytes the cache of ``rows`` rows prepared by ``steps`` holds (None:
+    unknown, when a step cannot name its output columns)."""
+    from sklearn.pipeline import Pipeline
+
+    try:
+        width = len(Pipeline(steps).get_feature_names_out())
+    except (AttributeError, ValueError, TypeError):
+        return None
+    return int(rows * width * np.dtype(precision).itemsize)
 
 
 def open_cache(plan: Any, summary: Any, labels: Any, on_cluster: bool,

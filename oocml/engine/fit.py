@@ -33,10 +33,10 @@ from ..progress import progress_enabled
 from ..sources import as_dask
 from ..storage import check_path
 from .average import check_averageable, default_workers, train_average
-from .cache import open_cache
+from .cache import cache_bytes, open_cache
 from .checkpoint import DEFAULT_EVERY, Checkpoint, fingerprint
 from .parsed import open_parsed_copy
-from .search import Candidates, SearchMonitor, Trial, candidate_estimators, trial_records
+from .search import candidate_estimators, train_search, trial_records
 from .stats import Summary, statistics_pass
 from .stream import BlockRecipe, TrainingLog, TrainOptions, train
 from .validation import HoldoutMonitor
@@ -227,7 +227,7 @@ class Training:
     monitor: HoldoutMonitor | None
     workers: int
     cached: bool = False  # epochs after the first read every partition from the block cache
-    search: tuple[Any, int] | None = None  # TUNE: the SearchMonitor and the winner's index
+    search: Any = None  # TUNE: the SearchMonitor, which knows every candidate's story
 
 
 def fit_plan(plan: Plan, data: Any, *, progress: bool | None = None,
@@ -322,7 +322,9 @@ def train_estimator(prepared: Prepared, summary: Summary, steps: list[tuple[str,
                          block_rows=stream.block_rows, holdout=stream.holdout, finite=True,
                          dtype=stream.precision)
     if prepared.candidates is not None:
-        return train_candidates(prepared, summary, steps, classes, recipe)
+        estimator, record, searched, threads, cached = train_search(
+            prepared, summary, steps, classes, recipe, current_client() is not None)
+        return Training(estimator, record, None, threads, cached, search=searched)
     monitor = None
     if stream.holdout is not None:
         monitor = HoldoutMonitor(prepared.parts, Pipeline(steps), prepared.features, plan.target,
@@ -336,7 +338,7 @@ def train_estimator(prepared: Prepared, summary: Summary, steps: list[tuple[str,
         if saved is not None:
             estimator, resume = saved[0], saved[1:]
     cache = open_cache(plan, summary, labels, current_client() is not None,
-                       cache_bytes(steps, summary, plan))
+                       cache_bytes(steps, summary.rows, stream.precision))
     options = TrainOptions(
         cache=cache, epochs=stream.epochs, shuffle=stream.shuffle, seed=plan.random_state,
         prefetch=stream.prefetch, fit_params={"classes": classes} if labels is not None else {},
@@ -361,47 +363,6 @@ def train_estimator(prepared: Prepared, summary: Summary, steps: list[tuple[str,
     return Training(estimator, record, monitor, options.workers, cached)
 
 
-def cache_bytes(steps: list[tuple[str, Any]], summary: Summary, plan: Plan) -> int | None:
-    """About how many bytes the prepared-block cache of this fit holds (None: unknown)."""
-    try:
-        width = len(Pipeline(steps).get_feature_names_out())
-    except (AttributeError, ValueError, TypeError):  # a step that cannot name its columns
-        return None
-    return int(summary.rows * width * np.dtype(plan.stream.precision).itemsize)
-
-
-def train_candidates(prepared: Prepared, summary: Summary, steps: list[tuple[str, Any]],
-                     classes: np.ndarray | None, recipe: BlockRecipe) -> Training:
-    """TUNE: every candidate trained on the same blocks, halved after each epoch by holdout
-    score (:mod:`oocml.engine.search`); the winner is the Training's estimator."""
-    plan, task, stream = prepared.plan, prepared.task, prepared.plan.stream
-    params, estimators = prepared.candidates
-    candidates = Candidates(estimators)
-    monitor = SearchMonitor(candidates, [Trial(p) for p in params], prepared.parts,
-                            Pipeline(steps), prepared.features, plan.target, task,
-                            None if classes is None else classes.tolist(), stream.holdout,
-                            plan.search.reduction_factor, stream.patience, prepared.progress)
-    cache = open_cache(plan, summary, recipe.labels, current_client() is not None,
-                       cache_bytes(steps, summary, plan))
-    options = TrainOptions(
-        cache=cache, epochs=stream.epochs, shuffle=stream.shuffle, seed=plan.random_state,
-        prefetch=stream.prefetch, progress=prepared.progress, after_epoch=monitor,
-        fit_params={"classes": classes} if recipe.labels is not None else {},
-        name=lambda: f"tune ({sum(candidates.live)} of {len(estimators)} candidates live"
-        + (f", best holdout {max(t.best_score for t in monitor.trials):.4f})"
-           if monitor.trials[0].scores else ")"))
-    try:
-        record = train(candidates, prepared.parts, recipe, options)
-    finally:
-        candidates.close()
-        if cache is not None:
-            cache.remove()
-    winner = monitor.winner()
-    cached = cache is not None and cache.writing and record.epochs > 1
-    return Training(monitor.estimator(winner), record, None, candidates.threads, cached,
-                    search=(monitor, winner))
-
-
 def describe(prepared: Prepared, summary: Summary, steps: list[tuple[str, Any]],
              classes: np.ndarray | None, training: Training, stats_seconds: float) -> Fitted:
     """The :class:`Fitted` result: the whole pipeline, and what the fit did (``info``)."""
@@ -423,7 +384,8 @@ def describe(prepared: Prepared, summary: Summary, steps: list[tuple[str, Any]],
                     holdout_score=round(monitor.best_score, 6),
                     stopped_early=monitor.stopped_early)
     if training.search is not None:
-        searched, winner = training.search
+        searched = training.search
+        winner = searched.winner()
         best = searched.trials[winner]
         info.update(holdout=plan.stream.holdout, best_epoch=best.best_epoch,
                     holdout_score=round(best.best_score, 6), best_candidate=winner,

@@ -227,6 +227,13 @@ class SearchMonitor:
         self.candidates.live[k] = False
         self.trials[k].dropped_after, self.trials[k].reason = epoch, reason
 
+    def label(self) -> str:
+        """The progress line's name: the live candidates and the best score so far."""
+        live, total = sum(self.candidates.live), len(self.trials)
+        best = (f", best holdout {max(t.best_score for t in self.trials):.4f}"
+                if self.trials[0].scores else "")
+        return f"tune ({live} of {total} candidates live{best})"
+
     def winner(self) -> int:
         """The candidate that went furthest, best score first (ties: the first candidate)."""
         furthest = max(len(t.scores) for t in self.trials)
@@ -238,6 +245,40 @@ class SearchMonitor:
         trial = self.trials[k]
         return trial.best_estimator if self.patience is not None else \
             self.candidates.estimators[k]
+
+
+def train_search(prepared: Any, summary: Any, steps: list[tuple[str, Any]], classes: Any,
+                 recipe: Any, on_cluster: bool) -> tuple[Any, Any, SearchMonitor, int, bool]:
+    """Every candidate of a prepared fit (``oocml.engine.fit.Prepared``) trained on the same
+    blocks and halved after each epoch; (the winner's model, the training log, the monitor
+    that knows every candidate's story, the threads used, whether the cache served)."""
+    from sklearn.pipeline import Pipeline
+
+    from .cache import cache_bytes, open_cache
+    from .stream import TrainOptions, train
+
+    plan, stream = prepared.plan, prepared.plan.stream
+    params, estimators = prepared.candidates
+    candidates = Candidates(estimators)
+    monitor = SearchMonitor(candidates, [Trial(p) for p in params], prepared.parts,
+                            Pipeline(steps), prepared.features, plan.target, prepared.task,
+                            None if classes is None else classes.tolist(), stream.holdout,
+                            plan.search.reduction_factor, stream.patience, prepared.progress)
+    cache = open_cache(plan, summary, recipe.labels, on_cluster,
+                       cache_bytes(steps, summary.rows, stream.precision))
+    options = TrainOptions(
+        cache=cache, epochs=stream.epochs, shuffle=stream.shuffle, seed=plan.random_state,
+        prefetch=stream.prefetch, progress=prepared.progress, after_epoch=monitor,
+        fit_params={"classes": classes} if recipe.labels is not None else {},
+        name=monitor.label)
+    try:
+        record = train(candidates, prepared.parts, recipe, options)
+    finally:
+        candidates.close()
+        if cache is not None:
+            cache.remove()
+    cached = cache is not None and cache.writing and record.epochs > 1
+    return monitor.estimator(monitor.winner()), record, monitor, candidates.threads, cached
 
 
 def trials_table(trials: list[dict]) -> pd.DataFrame:
