@@ -28,7 +28,7 @@ def describe_model(model: Any) -> pd.DataFrame:
     for name, step in _fitted_steps(model.pipeline):
         rows.append((f"step {name}", _step_text(step)))
     for key in ("rows_seen", "epochs", "blocks_seen", "strategy", "workers", "train_seconds",
-                "stats_seconds", "passes"):
+                "stats_seconds", "passes", "onnx_opset"):
         if key in model.info:
             rows.append((key.replace("_", " "), model.info[key]))
     history = model.info.get("history", [])

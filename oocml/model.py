@@ -31,7 +31,7 @@ from .metrics import (
     score_from_totals,
     scored,
 )
-from .modelfile import read_model, write_model
+from .modelfile import is_onnx_path, read_model, write_model, write_onnx
 from .partitions import FilePart, batches, partitions, whole
 
 SILHOUETTE_SAMPLE = 10_000
@@ -320,12 +320,23 @@ class Model:
     # -- persistence --------------------------------------------------------------------------
     def save(self, path: str | os.PathLike, storage_options: dict | None = None, *,
              overwrite: bool = False) -> str:
-        """Write the model to ``path`` (a path or any fsspec URL; skops format, no pickle),
-        whole or not at all; an existing file is replaced only with ``overwrite=True``."""
+        """Write the model to ``path`` (a path or any fsspec URL; skops format, no pickle; ONNX,
+        :meth:`to_onnx`, when it ends in ``.onnx``), whole or not at all; an existing file is
+        replaced only with ``overwrite=True``."""
+        if is_onnx_path(path):
+            return write_onnx(path, self.to_onnx(), storage_options=storage_options,
+                              overwrite=overwrite)
         meta = {"features": self.features, "target": self.target, "task": self.task,
                 "classes": _jsonable(self.classes), "plan": self.plan, "info": self.info}
         return write_model(path, self.pipeline, meta, storage_options=storage_options,
                            overwrite=overwrite)
+
+    def to_onnx(self, target_opset: int | None = None) -> Any:
+        """The model as an ONNX graph (``onnx.ModelProto``) for onnxruntime: see
+        :func:`oocml.export.to_onnx` (the "onnx" extra); the opset lands in ``info``."""
+        from .export import to_onnx
+
+        return to_onnx(self, target_opset)
 
 
 def load_model(path: str | os.PathLike, storage_options: dict | None = None) -> Model:

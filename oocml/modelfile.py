@@ -1,6 +1,7 @@
-"""Model files: a fitted pipeline and what oocml knows about it, in skops format (no pickle).
+"""Model files: a fitted pipeline and what oocml knows about it, in skops format (no pickle),
+or, for a path ending in ``.onnx``, the ONNX graph of its predictions (:mod:`oocml.export`).
 
-A file is written whole or not at all (:func:`oocml.storage.write_bytes`), and, unless the
+Either file is written whole or not at all (:func:`oocml.storage.write_bytes`), and, unless the
 caller says to replace, never over an existing one. Reading refuses, before anything in
 the file runs, a file that holds types beyond those oocml writes.
 """
@@ -32,8 +33,24 @@ def write_model(path: str | os.PathLike, pipeline: Any, meta: dict, *,
 
     payload = {"format": FORMAT, "version": FORMAT_VERSION, "pipeline": pipeline,
                "meta": json.dumps(meta, default=repr)}
+    return _write_new(path, sio.dumps(payload), storage_options, overwrite)
+
+
+def is_onnx_path(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names an ONNX file (it ends in ``.onnx``, any case)."""
+    return str(path).lower().endswith(".onnx")
+
+
+def write_onnx(path: str | os.PathLike, graph: Any, *, storage_options: dict | None = None,
+               overwrite: bool = False) -> str:
+    """Write an ONNX graph (``onnx.ModelProto``) to ``path`` by :func:`write_model`'s rules."""
+    return _write_new(path, graph.SerializeToString(), storage_options, overwrite)
+
+
+def _write_new(path: str | os.PathLike, data: bytes, storage_options: dict | None,
+               overwrite: bool) -> str:
     try:
-        return write_bytes(path, sio.dumps(payload), storage_options, overwrite=overwrite)
+        return write_bytes(path, data, storage_options, overwrite=overwrite)
     except FileExistsError:
         raise ModelFileError(f"{redact_url(str(path))!r} already exists; pass overwrite=True "
                              "(SAVE MODEL ... TO '...' OVERWRITE) to replace it") from None
