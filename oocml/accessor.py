@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ParameterError
 from .plan import (
+    ENCODINGS,
     SCALINGS,
     SEARCH_HOLDOUT,
     And,
@@ -60,14 +61,32 @@ class Chain:
         """Fill missing values per column: ``mean``, ``median`` (streaming sketch) or ``zero``."""
         return self._with(Step("impute", kind))
 
-    def encode(self, kind: str = "onehot", **params: int) -> Chain:
+    def encode(self, kind: str | None = None, *, columns: Sequence[str] | None = None,
+               **params: Any) -> Chain:
         """Turn the categorical (string, categorical) features into numbers.
 
         ``onehot`` (``max_categories=32`` per column, rarer values share one column),
-        ``ordinal`` (every value seen gets a number; -1 for unseen) or ``hash``
-        (``n_features=256`` signed hashed columns, no statistics needed).
+        ``ordinal`` (every value seen gets a number; -1 for unseen), ``hash``
+        (``n_features=256`` signed hashed columns, no statistics needed) or ``text`` (free
+        text as hashed word n-grams: scikit-learn's ``HashingVectorizer``, ``n_features=2**20``,
+        ``ngram_range``, ``lowercase``, ``stop_words``, ``alternate_sign``, ``norm``, ``binary``;
+        sparse blocks). With ``columns``, only those columns (call once per encoding); without,
+        every categorical column no other encoding names. Per column in one call:
+        ``.encode(text=["review"], onehot=["country"])``.
         """
-        return self._with(Step("encode", kind, freeze_params(params)))
+        by_method = {k: params.pop(k) for k in list(params) if k in ENCODINGS}
+        if by_method:
+            if kind is not None or columns is not None or params:
+                raise ParameterError("encode(text=[...], onehot=[...]) names columns per "
+                                     "encoding; give parameters in one call per encoding: "
+                                     ".encode('text', columns=[...], n_features=...)")
+            chain = self
+            for method, names in by_method.items():
+                chain = chain.encode(method, columns=[names] if isinstance(names, str) else names)
+            return chain
+        if columns is not None:
+            params["columns"] = [columns] if isinstance(columns, str) else list(columns)
+        return self._with(Step("encode", kind or "onehot", freeze_params(params)))
 
     def reduce(self, kind: str = "pca", n_components: int = 10) -> Chain:
         """Project onto ``n_components`` principal components (scikit-learn's IncrementalPCA,
@@ -198,9 +217,10 @@ class MLAccessor:
         """Start a chain with an imputation step (see :meth:`Chain.impute`)."""
         return Chain(self._frame).impute(kind)
 
-    def encode(self, kind: str = "onehot", **params: int) -> Chain:
+    def encode(self, kind: str | None = None, *, columns: Sequence[str] | None = None,
+               **params: Any) -> Chain:
         """Start a chain with an encoding step (see :meth:`Chain.encode`)."""
-        return Chain(self._frame).encode(kind, **params)
+        return Chain(self._frame).encode(kind, columns=columns, **params)
 
     def reduce(self, kind: str = "pca", n_components: int = 10) -> Chain:
         """Start a chain with a reduction step (see :meth:`Chain.reduce`)."""

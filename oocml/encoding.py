@@ -22,7 +22,9 @@ from .errors import DataError, ParameterError
 
 # Each encoding's parameters and their defaults (which parameters exist, and their rules, are
 # the Plan validator's: oocml.plan.STEP_PARAMETERS).
-DEFAULTS = {"onehot": {"max_categories": 32}, "ordinal": {}, "hash": {"n_features": 256}}
+DEFAULTS = {"onehot": {"max_categories": 32}, "ordinal": {}, "hash": {"n_features": 256},
+            "text": {"n_features": 2**20, "ngram_range": (1, 1), "lowercase": True,
+                     "stop_words": None, "alternate_sign": True, "norm": "l2", "binary": False}}
 MAX_DISTINCT = 100_000  # per column: beyond this, counting costs memory; ENCODE hash needs none
 OTHER = "(other)"  # the synthetic value standing for every rare one
 
@@ -66,8 +68,9 @@ def encoder_and_rows(method: str, params: dict[str, Any], columns: list[str],
                      counts: dict[str, pd.Series] | None) -> tuple[Any, pd.DataFrame]:
     """An unfitted encoder and the few synthetic rows that fit it as the counts say."""
     params = with_defaults(method, params)
-    if method == "hash":
-        return HashEncoder(**params), pd.DataFrame({c: ["a"] for c in columns})
+    if method in ("hash", "text"):  # stateless: nothing learned from the data
+        encoder = HashEncoder(**params) if method == "hash" else TextEncoder(**params)
+        return encoder, pd.DataFrame({c: ["a"] for c in columns})
     kept, rows = {}, {}
     for column in columns:
         values = counts[column]
@@ -151,3 +154,52 @@ class HashEncoder(TransformerMixin, BaseEstimator):
         self.n_features_in_ = np.shape(X)[1]
         if hasattr(X, "columns"):
             self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+
+
+class TextEncoder(TransformerMixin, BaseEstimator):
+    """Free text as hashed word n-grams: scikit-learn's ``HashingVectorizer`` on each column
+    (a missing value is an empty document), the columns side by side in one sparse matrix.
+
+    Stateless, so it needs no statistics pass; ``alternate_sign=False`` keeps the counts
+    non-negative, as the naive Bayes family needs.
+    """
+
+    def __init__(self, n_features: int = 2**20, ngram_range: tuple = (1, 1),
+                 lowercase: bool = True, stop_words: str | None = None,
+                 alternate_sign: bool = True, norm: str | None = "l2", binary: bool = False):
+        self.n_features = n_features
+        self.ngram_range = ngram_range
+        self.lowercase = lowercase
+        self.stop_words = stop_words
+        self.alternate_sign = alternate_sign
+        self.norm = norm
+        self.binary = binary
+
+    def fit(self, X: Any, y: Any = None) -> TextEncoder:
+        self.n_features_in_ = np.shape(X)[1]
+        if hasattr(X, "columns"):
+            self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        self._vectorizer().fit([])  # scikit-learn checks the parameters
+        return self
+
+    def _vectorizer(self) -> Any:
+        from sklearn.feature_extraction.text import HashingVectorizer
+
+        return HashingVectorizer(n_features=self.n_features, ngram_range=tuple(self.ngram_range),
+                                 lowercase=self.lowercase, stop_words=self.stop_words,
+                                 alternate_sign=self.alternate_sign, norm=self.norm,
+                                 binary=self.binary, dtype=np.float64)
+
+    def transform(self, X: Any) -> sparse.csr_matrix:
+        frame = pd.DataFrame(X)
+        vectorizer = self._vectorizer()
+        blocks = [vectorizer.transform(frame.iloc[:, k].fillna("").astype(str).to_numpy())
+                  for k in range(frame.shape[1])]
+        if not blocks:
+            return sparse.csr_matrix((len(frame), 0))
+        return blocks[0] if len(blocks) == 1 else sparse.hstack(blocks, format="csr")
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        names = getattr(self, "feature_names_in_", [f"x{k}" for k in range(self.n_features_in_)])
+        return np.asarray([f"{column}_text_{i}" for column in names
+                           for i in range(self.n_features)], dtype=object)

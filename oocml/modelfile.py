@@ -22,7 +22,8 @@ FORMAT = "oocml.model"
 FORMAT_VERSION = 1
 # The classes a file oocml writes may hold beyond those skops trusts by default: oocml's own,
 # and the optimizer state MLP models keep to go on training with partial_fit.
-OOCML_TYPES = ["oocml.encoding.HashEncoder", *SKLEARN_OPTIMIZER_TYPES]
+OOCML_TYPES = ["oocml.encoding.HashEncoder", "oocml.encoding.TextEncoder",
+               *SKLEARN_OPTIMIZER_TYPES]
 
 
 def write_model(path: str | os.PathLike, pipeline: Any, meta: dict, *,

@@ -211,7 +211,7 @@ class Plan:
 
 SCALINGS = ("standard", "minmax", "maxabs")  # the faces also take "none": no step
 IMPUTATIONS = ("mean", "median", "zero")
-ENCODINGS = ("onehot", "ordinal", "hash")
+ENCODINGS = ("onehot", "ordinal", "hash", "text")
 REDUCTIONS = ("pca",)
 METHODS = {"impute": IMPUTATIONS, "encode": ENCODINGS, "scale": SCALINGS, "reduce": REDUCTIONS}
 WHAT = {"impute": "imputation", "encode": "encoding", "scale": "scaling", "reduce": "reduction"}
@@ -255,6 +255,25 @@ def value_range(name: str, value: Any) -> tuple:
     return tuple(value)
 
 
+def column_names(name: str, value: Any) -> tuple[str, ...]:
+    """One or more column names (an encoding's own columns)."""
+    if (not isinstance(value, tuple | list) or not value
+            or not all(isinstance(v, str) for v in value)):
+        raise ParameterError(f"{name} takes a list of column names, not {value!r}")
+    return tuple(value)
+
+
+def ngrams(name: str, value: Any) -> tuple[int, int]:
+    """``(low, high)`` word n-gram lengths, 1 <= low <= high."""
+    ok = (isinstance(value, tuple | list) and len(value) == 2
+          and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+          and 1 <= value[0] <= value[1])
+    if not ok:
+        raise ParameterError(f"{name} takes two whole numbers (low, high) with 1 <= low <= "
+                             f"high, not {value!r}")
+    return tuple(value)
+
+
 def one_of(what: str, value: Any, choices: tuple[str, ...]) -> str:
     """One of ``choices``, case-insensitive; the error suggests the closest."""
     if not isinstance(value, str) or value.lower() not in choices:
@@ -267,11 +286,19 @@ def _optional(rule: Callable[[str, Any], Any]) -> Callable[[str, Any], Any]:
     return lambda name, value: None if value is None else rule(name, value)
 
 
+def _none_or(*choices: str) -> Callable[[str, Any], Any]:
+    return _optional(lambda name, value: one_of(name, value, choices))
+
+
 # What each step method takes: parameter -> rule. Defaults live with the steps themselves.
 STEP_PARAMETERS: dict[tuple[str, str], dict[str, Callable[[str, Any], Any]]] = {
     ("impute", "mean"): {}, ("impute", "median"): {}, ("impute", "zero"): {},
-    ("encode", "onehot"): {"max_categories": whole}, ("encode", "ordinal"): {},
-    ("encode", "hash"): {"n_features": whole},
+    ("encode", "onehot"): {"max_categories": whole, "columns": column_names},
+    ("encode", "ordinal"): {"columns": column_names},
+    ("encode", "hash"): {"n_features": whole, "columns": column_names},
+    ("encode", "text"): {"n_features": whole, "ngram_range": ngrams, "lowercase": flag,
+                         "stop_words": _none_or("english"), "alternate_sign": flag,
+                         "norm": _none_or("l1", "l2"), "binary": flag, "columns": column_names},
     ("scale", "standard"): {"with_mean": flag, "with_std": flag, "copy": flag},
     ("scale", "minmax"): {"feature_range": value_range, "clip": flag, "copy": flag},
     ("scale", "maxabs"): {"copy": flag},
@@ -314,9 +341,7 @@ def check_step(step: Step) -> Step:
 def check_steps(steps: tuple[Step, ...]) -> None:
     """Every step, and their order: one encoding, a reduction last, median imputation first."""
     kinds = [check_step(s).kind for s in steps]
-    if kinds.count("encode") > 1:
-        raise ParameterError("a plan takes one encoding step (it applies to every categorical "
-                             "column)")
+    check_encodings([s for s in steps if s.kind == "encode"])
     if "reduce" in kinds[:-1]:
         raise ParameterError(".reduce() / REDUCE must be the last step (it projects what every "
                              "other step produced)")
@@ -324,6 +349,34 @@ def check_steps(steps: tuple[Step, ...]) -> None:
         if (step.kind, step.method) == ("impute", "median") and "scale" in kinds[:i]:
             raise ParameterError("IMPUTE median must come before other steps (the median is "
                                  "taken of the data as read)")
+
+
+def check_encodings(encodes: list[Step]) -> None:
+    """Encodings per column: each names its columns, but one may leave them out (it encodes
+    every categorical column no other names); no column is encoded twice."""
+    default = [s for s in encodes if "columns" not in dict(s.params)]
+    if len(default) > 1:
+        raise ParameterError("only one encoding can apply to every categorical column; name "
+                             "the columns of the others (ENCODE text(review), onehot(country) / "
+                             ".encode('text', columns=['review']))")
+    seen: dict[str, str] = {}
+    for step in encodes:
+        for column in dict(step.params).get("columns", ()):
+            if column in seen:
+                raise ParameterError(f"column {column!r} is encoded twice ({seen[column]} and "
+                                     f"{step.method}); give each column one encoding")
+            seen[column] = step.method
+
+
+def encoding_of(steps: tuple[Step, ...], categorical: list[str]) -> dict[str, Step]:
+    """Which encoding step each encoded column gets: the step that names it, else the one
+    that names no columns (categorical columns only)."""
+    encodes = [s for s in steps if s.kind == "encode"]
+    chosen = {c: s for s in encodes for c in dict(s.params).get("columns", ())}
+    default = next((s for s in encodes if "columns" not in dict(s.params)), None)
+    if default is not None:
+        chosen.update({c: default for c in categorical if c not in chosen})
+    return chosen
 
 
 def check_stream(stream: StreamOptions) -> None:

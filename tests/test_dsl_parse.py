@@ -7,6 +7,7 @@ from sklearn.linear_model import SGDClassifier
 
 from oocml.cli.statements import split_statements, statement_complete
 from oocml.dsl import ast
+from oocml.dsl.ast import Encoding
 from oocml.dsl.compile import compile_train
 from oocml.dsl.explain import format_plan_as_accessor
 from oocml.dsl.parser import KEYWORDS, parse, parse_condition
@@ -28,9 +29,12 @@ TRAIN_CLAUSES = [
     ("WHERE a BETWEEN 1 AND 2.5", {"where": And((Compare("a", ">=", 1), Compare("a", "<=", 2.5)))}),
     ("WHERE (a = 1 OR a = 2) AND b IS NULL",
      {"where": And((Or((Compare("a", "=", 1), Compare("a", "=", 2))), IsNull("b")))}),
-    ("ENCODE onehot", {"encode": "onehot"}),
-    ("ENCODE hash 64", {"encode": "hash", "encode_size": 64}),
-    ("ENCODE onehot 8", {"encode": "onehot", "encode_size": 8}),
+    ("ENCODE onehot", {"encodings": (Encoding("onehot"),)}),
+    ("ENCODE hash 64", {"encodings": (Encoding("hash", size=64),)}),
+    ("ENCODE onehot 8", {"encodings": (Encoding("onehot", size=8),)}),
+    ("ENCODE text(review, title) 1024 USING (ngram_range = (1, 2)), Onehot(country), ordinal",
+     {"encodings": (Encoding("text", ("review", "title"), 1024, (("ngram_range", (1, 2)),)),
+                    Encoding("onehot", ("country",)), Encoding("ordinal"))}),
     ("IMPUTE median", {"impute": "median"}),
     ("SCALE MinMax", {"scale": "minmax"}),
     ("REDUCE pca 3", {"reduce": "pca", "reduce_size": 3}),

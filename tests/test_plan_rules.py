@@ -55,7 +55,10 @@ def test_every_face_says_the_same(binary, binary_dir, options, clause, words):
     ((Step("reduce", "pca", (("n_components", 2),)), Step("scale", "standard")),
      "must be the last step"),
     ((Step("scale", "standard"), Step("impute", "median")), "IMPUTE median must come before"),
-    ((Step("encode", "hash"), Step("encode", "onehot")), "one encoding step"),
+    ((Step("encode", "hash"), Step("encode", "onehot")),
+     "only one encoding can apply to every categorical column"),
+    ((Step("encode", "text", (("columns", ("a",)),)), Step("encode", "hash", (("columns", ("a",)),))),
+     "column 'a' is encoded twice (text and hash)"),
     ((Step("scale", "minmax", (("feature_range", (1, 0)),)),), "low < high"),
 ])
 def test_steps_are_checked_by_the_validator(binary, steps, words):
@@ -75,7 +78,7 @@ def test_the_step_registries_match_the_validators_names():
     assert tuple(SCALERS) == SCALINGS
     assert tuple(DEFAULTS) == ENCODINGS
     for method, defaults in DEFAULTS.items():
-        assert set(defaults) == set(STEP_PARAMETERS["encode", method])
+        assert set(defaults) | {"columns"} == set(STEP_PARAMETERS["encode", method])
     for method, scaler in SCALERS.items():
         assert set(STEP_PARAMETERS["scale", method]) <= set(scaler().get_params())
 

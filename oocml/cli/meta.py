@@ -27,8 +27,10 @@ _TRAIN_CLAUSES = (  # (syntax, help); "\n" breaks a long help
                          "col [NOT] IN (literal, ...), col IS [NOT] NULL,\n"
                          "col [NOT] BETWEEN a AND b, joined by NOT, AND, OR, ( )")),
     (f"IMPUTE {'|'.join(IMPUTATIONS)}", "fill missing numeric values"),
-    (f"ENCODE {'|'.join(ENCODINGS)} [n]", ("encode the categorical features\n"
-                                            "(n: the categories onehot keeps, the width of hash)")),
+    (f"ENCODE {'|'.join(ENCODINGS)}[(col, ...)] [n] [USING (param = value, ...)], ...",
+     ("encode categorical features; per column: text(review), onehot(c)\n"
+      "(n: categories onehot keeps, width of hash/text; text: hashed word\n"
+      "n-grams, USING (ngram_range, stop_words, alternate_sign, norm, ...))")),
     (f"SCALE {'|'.join((*SCALINGS, 'none'))}", "scale the numeric features"),
     (f"REDUCE {'|'.join(REDUCTIONS)} n", "IncrementalPCA to n components (one more pass)"),
     ("WITH (param = literal, ...)", ("estimator parameters: numbers, 'strings', TRUE, FALSE,\n"

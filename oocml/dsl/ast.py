@@ -19,6 +19,18 @@ def _position() -> Any:
 
 
 @dataclass(frozen=True)
+class Encoding:
+    """One ENCODE item: a method, the columns it names (none: every categorical column no
+    other item names), its number (onehot: categories kept; hash, text: hashed columns) and
+    its USING (...) parameters."""
+
+    method: str
+    columns: tuple[str, ...] = ()
+    size: int | None = None
+    params: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
 class Train:
     algorithm: str
     source: Source
@@ -26,8 +38,7 @@ class Train:
     features: tuple[str, ...] | None = None
     exclude: tuple[str, ...] = ()
     where: Condition | None = None
-    encode: str | None = None
-    encode_size: int | None = None  # ENCODE hash n
+    encodings: tuple[Encoding, ...] = ()  # ENCODE onehot | ENCODE text(review), hash(id) n
     impute: str | None = None
     scale: str | None = None
     reduce: str | None = None

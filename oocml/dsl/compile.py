@@ -34,10 +34,13 @@ def _plan_of(stmt: ast.Train) -> Plan:
     steps = []
     if stmt.impute:
         steps.append(Step("impute", stmt.impute))
-    if stmt.encode:
-        size = ({} if stmt.encode_size is None
-                else {"n_features" if stmt.encode == "hash" else "max_categories": stmt.encode_size})
-        steps.append(Step("encode", stmt.encode, freeze_params(size)))
+    for encoding in stmt.encodings:
+        params = dict(encoding.params)
+        if encoding.size is not None:
+            params["max_categories" if encoding.method == "onehot" else "n_features"] = encoding.size
+        if encoding.columns:
+            params["columns"] = encoding.columns
+        steps.append(Step("encode", encoding.method, freeze_params(params)))
     if stmt.scale and stmt.scale != "none":
         steps.append(Step("scale", stmt.scale))
     if stmt.reduce:

@@ -58,7 +58,8 @@ def explain_train(plan: Plan, frame: Any, files: str, rows: int | None = None) -
     blocks = (f"{frame.npartitions} partitions" + (
         f", split into blocks of {plan.stream.block_rows:,} rows" if plan.stream.block_rows else ""))
     steps = " -> ".join(f"{s.kind} {s.method}" for s in plan.steps) or "(none)"
-    lines += [f"  steps:      {steps}",
+    encoders = _encoders_line(plan, frame, features)
+    lines += [f"  steps:      {steps}", *encoders,
               f"  estimator:  {type(estimator).__name__}({_pairs(plan.estimator.params)})  [{task}]",
               f"  blocks:     {blocks}, at most {plan.stream.prefetch} partitions loaded ahead "
               "of partial_fit",
@@ -128,6 +129,8 @@ def _cache_line(plan: Plan, width: int, rows: int | None) -> str:
         return "off (one epoch reads the data once)"
     if stream.strategy == "average" or stream.block_rows is not None:
         return "off (PARALLEL and BLOCKSIZE read the source each epoch)"
+    if any(s.kind == "encode" and s.method in ("hash", "text") for s in plan.steps):
+        return "off (ENCODE hash and text make sparse blocks, prepared again each epoch)"
     where = (f"kept in {wanted!r} for later fits with the same data and preparation"
              if isinstance(wanted, str) else "a temporary folder, removed after the fit")
     size = ""
@@ -191,6 +194,35 @@ def _differs(a: Any, b: Any) -> bool:
         return bool(a != b) or type(a) is not type(b)
     except Exception:
         return True
+
+
+def _encoders_line(plan: Plan, frame: Any, features: list[str]) -> list[str]:
+    """Which column gets which encoder (none without an encoding step)."""
+    from dask.dataframe.utils import make_meta
+
+    from ..encoding import with_defaults
+    from ..engine.fit import encoding_groups, split_features
+
+    if not any(s.kind == "encode" for s in plan.steps):
+        return []
+    _, encoded = split_features(make_meta(frame), features, plan.steps)
+    described = []
+    for step, columns in encoding_groups(plan.steps, encoded):
+        params = with_defaults(step.method, {k: v for k, v in step.params if k != "columns"})
+        described.append(f"{', '.join(columns)}: {step.method} ({_encoder_text(step.method, params)})")
+    return [f"  encoders:   {'; '.join(described) or '(no column to encode)'}"]
+
+
+def _encoder_text(method: str, params: dict[str, Any]) -> str:
+    if method == "onehot":
+        return f"one-hot, the {params['max_categories']} most frequent values and one for the rest"
+    if method == "ordinal":
+        return "ordinal codes, -1 for unseen"
+    if method == "hash":
+        return f"hashed into {params['n_features']:,} signed columns"
+    low, high = params["ngram_range"]
+    grams = "words" if (low, high) == (1, 1) else f"word {low}- to {high}-grams"
+    return f"{grams} hashed into {params['n_features']:,} columns (HashingVectorizer), sparse"
 
 
 def _search_options(search: Search) -> list[str]:

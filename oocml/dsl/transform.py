@@ -193,15 +193,21 @@ class ToAst(Transformer):
     def where_clause(self, meta, children):
         return _Clause("WHERE", meta, where=_values(children)[0])
 
-    def encode_clause(self, meta, children):
+    def encode_item(self, meta, children):
         position = _meta_position(meta)
-        method, *size = _values(children)
-        method = _choice(method, ENCODINGS, "encoding", position)
-        if size and method == "ordinal":
+        values = _values(children)
+        method = _choice(values[0], ENCODINGS, "encoding", position)
+        columns = tuple(v for v in values[1:] if isinstance(v, str))
+        numbers = [v for v in values[1:] if isinstance(v, int | float)]
+        params = tuple(v for v in values[1:] if isinstance(v, tuple))
+        if numbers and method == "ordinal":
             raise _fail("ENCODE ordinal takes no number (ENCODE onehot n caps the categories per "
-                        "column; ENCODE hash n sets the hashed columns)", position)
-        return _Clause("ENCODE", meta, encode=method,
-                       encode_size=_whole(size[0], f"ENCODE {method}", position) if size else None)
+                        "column; ENCODE hash n and text n set the hashed columns)", position)
+        size = _whole(numbers[0], f"ENCODE {method}", position) if numbers else None
+        return ast.Encoding(method, columns, size, params)
+
+    def encode_clause(self, meta, children):
+        return _Clause("ENCODE", meta, encodings=tuple(_values(children)))
 
     def impute_clause(self, meta, children):
         return _Clause("IMPUTE", meta, impute=_choice(_values(children)[0], IMPUTATIONS,

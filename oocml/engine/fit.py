@@ -27,7 +27,7 @@ from ..errors import ColumnNotFoundError, DataError, ParameterError
 from ..estimators import build, task_of
 from ..execution import current_client
 from ..partitions import where_partitions
-from ..plan import Plan, Step, validate
+from ..plan import Plan, Step, encoding_of, validate
 from ..preprocessing import SCALERS, fitted_imputer
 from ..progress import progress_enabled
 from ..sources import as_dask
@@ -68,14 +68,19 @@ def resolve_columns(plan: Plan, columns: list[str]) -> list[str]:
 
 def split_features(meta: pd.DataFrame, features: list[str],
                    steps: tuple[Step, ...]) -> tuple[list[str], list[str]]:
-    """(numeric, categorical) features; non-numeric ones are refused unless a step encodes them."""
-    categorical = [c for c in features if is_categorical(meta[c].dtype)]
-    encodes = [s for s in steps if s.kind == "encode"]
-    if categorical and not encodes:
-        details = ", ".join(f"{c!r} ({meta[c].dtype})" for c in categorical)
+    """(numeric, encoded) features: the non-numeric ones and those an encoding names; a
+    non-numeric column no encoding covers is refused."""
+    named = {c for s in steps if s.kind == "encode" for c in dict(s.params).get("columns", ())}
+    for column in sorted(named - set(features)):
+        raise ColumnNotFoundError(column, features, role="encoded column")
+    categorical = [c for c in features if is_categorical(meta[c].dtype) or c in named]
+    uncovered = [c for c in categorical if c not in encoding_of(steps, categorical)]
+    if uncovered:
+        details = ", ".join(f"{c!r} ({meta[c].dtype})" for c in uncovered)
         raise DataError(
             f"non-numeric feature column(s) {details}: add an encoder (.encode('onehot') / "
-            "ENCODE onehot) or leave them out (FEATURES * EXCLUDE (...) / .select(exclude=[...]))"
+            "ENCODE onehot, or per column: ENCODE text(review), onehot(country)) or leave "
+            "them out (FEATURES * EXCLUDE (...) / .select(exclude=[...]))"
         )
     return [c for c in features if c not in categorical], categorical
 
@@ -84,9 +89,9 @@ def preprocessing(plan: Plan, summary: Summary, numeric: list[str], categorical:
                   meta: pd.DataFrame) -> list[tuple[str, Any]]:
     """The fitted pipeline steps before the estimator, all from the one statistics pass.
 
-    Without categorical features: select -> each numeric step, flat. With them, the
+    Without encoded features: select -> each numeric step, flat. With them, the
     scikit-learn idiom: a ColumnTransformer with the numeric steps on the numeric
-    columns and the encoder on the categorical ones (encoded columns are not scaled).
+    columns and each encoder on its columns (encoded columns are not scaled).
     """
     numeric_steps = tuple(s for s in plan.steps if s.kind not in ("encode", "reduce"))
     fitted = fit_steps(numeric_steps, summary, numeric) if numeric else []
@@ -94,16 +99,22 @@ def preprocessing(plan: Plan, summary: Summary, numeric: list[str], categorical:
         select = ColumnTransformer([("features", "passthrough", numeric)], remainder="drop",
                                    verbose_feature_names_out=False).fit(meta[numeric])
         return [("select", select), *fitted]
-    (encode,) = [s for s in plan.steps if s.kind == "encode"]
-    encoder, rows = encoder_and_rows(encode.method, dict(encode.params), categorical,
-                                     summary.categories)
-    synthetic = pd.concat([pd.DataFrame(0.0, index=rows.index, columns=numeric), rows], axis=1)
+    groups = encoding_groups(plan.steps, categorical)
+    encoders, synthetic = [], [pd.DataFrame(0.0, index=[0], columns=numeric)]
+    for step, columns in groups:
+        encoder, rows = encoder_and_rows(step.method, _encoder_params(step), columns,
+                                         summary.categories)
+        encoders.append((step.method if len(groups) == 1 else f"{step.method}_{len(encoders)}",
+                         encoder, columns))
+        synthetic.append(rows)
+    rows = _side_by_side(synthetic)
     # Fit with the numeric part passed through, then put the numeric steps fitted out-of-core
     # in its place: same columns in, same width out.
+    sparse_out = any(step.method in ("hash", "text") for step, _ in groups)
     features = ColumnTransformer(
-        [("numeric", "passthrough", numeric), (encode.method, encoder, categorical)],
-        remainder="drop", sparse_threshold=1.0 if encode.method == "hash" else 0.0,
-        verbose_feature_names_out=False).fit(synthetic[numeric + categorical])
+        [("numeric", "passthrough", numeric), *encoders],
+        remainder="drop", sparse_threshold=1.0 if sparse_out else 0.0,
+        verbose_feature_names_out=False).fit(rows[numeric + categorical])
     if fitted:
         fitted[0][1].feature_names_in_ = np.asarray(numeric, dtype=object)
         position = [name for name, *_ in features.transformers_].index("numeric")
@@ -111,6 +122,28 @@ def preprocessing(plan: Plan, summary: Summary, numeric: list[str], categorical:
         # Shown by repr and get_params: the steps that really run, not the placeholder.
         features.transformers = [t for t in features.transformers_ if t[0] != "remainder"]
     return [("features", features)]
+
+
+def encoding_groups(steps: tuple[Step, ...], categorical: list[str]) -> list[tuple[Step, list]]:
+    """Each encoding step with the encoded columns it gets, in the plan's order."""
+    chosen = encoding_of(steps, categorical)
+    groups = [(s, [c for c in categorical if chosen.get(c) is s])
+              for s in steps if s.kind == "encode"]
+    return [(s, columns) for s, columns in groups if columns]
+
+
+def _encoder_params(step: Step) -> dict[str, Any]:
+    return {k: v for k, v in step.params if k != "columns"}
+
+
+def _side_by_side(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The synthetic rows of each encoder side by side, each padded with its first row to
+    the longest (a repeated row never turns an infrequent value frequent: it is the first,
+    a frequent one)."""
+    length = max(len(f) for f in frames)
+    padded = [f.iloc[[*range(len(f)), *[0] * (length - len(f))]].reset_index(drop=True)
+              for f in frames]
+    return pd.concat(padded, axis=1)
 
 
 def check_summary(summary: Summary, features: list[str], plan: Plan, task: str) -> None:
@@ -286,8 +319,8 @@ def statistics(prepared: Prepared, copy: Any = None) -> tuple[Summary, np.ndarra
     plan, start = prepared.plan, time.perf_counter()
     discover = prepared.task == "classification" and plan.classes is None
     median = any(s.kind == "impute" and s.method == "median" for s in plan.steps)
-    counted = tuple(prepared.categorical) if any(s.kind == "encode" and s.method != "hash"
-                                                 for s in plan.steps) else ()
+    counted = tuple(c for c, step in encoding_of(plan.steps, prepared.categorical).items()
+                    if step.method in ("onehot", "ordinal"))  # hash and text learn nothing
     summary = statistics_pass(prepared.parts, prepared.numeric, plan.target, discover, median,
                               plan.stream.holdout, counted, progress=prepared.progress,
                               copy=copy)
