@@ -21,8 +21,9 @@ from .storage import check_path, read_bytes, redact_url, write_bytes
 FORMAT = "oocml.model"
 FORMAT_VERSION = 1
 # The classes a file oocml writes may hold beyond those skops trusts by default: oocml's own,
-# and the optimizer state MLP models keep to go on training with partial_fit.
-OOCML_TYPES = ["oocml.encoding.HashEncoder", "oocml.encoding.TextEncoder",
+# the optimizer state MLP models keep to go on training with partial_fit, and numpy.dtype,
+# which scikit-learn 1.9's SimpleImputer keeps of its input (a dtype runs no code).
+OOCML_TYPES = ["oocml.encoding.HashEncoder", "oocml.encoding.TextEncoder", "numpy.dtype",
                *SKLEARN_OPTIMIZER_TYPES]
 
 

@@ -156,3 +156,15 @@ def test_a_regressor_refuses_a_text_target_by_name(binary_dir, tmp_path):
     with pytest.raises(DataError, match="the target column 'label' holds .* a regressor needs a "
                                         "numeric target"):
         oocml.sql(f"TRAIN sgd_regressor ON '{tmp_path}' PREDICT label")
+
+
+@pytest.mark.parametrize("method", ["mean", "median", "zero"])
+def test_a_model_with_an_imputer_is_saved_and_loaded(binary, tmp_path, method):
+    """scikit-learn 1.9's SimpleImputer keeps numpy dtypes, which skops does not trust by
+    default: a model with IMPUTE was written but refused when loaded."""
+    import oocml
+
+    model = binary.ml.impute(method).scale().fit_incremental("sgd", target="y")
+    model.save(tmp_path / "imputed.oocml")
+    loaded = oocml.load_model(tmp_path / "imputed.oocml")
+    np.testing.assert_array_equal(loaded.predict(binary).compute(), model.predict(binary).compute())
