@@ -128,11 +128,14 @@ def _refuse_own(pipeline: Pipeline) -> None:
                                  "replace '' in the data first, or use the raw scikit-learn "
                                  "pipeline, model.pipeline")
         if type(leaf).__module__.split(".")[0] == "oocml":
+            method = _method(where)
+            instead = ("skl2onnx converts no HashingVectorizer" if method == "text"
+                       else "train with ENCODE onehot / ordinal instead")
             raise ParameterError(f"cannot export to ONNX: step {where!r} is oocml's own "
-                                 f"{type(leaf).__name__} (ENCODE {_method(where)}), which "
-                                 "has no ONNX counterpart; train with ENCODE onehot / ordinal "
-                                 "instead, or save it as an oocml model (SAVE MODEL ... TO "
-                                 "'m.oocml') or use the raw scikit-learn pipeline, model.pipeline")
+                                 f"{type(leaf).__name__} (ENCODE {method}), which has no ONNX "
+                                 f"counterpart; {instead}, or save it as an oocml model (SAVE "
+                                 "MODEL ... TO 'm.oocml') or use the raw scikit-learn pipeline, "
+                                 "model.pipeline")
 
 
 def _method(where: str) -> str:

@@ -151,3 +151,14 @@ def test_a_text_model_is_saved_and_loaded(reviews, tmp_path):
     np.testing.assert_array_equal(loaded.predict(data).compute(), model.predict(data).compute())
     described = session.sql("DESCRIBE texts").set_index("property")["value"]
     assert "TextEncoder" in " ".join(map(str, described.to_numpy()))
+
+
+def test_onnx_export_refuses_text_and_takes_the_other_encoders(reviews):
+    pytest.importorskip("skl2onnx")
+    text = oocml.sql(f"TRAIN sgd ON '{reviews}' PREDICT y {ENCODE}")
+    with pytest.raises(OocmlError, match=r"step 'features/text_0' is oocml's own TextEncoder "
+                                         r"\(ENCODE text\).*skl2onnx converts no HashingVectorizer"):
+        text.to_onnx()
+    per_column = oocml.sql(f"TRAIN sgd ON '{reviews}' PREDICT y FEATURES x0, country, user "
+                           "ENCODE onehot(country), ordinal(user)")
+    assert per_column.to_onnx().opset_import
