@@ -133,7 +133,11 @@ def _batch_block(frame: pd.DataFrame, recipe: BlockRecipe, index: int) -> Block:
 def _block_slices(X: Any) -> list[slice]:
     """Consecutive row ranges of about ``BLOCK_BYTES`` of ``X`` each."""
     n, width = X.shape[0], X.shape[1] if X.ndim == 2 else 1
-    step = max(256, BLOCK_BYTES // max(width * getattr(X.dtype, "itemsize", 8), 1))
+    if sparse.issparse(X):  # the bytes a sparse row holds, not its width (2**20 for text)
+        row_bytes = (X.data.nbytes + X.indices.nbytes) // max(n, 1)
+    else:
+        row_bytes = width * getattr(X.dtype, "itemsize", 8)
+    step = max(256, BLOCK_BYTES // max(row_bytes, 1))
     return [slice(i, min(i + step, n)) for i in range(0, n, step)]
 
 
