@@ -189,13 +189,18 @@ def task_of(estimator: Any) -> str:
 
 
 def algorithms_table() -> list[dict[str, Any]]:
-    """One row per registry algorithm: name, task, estimator, summary, parameters (SHOW
-    ALGORITHMS)."""
+    """One row per registry algorithm: name, task, estimator, summary, whether it takes the
+    sparse blocks of ENCODE text and hash, parameters (SHOW ALGORITHMS)."""
+    from sklearn.utils import get_tags
+
     rows = []
     for algo in ALGORITHMS.values():
         cls = import_class(algo.qualname)
         fixed = dict(algo.defaults)
         params = [p for p in cls().get_params(deep=False) if p not in fixed]
         rows.append({"name": algo.name, "task": algo.task, "estimator": cls.__name__,
-                     "summary": algo.summary, "parameters": ", ".join(params)})
+                     "summary": algo.summary,
+                     # sparse blocks: what ENCODE hash and ENCODE text make
+                     "encode text/hash": "yes" if get_tags(cls()).input_tags.sparse else "no",
+                     "parameters": ", ".join(params)})
     return rows

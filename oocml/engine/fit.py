@@ -297,12 +297,26 @@ def prepare(plan: Plan, data: Any, progress: bool | None = None) -> Prepared:
         raise ParameterError(f"{type(estimator).__name__} needs a target column (target= / PREDICT)")
     if task == "regression":
         check_numeric_target(frame, plan.target)
+    check_sparse_input(plan, estimator)
     columns = features + ([plan.target] if plan.target is not None else [])
     if plan.where is not None:
         check_columns(plan.where, list(frame.columns))
     parts = where_partitions(frame, plan.where, columns)
     return Prepared(plan, frame, features, numeric, categorical, estimator, task, parts,
                     progress_enabled(progress), candidates)
+
+
+def check_sparse_input(plan: Plan, estimator: Any) -> None:
+    """ENCODE hash and text make sparse blocks: refuse an estimator that cannot take them
+    (GaussianNB) by name, before any read, rather than with its own error mid-training."""
+    from sklearn.utils import get_tags
+
+    hashed = [s.method for s in plan.steps if s.kind == "encode" and s.method in ("hash", "text")]
+    if hashed and not get_tags(estimator).input_tags.sparse:
+        raise ParameterError(f"{type(estimator).__name__} needs dense rows, but ENCODE "
+                             f"{hashed[0]} makes sparse ones: train multinomial_nb, bernoulli_nb, "
+                             "sgd or another algorithm that takes them (SHOW ALGORITHMS), or "
+                             "encode with onehot / ordinal")
 
 
 def check_numeric_target(frame: dd.DataFrame, target: str) -> None:
