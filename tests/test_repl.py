@@ -310,3 +310,17 @@ def test_plot_of_a_search_in_the_terminal(tmp_path, binary_dir):
     child.expect(r"usage: \\plot roc\|pr\|confusion\|weights\|history\|search model")
     child.expect("oocml>")
     quit_(child)
+
+
+def test_encode_completion_per_column(completion_session, binary_dir):
+    """ENCODE: methods, then the source's columns inside method(, the method's parameters
+    inside USING (, methods again after a top-level comma."""
+    source = f"TRAIN sgd ON '{binary_dir}' PREDICT y ENCODE "
+    assert suggestions(source + "t", completion_session)[0] == ["text"]
+    assert suggestions(source + "text(", completion_session)[0][:2] == ["x0", "x1"]
+    assert suggestions(source + "text(x0, x", completion_session)[0][:2] == ["x0", "x1"]
+    assert "ngram_range" in suggestions(source + "text(x0) USING (", completion_session)[0]
+    assert suggestions(source + "onehot(x1) USING (", completion_session)[0] == ["max_categories"]
+    assert suggestions(source + "text(x0) USING (binary = TRUE), o", completion_session)[0] == [
+        "onehot", "ordinal"]
+    assert suggestions(source + "text(x0) 1024 US", completion_session)[0] == ["USING"]

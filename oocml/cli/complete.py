@@ -17,6 +17,7 @@ from typing import Any
 from prompt_toolkit.completion import Completer, Completion
 
 from ..dsl.parser import KEYWORDS
+from ..encoding import with_defaults
 from ..errors import OocmlError
 from ..estimators import ALGORITHMS, accepted_params, import_class
 from ..plan import DISTRIBUTIONS, ENCODINGS, IMPUTATIONS, REDUCTIONS, SCALINGS, Source
@@ -138,6 +139,8 @@ def _candidates(statement: str, words: list[str], session: Any, cache: dict) -> 
                    if w in _COLUMN_CLAUSES | _PARAM_CLAUSES | {"ON"} | set(_FIXED)), "")
     if previous == "TRAIN":
         return list(ALGORITHMS), False
+    if clause == "ENCODE" and words[:1] == ["TRAIN"]:
+        return _encode_candidates(statement, words, session, cache)
     if previous in _MODEL_AFTER or (len(words) > 1 and (previous, words[-2]) in _MODEL_AFTER_TWO):
         return session.catalog.names(), False
     if previous == "ON":
@@ -153,6 +156,29 @@ def _candidates(statement: str, words: list[str], session: Any, cache: dict) -> 
             {"FEATURES", "EXCLUDE", "WHERE", ",", "(", "AND", "OR", "NOT"}):
         return _source_columns(statement, session, cache), True
     return list(KEYWORDS), False
+
+
+def _encode_candidates(statement: str, words: list[str], session: Any,
+                       cache: dict) -> tuple[Iterable[str], bool]:
+    """Inside ``ENCODE``: a method first and after each top-level ``,``; the source's columns
+    inside ``method(``; the method's parameters inside ``USING (``; else keywords."""
+    clause = words[len(words) - 1 - words[::-1].index("ENCODE"):]
+    openers, method = [], None
+    for i, token in enumerate(clause):
+        if token == "(":
+            openers.append(clause[i - 1])
+        elif token == ")" and openers:
+            openers.pop()
+        elif not openers and token.lower() in ENCODINGS:
+            method = token.lower()
+    previous = clause[-1]
+    if not openers:
+        return (ENCODINGS, False) if previous in ("ENCODE", ",") else (list(KEYWORDS), False)
+    if len(openers) > 1 or previous not in ("(", ","):
+        return [], False
+    if openers[-1] == "USING":
+        return [p for p in with_defaults(method or "onehot", {})], False
+    return _source_columns(statement, session, cache), True
 
 
 def _tune_candidates(statement: str, words: list[str]) -> tuple[Iterable[str], bool]:
