@@ -94,5 +94,9 @@ def _step_text(step: Any) -> str:
         parts.append("categories=" + ", ".join(f"{c}: {len(k)}"
                                               for c, k in zip(columns, step.categories_)))
     if hasattr(step, "n_features") and not fitted.get("categories_"):
-        parts.append(f"n_features={step.n_features}")
+        columns = getattr(step, "feature_names_in_", None)  # the columns this encoder takes
+        parts.append((f"of {', '.join(map(str, columns))}: " if columns is not None else "")
+                     + f"n_features={step.n_features}")
+    if hasattr(step, "ngram_range"):
+        parts.append(f"ngram_range={tuple(step.ngram_range)}")
     return " ".join(parts)
