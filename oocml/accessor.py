@@ -69,7 +69,8 @@ class Chain:
         ``ordinal`` (every value seen gets a number; -1 for unseen), ``hash``
         (``n_features=256`` signed hashed columns, no statistics needed) or ``text`` (free
         text as hashed word n-grams: scikit-learn's ``HashingVectorizer``, ``n_features=2**20``,
-        ``ngram_range``, ``lowercase``, ``stop_words``, ``alternate_sign``, ``norm``, ``binary``;
+        ``ngram_range``, ``lowercase``, ``stop_words``, ``alternate_sign``, ``norm``, ``binary``,
+        and ``tfidf=True`` to weight by document frequencies counted in the statistics pass;
         sparse blocks). With ``columns``, only those columns (call once per encoding); without,
         every categorical column no other encoding names. Per column in one call:
         ``.encode(text=["review"], onehot=["country"])``.

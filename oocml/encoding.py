@@ -24,7 +24,8 @@ from .errors import DataError, ParameterError
 # the Plan validator's: oocml.plan.STEP_PARAMETERS).
 DEFAULTS = {"onehot": {"max_categories": 32}, "ordinal": {}, "hash": {"n_features": 256},
             "text": {"n_features": 2**20, "ngram_range": (1, 1), "lowercase": True,
-                     "stop_words": None, "alternate_sign": True, "norm": "l2", "binary": False}}
+                     "stop_words": None, "alternate_sign": True, "norm": "l2", "binary": False,
+                     "tfidf": False}}
 MAX_DISTINCT = 100_000  # per column: beyond this, counting costs memory; ENCODE hash needs none
 OTHER = "(other)"  # the synthetic value standing for every rare one
 
@@ -161,12 +162,16 @@ class TextEncoder(TransformerMixin, BaseEstimator):
     (a missing value is an empty document), the columns side by side in one sparse matrix.
 
     Stateless, so it needs no statistics pass; ``alternate_sign=False`` keeps the counts
-    non-negative, as the naive Bayes family needs.
+    non-negative, as the naive Bayes family needs. With ``tfidf``, the counts (unsigned,
+    unnormalised) are weighted by ``idf_``, one row per column, from the document frequency
+    of each hashed column that the statistics pass counts (:func:`document_counts`), then
+    normalised: scikit-learn's ``TfidfTransformer`` (smooth idf) on hashed columns.
     """
 
     def __init__(self, n_features: int = 2**20, ngram_range: tuple = (1, 1),
                  lowercase: bool = True, stop_words: str | None = None,
-                 alternate_sign: bool = True, norm: str | None = "l2", binary: bool = False):
+                 alternate_sign: bool = True, norm: str | None = "l2", binary: bool = False,
+                 tfidf: bool = False):
         self.n_features = n_features
         self.ngram_range = ngram_range
         self.lowercase = lowercase
@@ -174,27 +179,42 @@ class TextEncoder(TransformerMixin, BaseEstimator):
         self.alternate_sign = alternate_sign
         self.norm = norm
         self.binary = binary
+        self.tfidf = tfidf
 
     def fit(self, X: Any, y: Any = None) -> TextEncoder:
         self.n_features_in_ = np.shape(X)[1]
         if hasattr(X, "columns"):
             self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         self._vectorizer().fit([])  # scikit-learn checks the parameters
+        if self.tfidf:  # in memory, from X itself; oocml sets them from the statistics pass
+            frame = pd.DataFrame(X)
+            counts = document_counts(frame, {c: self.get_params() for c in frame.columns})
+            self.idf_ = np.stack([idf(*counts[c]) for c in frame.columns])
         return self
 
-    def _vectorizer(self) -> Any:
+    def _vectorizer(self, counting: bool = False) -> Any:
+        """The HashingVectorizer this encoder applies; with ``tfidf`` (or ``counting``
+        documents) unsigned and unnormalised, the weighting and norm applied after it."""
         from sklearn.feature_extraction.text import HashingVectorizer
 
+        raw = self.tfidf or counting
         return HashingVectorizer(n_features=self.n_features, ngram_range=tuple(self.ngram_range),
                                  lowercase=self.lowercase, stop_words=self.stop_words,
-                                 alternate_sign=self.alternate_sign, norm=self.norm,
-                                 binary=self.binary, dtype=np.float64)
+                                 alternate_sign=self.alternate_sign and not raw,
+                                 norm=None if raw else self.norm,
+                                 binary=self.binary or counting, dtype=np.float64)
 
     def transform(self, X: Any) -> sparse.csr_matrix:
         frame = pd.DataFrame(X)
         vectorizer = self._vectorizer()
         blocks = [vectorizer.transform(frame.iloc[:, k].fillna("").astype(str).to_numpy())
                   for k in range(frame.shape[1])]
+        if self.tfidf:
+            from sklearn.preprocessing import normalize
+
+            blocks = [sparse.csr_matrix(block.multiply(self.idf_[k])) for k, block in
+                      enumerate(blocks)]
+            blocks = [normalize(block, norm=self.norm) if self.norm else block for block in blocks]
         if not blocks:
             return sparse.csr_matrix((len(frame), 0))
         return blocks[0] if len(blocks) == 1 else sparse.hstack(blocks, format="csr")
@@ -203,3 +223,23 @@ class TextEncoder(TransformerMixin, BaseEstimator):
         names = getattr(self, "feature_names_in_", [f"x{k}" for k in range(self.n_features_in_)])
         return np.asarray([f"{column}_text_{i}" for column in names
                            for i in range(self.n_features)], dtype=object)
+
+
+def document_counts(frame: pd.DataFrame, texts: dict[str, dict[str, Any]]) -> dict[str, tuple]:
+    """For each text column to weight by TF-IDF: (documents, how many contain each hashed
+    column), from its encoder's parameters; mergeable by adding (2**20 counters a column)."""
+    counts = {}
+    for column, params in texts.items():
+        hashed = TextEncoder(**params)._vectorizer(counting=True).transform(
+            frame[column].fillna("").astype(str).to_numpy())
+        counts[column] = (len(frame), np.bincount(hashed.indices, minlength=hashed.shape[1]))
+    return counts
+
+
+def merge_documents(a: dict[str, tuple], b: dict[str, tuple]) -> dict[str, tuple]:
+    return {c: (a[c][0] + b[c][0], a[c][1] + b[c][1]) for c in a}
+
+
+def idf(documents: int, frequency: np.ndarray) -> np.ndarray:
+    """scikit-learn's smooth inverse document frequency: ln((1 + n) / (1 + df)) + 1."""
+    return np.log((1 + documents) / (1 + frequency)) + 1.0

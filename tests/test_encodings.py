@@ -172,3 +172,29 @@ def test_algorithms_say_which_take_sparse_blocks(reviews):
                                          r"sparse ones"):
         oocml.sql(f"TRAIN naive_bayes ON '{reviews}' PREDICT y FEATURES review "
                   "ENCODE text(review)")
+
+
+def test_tfidf_out_of_core_is_scikit_learns_hashed_tfidf(reviews):
+    """Document frequencies counted in the statistics pass (2**n_features counters per
+    column) give the weights scikit-learn's TfidfTransformer learns in memory."""
+    from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
+
+    model = oocml.sql(f"TRAIN sgd ON '{reviews}' PREDICT y FEATURES review "
+                      "ENCODE text(review) 1024 USING (ngram_range = (1, 2), tfidf = TRUE)")
+    frame = pd.read_parquet(reviews)
+    hashed = HashingVectorizer(n_features=1024, ngram_range=(1, 2), alternate_sign=False,
+                               norm=None).transform(frame["review"].fillna(""))
+    expected = TfidfTransformer().fit(hashed)
+    (encoder,) = [e for _, e, _ in model.pipeline.named_steps["features"].transformers_
+                  if isinstance(e, TextEncoder)]
+    np.testing.assert_allclose(encoder.idf_[0], expected.idf_, rtol=1e-12)
+    ours = encoder.transform(frame[["review"]].head(500))
+    theirs = expected.transform(hashed[:500])
+    np.testing.assert_allclose(ours.toarray(), theirs.toarray(), rtol=1e-12, atol=1e-15)
+    accessor = dd.read_parquet(reviews).ml.encode(
+        "text", columns=["review"], n_features=1024, ngram_range=(1, 2), tfidf=True
+    ).fit_incremental("sgd", target="y", features=["review"])
+    np.testing.assert_array_equal(_coef(accessor), _coef(model))
+    explained = oocml.sql(f"EXPLAIN TRAIN sgd ON '{reviews}' PREDICT y FEATURES review "
+                          "ENCODE text(review) USING (tfidf = TRUE)")
+    assert "TF-IDF weighted (document frequencies counted in the statistics pass)" in explained

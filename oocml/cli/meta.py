@@ -30,7 +30,7 @@ _TRAIN_CLAUSES = (  # (syntax, help); "\n" breaks a long help
     (f"ENCODE {'|'.join(ENCODINGS)}[(col, ...)] [n] [USING (param = value, ...)], ...",
      ("encode categorical features; per column: text(review), onehot(c)\n"
       "(n: categories onehot keeps, width of hash/text; text: hashed word\n"
-      "n-grams, USING (ngram_range, stop_words, alternate_sign, norm, ...))")),
+      "n-grams, USING (ngram_range, stop_words, norm, tfidf, ...))")),
     (f"SCALE {'|'.join((*SCALINGS, 'none'))}", "scale the numeric features"),
     (f"REDUCE {'|'.join(REDUCTIONS)} n", "IncrementalPCA to n components (one more pass)"),
     ("WITH (param = literal, ...)", ("estimator parameters: numbers, 'strings', TRUE, FALSE,\n"

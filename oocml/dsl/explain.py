@@ -222,7 +222,10 @@ def _encoder_text(method: str, params: dict[str, Any]) -> str:
         return f"hashed into {params['n_features']:,} signed columns"
     low, high = params["ngram_range"]
     grams = "words" if (low, high) == (1, 1) else f"word {low}- to {high}-grams"
-    return f"{grams} hashed into {params['n_features']:,} columns (HashingVectorizer), sparse"
+    weighted = (", TF-IDF weighted (document frequencies counted in the statistics pass)"
+                if params.get("tfidf") else "")
+    return (f"{grams} hashed into {params['n_features']:,} columns (HashingVectorizer)"
+            f"{weighted}, sparse")
 
 
 def _search_options(search: Search) -> list[str]:

@@ -22,7 +22,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
 from ..conditions import check_columns
-from ..encoding import encoder_and_rows, is_categorical
+from ..encoding import TextEncoder, encoder_and_rows, idf, is_categorical, with_defaults
 from ..errors import ColumnNotFoundError, DataError, ParameterError
 from ..estimators import build, task_of
 from ..execution import current_client
@@ -115,6 +115,9 @@ def preprocessing(plan: Plan, summary: Summary, numeric: list[str], categorical:
         [("numeric", "passthrough", numeric), *encoders],
         remainder="drop", sparse_threshold=1.0 if sparse_out else 0.0,
         verbose_feature_names_out=False).fit(rows[numeric + categorical])
+    for _, encoder, columns in features.transformers_:
+        if isinstance(encoder, TextEncoder) and encoder.tfidf:  # weights from the pass's counts
+            encoder.idf_ = np.stack([idf(*summary.documents[c]) for c in columns])
     if fitted:
         fitted[0][1].feature_names_in_ = np.asarray(numeric, dtype=object)
         position = [name for name, *_ in features.transformers_].index("numeric")
@@ -335,9 +338,12 @@ def statistics(prepared: Prepared, copy: Any = None) -> tuple[Summary, np.ndarra
     median = any(s.kind == "impute" and s.method == "median" for s in plan.steps)
     counted = tuple(c for c, step in encoding_of(plan.steps, prepared.categorical).items()
                     if step.method in ("onehot", "ordinal"))  # hash and text learn nothing
+    texts = {c: with_defaults("text", _encoder_params(step))
+             for c, step in encoding_of(plan.steps, prepared.categorical).items()
+             if step.method == "text" and dict(step.params).get("tfidf")}  # document counts
     summary = statistics_pass(prepared.parts, prepared.numeric, plan.target, discover, median,
                               plan.stream.holdout, counted, progress=prepared.progress,
-                              copy=copy)
+                              copy=copy, texts=texts or None)
     check_summary(summary, prepared.numeric, plan, prepared.task)
     seconds = time.perf_counter() - start
     log.info("statistics pass: %d rows, %d partitions, %.2fs", summary.rows,

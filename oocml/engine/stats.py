@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..blocks import numeric_arrays
-from ..encoding import count_values, merge_counts
+from ..encoding import count_values, document_counts, merge_counts, merge_documents
 from ..execution import compute, tree_reduce
 from ..partitions import batches, read_ahead
 from ..preprocessing import Moments, QuantileSketch
@@ -34,6 +34,7 @@ class Summary:
     partition_rows: tuple[int, ...]
     quantiles: QuantileSketch | None = None  # of the features, when a median is needed
     categories: dict[str, pd.Series] | None = None  # value counts of the columns to encode
+    documents: dict[str, tuple] | None = None  # TF-IDF text columns: (documents, frequencies)
 
     @property
     def rows(self) -> int:
@@ -44,18 +45,23 @@ class Summary:
         quantiles = None if self.quantiles is None else self.quantiles.merge(other.quantiles)
         categories = (None if self.categories is None
                       else merge_counts(self.categories, other.categories))
+        documents = (None if self.documents is None
+                     else merge_documents(self.documents, other.documents))
         return Summary(self.moments.merge(other.moments), self.infinite + other.infinite, labels,
                        self.target_missing + other.target_missing,
-                       self.partition_rows + other.partition_rows, quantiles, categories)
+                       self.partition_rows + other.partition_rows, quantiles, categories,
+                       documents)
 
 
 def summarize(frame: pd.DataFrame, training: pd.DataFrame, features: list[str],
-              target: str | None, labels: bool, categorical: tuple[str, ...] = ()) -> Summary:
+              target: str | None, labels: bool, categorical: tuple[str, ...] = (),
+              texts: dict[str, dict] | None = None) -> Summary:
     """The summary of one batch of rows, computed column by column.
 
     The statistics describe the ``training`` rows (the batch less its holdout rows, if
     any); class labels come from every row of ``frame``, so a class seen only in the
-    holdout is still known. ``categorical`` columns get their value counts, for the encoders.
+    holdout is still known. ``categorical`` columns get their value counts, for the encoders;
+    ``texts`` (column: its text encoder's parameters) their document frequencies, for TF-IDF.
     """
     found = labels_of(frame[target]) if labels and target is not None else None
     columns = numeric_arrays(training, features)
@@ -63,7 +69,8 @@ def summarize(frame: pd.DataFrame, training: pd.DataFrame, features: list[str],
     moments = Moments.of_columns(columns, len(training), infinite)
     missing = int(training[target].isna().sum()) if target is not None else 0
     counts = count_values(training, list(categorical)) if categorical else None
-    return Summary(moments, infinite, found, missing, (len(training),), None, counts)
+    documents = document_counts(training, texts) if texts else None
+    return Summary(moments, infinite, found, missing, (len(training),), None, counts, documents)
 
 
 def labels_of(target: pd.Series) -> np.ndarray:
@@ -79,7 +86,8 @@ def _merge(a: Summary, b: Summary) -> Summary:
 def summarize_part(part: Any, features: list[str], target: str | None, labels: bool,
                    quantiles: bool = False, holdout: float | None = None,
                    categorical: tuple[str, ...] = (), ahead: bool = False,
-                   copy: Any = None, index: int = 0) -> Summary:
+                   copy: Any = None, index: int = 0,
+                   texts: dict[str, dict] | None = None) -> Summary:
     """The summary of one partition, merged from its batches (see :func:`summarize`); with
     ``ahead``, the next batch is read while this one is summarized; with ``copy`` (a
     :class:`~oocml.engine.parsed.ParsedCopy`), the parsed batches are kept as partition
@@ -88,7 +96,7 @@ def summarize_part(part: Any, features: list[str], target: str | None, labels: b
     frames = batches(part) if copy is None else copy.tee(index, batches(part))
     for frame in (read_ahead if ahead else iter)(frames):
         training = training_rows(frame, holdout)
-        one = summarize(frame, training, features, target, labels, categorical)
+        one = summarize(frame, training, features, target, labels, categorical, texts)
         summary = one if summary is None else summary.merge(one)
         if quantiles:  # one sketch of the whole partition: merging per batch would widen its error
             columns.append(numeric_arrays(training, features))
@@ -100,13 +108,13 @@ def summarize_part(part: Any, features: list[str], target: str | None, labels: b
 def statistics_pass(parts: list[Any], features: list[str], target: str | None,
                     labels: bool, quantiles: bool = False, holdout: float | None = None,
                     categorical: tuple[str, ...] = (), progress: bool = False,
-                    copy: Any = None) -> Summary:
+                    copy: Any = None, texts: dict[str, dict] | None = None) -> Summary:
     """One read of every partition, computing their merged :class:`Summary` (and keeping the
     parsed rows in ``copy``, if given)."""
     # Fewer partitions than cores (one big file): each reads its next batch on another thread.
     ahead = len(parts) < int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
     summaries = [dask.delayed(summarize_part)(p, features, target, labels, quantiles, holdout,
-                                              categorical, ahead, copy, i)
+                                              categorical, ahead, copy, i, texts)
                  for i, p in enumerate(parts)]
     (summary,) = compute(tree_reduce(summaries, _merge),
                          progress="statistics" if progress else False)
