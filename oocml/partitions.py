@@ -39,6 +39,9 @@ log = logging.getLogger("oocml")
 REMOTE_FETCH_BYTES = 64 << 20  # remote row groups are fetched whole up to this many bytes at once
 REMOTE_BUFFER_BYTES = 4 << 20  # per column, when a larger remote row group streams
 BATCH_BYTES = 16 << 20  # rows per batch: this many bytes of the columns read (at least 1,024 rows)
+# With strings: hashing text (ENCODE text, hash) builds several times its size in index
+# lists and sparse rows, so batches hold less of it (tests/test_encodings.py, the peak test).
+STRING_BATCH_BYTES = 4 << 20
 
 
 class FilePart:
@@ -188,13 +191,19 @@ def read_batches(path: str, row_groups: list[int] | None, columns: list[str],
     wherever the file is, so a model is the same bit for bit.
     """
     physical = [c for c in columns if c not in dict(keys)]
+    strings = any(not pd.api.types.is_numeric_dtype(meta[c].dtype) for c in physical)
     try:
         if fs is None or is_local(fs):
             source = pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False)
             check_schema(path, source.schema_arrow, physical, meta)
+            if strings:
+                rows = string_batch_rows(source.metadata, row_groups, physical, rows)
             arrow = source.iter_batches(batch_size=rows, row_groups=row_groups,
                                         columns=physical, use_threads=False)
         else:
+            if strings:  # the footer alone: the same batches as the local file's
+                with fs.open(path, "rb") as raw:
+                    rows = string_batch_rows(pq.read_metadata(raw), row_groups, physical, rows)
             arrow = _remote_batches(path, fs, row_groups, physical, meta, rows)
         start = 0
         for batch in exact_batches(arrow, rows):
@@ -207,6 +216,22 @@ def read_batches(path: str, row_groups: list[int] | None, columns: list[str],
             yield as_dask_dtypes(with_keys(frame, keys, columns, meta), meta)
     except (OSError, pa.ArrowException) as exc:
         raise unreadable(path, exc) from None
+
+
+def string_batch_rows(metadata: Any, row_groups: list[int] | None, columns: list[str],
+                      rows: int) -> int:
+    """Rows per batch for columns that hold strings (free text): about ``STRING_BATCH_BYTES``
+    of their uncompressed size in the file, where ``rows`` counts 8 bytes a column; from the
+    file's footer, so the batches are the same wherever the file is."""
+    wanted, size, count = set(columns), 0, 0
+    for group in range(metadata.num_row_groups) if row_groups is None else row_groups:
+        chunks = metadata.row_group(group)
+        count += chunks.num_rows
+        size += sum(chunks.column(i).total_uncompressed_size for i in range(chunks.num_columns)
+                    if chunks.column(i).path_in_schema.split(".")[0] in wanted)
+    if count == 0 or size == 0:
+        return rows
+    return max(1024, min(rows, STRING_BATCH_BYTES * count // size))
 
 
 def is_local(fs: Any) -> bool:

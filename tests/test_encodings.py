@@ -198,3 +198,42 @@ def test_tfidf_out_of_core_is_scikit_learns_hashed_tfidf(reviews):
     explained = oocml.sql(f"EXPLAIN TRAIN sgd ON '{reviews}' PREDICT y FEATURES review "
                           "ENCODE text(review) USING (tfidf = TRUE)")
     assert "TF-IDF weighted (document frequencies counted in the statistics pass)" in explained
+
+
+TEXT_PEAK_SCRIPT = """
+import json, re, sys
+import oocml
+model = oocml.sql(f"TRAIN sgd ON '{sys.argv[1]}' PREDICT y "
+                  "ENCODE text(review) USING (ngram_range = (1, 2), tfidf = TRUE) EPOCHS 2")
+peak = re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1)
+print(json.dumps({"rss_mb": int(peak) / 1024, "rows": model.info["rows"]}))
+"""
+
+
+def _text_file(path, documents: int) -> None:
+    """One parquet file, one row group, of ``documents`` 60-word reviews."""
+    rng = np.random.default_rng(1)
+    vocabulary = np.array([f"w{i}" for i in range(5_000)] + list(WORDS))
+    words = rng.choice(vocabulary, size=(documents, 60))
+    frame = pd.DataFrame({"review": [" ".join(row) for row in words]})
+    frame["y"] = frame["review"].str.count("good|great") > frame["review"].str.count("bad|awful")
+    frame.to_parquet(path, row_group_size=documents)
+
+
+@pytest.mark.slow
+def test_text_memory_does_not_grow_with_the_documents(tmp_path):
+    """20k against 200k reviews in one file with one row group (about 240 MB of hashed
+    2-grams if they were held at once), TF-IDF counted, two epochs: the fit holds batches
+    and sparse blocks, never the partition."""
+    import json
+    import subprocess
+    import sys
+
+    _text_file(tmp_path / "small.parquet", 20_000)
+    _text_file(tmp_path / "large.parquet", 200_000)
+    peaks = [json.loads(subprocess.run(
+        [sys.executable, "-c", TEXT_PEAK_SCRIPT, str(tmp_path / name)], check=True,
+        capture_output=True, text=True).stdout.strip().splitlines()[-1])
+        for name in ("small.parquet", "large.parquet")]
+    assert peaks[1]["rows"] == 10 * peaks[0]["rows"]
+    assert peaks[1]["rss_mb"] < peaks[0]["rss_mb"] + 120, peaks  # 1,512 vs 534 MB before
