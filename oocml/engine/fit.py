@@ -27,7 +27,7 @@ from ..errors import ColumnNotFoundError, DataError, ParameterError
 from ..estimators import build, task_of
 from ..execution import current_client
 from ..partitions import where_partitions
-from ..plan import Plan, Step, encoding_of, validate
+from ..plan import SPARSE_ENCODINGS, Plan, Step, encoding_of, validate
 from ..preprocessing import SCALERS, fitted_imputer
 from ..progress import progress_enabled
 from ..sources import as_dask
@@ -36,7 +36,7 @@ from .average import check_averageable, default_workers, train_average
 from .cache import cache_bytes, open_cache
 from .checkpoint import DEFAULT_EVERY, Checkpoint, fingerprint
 from .parsed import open_parsed_copy
-from .search import candidate_estimators, train_search, trial_records
+from .search import candidate_estimators, start_search, trial_records
 from .stats import Summary, statistics_pass
 from .stream import BlockRecipe, TrainingLog, TrainOptions, train
 from .validation import HoldoutMonitor
@@ -102,7 +102,7 @@ def preprocessing(plan: Plan, summary: Summary, numeric: list[str], categorical:
     groups = encoding_groups(plan.steps, categorical)
     encoders, synthetic = [], [pd.DataFrame(0.0, index=[0], columns=numeric)]
     for step, columns in groups:
-        encoder, rows = encoder_and_rows(step.method, _encoder_params(step), columns,
+        encoder, rows = encoder_and_rows(step.method, encoder_params(step), columns,
                                          summary.categories)
         encoders.append((step.method if len(groups) == 1 else f"{step.method}_{len(encoders)}",
                          encoder, columns))
@@ -110,7 +110,7 @@ def preprocessing(plan: Plan, summary: Summary, numeric: list[str], categorical:
     rows = _side_by_side(synthetic)
     # Fit with the numeric part passed through, then put the numeric steps fitted out-of-core
     # in its place: same columns in, same width out.
-    sparse_out = any(step.method in ("hash", "text") for step, _ in groups)
+    sparse_out = any(step.method in SPARSE_ENCODINGS for step, _ in groups)
     features = ColumnTransformer(
         [("numeric", "passthrough", numeric), *encoders],
         remainder="drop", sparse_threshold=1.0 if sparse_out else 0.0,
@@ -135,7 +135,8 @@ def encoding_groups(steps: tuple[Step, ...], categorical: list[str]) -> list[tup
     return [(s, columns) for s, columns in groups if columns]
 
 
-def _encoder_params(step: Step) -> dict[str, Any]:
+def encoder_params(step: Step) -> dict[str, Any]:
+    """An encoding step's parameters for its encoder: all but the columns it names."""
     return {k: v for k, v in step.params if k != "columns"}
 
 
@@ -314,7 +315,7 @@ def check_sparse_input(plan: Plan, estimator: Any) -> None:
     (GaussianNB) by name, before any read, rather than with its own error mid-training."""
     from sklearn.utils import get_tags
 
-    hashed = [s.method for s in plan.steps if s.kind == "encode" and s.method in ("hash", "text")]
+    hashed = [s.method for s in plan.steps if s.kind == "encode" and s.method in SPARSE_ENCODINGS]
     if hashed and not get_tags(estimator).input_tags.sparse:
         raise ParameterError(f"{type(estimator).__name__} needs dense rows, but ENCODE "
                              f"{hashed[0]} makes sparse ones: train multinomial_nb, bernoulli_nb, "
@@ -336,10 +337,10 @@ def statistics(prepared: Prepared, copy: Any = None) -> tuple[Summary, np.ndarra
     plan, start = prepared.plan, time.perf_counter()
     discover = prepared.task == "classification" and plan.classes is None
     median = any(s.kind == "impute" and s.method == "median" for s in plan.steps)
-    counted = tuple(c for c, step in encoding_of(plan.steps, prepared.categorical).items()
-                    if step.method in ("onehot", "ordinal"))  # hash and text learn nothing
-    texts = {c: with_defaults("text", _encoder_params(step))
-             for c, step in encoding_of(plan.steps, prepared.categorical).items()
+    encodings = encoding_of(plan.steps, prepared.categorical)
+    counted = tuple(c for c, step in encodings.items()
+                    if step.method not in SPARSE_ENCODINGS)  # hash and text count nothing
+    texts = {c: with_defaults("text", encoder_params(step)) for c, step in encodings.items()
              if step.method == "text" and dict(step.params).get("tfidf")}  # document counts
     summary = statistics_pass(prepared.parts, prepared.numeric, plan.target, discover, median,
                               plan.stream.holdout, counted, progress=prepared.progress,
@@ -367,19 +368,18 @@ def preprocess(prepared: Prepared, summary: Summary) -> list[tuple[str, Any]]:
 def train_estimator(prepared: Prepared, summary: Summary, steps: list[tuple[str, Any]],
                     classes: np.ndarray | None, storage_options: dict | None = None) -> Training:
     """Stream the prepared blocks to ``partial_fit``, epoch by epoch (with holdout scoring,
-    checkpoints and averaging as planned)."""
+    checkpoints, averaging or TUNE's candidates, as planned)."""
     plan, task, estimator = prepared.plan, prepared.task, prepared.estimator
     stream = plan.stream
     labels = classes if task == "classification" else None
     recipe = BlockRecipe(prep=Pipeline(steps), target=plan.target, labels=labels,
                          block_rows=stream.block_rows, holdout=stream.holdout, finite=True,
                          dtype=stream.precision)
-    if prepared.candidates is not None:
-        estimator, record, searched, threads, cached = train_search(
-            prepared, summary, steps, classes, recipe, current_client() is not None)
-        return Training(estimator, record, None, threads, cached, search=searched)
+    search = start_search(prepared, steps, classes) if prepared.candidates is not None else None
     monitor = None
-    if stream.holdout is not None:
+    if search is not None:
+        estimator = search.candidates  # every live candidate trains on each block
+    elif stream.holdout is not None:
         monitor = HoldoutMonitor(prepared.parts, Pipeline(steps), prepared.features, plan.target,
                                  task, None if classes is None else classes.tolist(),
                                  stream.holdout, stream.patience, progress=prepared.progress)
@@ -396,10 +396,12 @@ def train_estimator(prepared: Prepared, summary: Summary, steps: list[tuple[str,
         cache=cache, epochs=stream.epochs, shuffle=stream.shuffle, seed=plan.random_state,
         prefetch=stream.prefetch, fit_params={"classes": classes} if labels is not None else {},
         progress=prepared.progress,
-        progressive=task if stream.holdout is not None and task != "clustering" else None,
-        after_epoch=monitor, checkpoint=checkpoint,
+        progressive=task if monitor is not None and task != "clustering" else None,
+        after_epoch=search if search is not None else monitor, checkpoint=checkpoint,
         checkpoint_every=stream.checkpoint_every or DEFAULT_EVERY,
-        workers=default_workers() if stream.strategy == "average" else 1)
+        workers=(search.candidates.threads if search is not None
+                 else default_workers() if stream.strategy == "average" else 1),
+        name=search.label if search is not None else "train")
     try:
         if stream.strategy == "average":
             record = train_average(estimator, prepared.parts, recipe, options)
@@ -408,12 +410,16 @@ def train_estimator(prepared: Prepared, summary: Summary, steps: list[tuple[str,
     finally:
         if cache is not None:
             cache.remove()
+        if search is not None:
+            search.candidates.close()
     if checkpoint is not None:
         checkpoint.remove()
-    if monitor is not None and stream.patience is not None:
+    if search is not None:
+        estimator = search.estimator(search.winner())
+    elif monitor is not None and stream.patience is not None:
         estimator = monitor.best_estimator  # early stopping keeps the best epoch's model
     cached = cache is not None and cache.writing and record.epochs > 1
-    return Training(estimator, record, monitor, options.workers, cached)
+    return Training(estimator, record, monitor, options.workers, cached, search=search)
 
 
 def describe(prepared: Prepared, summary: Summary, steps: list[tuple[str, Any]],

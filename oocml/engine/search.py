@@ -79,6 +79,12 @@ def candidate_estimators(plan: Plan) -> tuple[list[dict[str, Any]], list[Any]]:
     return params, estimators
 
 
+def survivors(live: int, reduction_factor: int) -> int:
+    """How many of ``live`` candidates a rung keeps: the best 1 / ``reduction_factor``, at
+    least one (EXPLAIN's schedule and the search itself)."""
+    return max(1, math.ceil(live / reduction_factor))
+
+
 def threads_help(estimator: Any) -> bool:
     """Whether candidates of this kind train faster side by side on threads: measured by
     ``benchmarks/gil.py`` (1.5-2.3x on two cores for the SGD family, Perceptron, naive Bayes
@@ -218,7 +224,7 @@ class SearchMonitor:
 
     def _halve(self, scored: list[int], epoch: int) -> None:
         live = [k for k in scored if self.candidates.live[k]]
-        keep = max(1, math.ceil(len(scored) / self.reduction_factor))
+        keep = survivors(len(scored), self.reduction_factor)
         ranked = sorted(live, key=lambda k: (-self.trials[k].scores[-1], k))  # ties: the first
         for k in ranked[keep:]:
             self._drop(k, epoch, "halved")
@@ -247,38 +253,18 @@ class SearchMonitor:
             self.candidates.estimators[k]
 
 
-def train_search(prepared: Any, summary: Any, steps: list[tuple[str, Any]], classes: Any,
-                 recipe: Any, on_cluster: bool) -> tuple[Any, Any, SearchMonitor, int, bool]:
-    """Every candidate of a prepared fit (``oocml.engine.fit.Prepared``) trained on the same
-    blocks and halved after each epoch; (the winner's model, the training log, the monitor
-    that knows every candidate's story, the threads used, whether the cache served)."""
+def start_search(prepared: Any, steps: list[tuple[str, Any]], classes: Any) -> SearchMonitor:
+    """The monitor of a prepared fit's TUNE (``oocml.engine.fit.Prepared``): its
+    ``candidates`` train in place of the estimator, it scores and halves them after each
+    epoch, and knows every candidate's story."""
     from sklearn.pipeline import Pipeline
-
-    from .cache import cache_bytes, open_cache
-    from .stream import TrainOptions, train
 
     plan, stream = prepared.plan, prepared.plan.stream
     params, estimators = prepared.candidates
-    candidates = Candidates(estimators)
-    monitor = SearchMonitor(candidates, [Trial(p) for p in params], prepared.parts,
-                            Pipeline(steps), prepared.features, plan.target, prepared.task,
-                            None if classes is None else classes.tolist(), stream.holdout,
-                            plan.search.reduction_factor, stream.patience, prepared.progress)
-    cache = open_cache(plan, summary, recipe.labels, on_cluster,
-                       cache_bytes(steps, summary.rows, stream.precision))
-    options = TrainOptions(
-        cache=cache, epochs=stream.epochs, shuffle=stream.shuffle, seed=plan.random_state,
-        prefetch=stream.prefetch, progress=prepared.progress, after_epoch=monitor,
-        fit_params={"classes": classes} if recipe.labels is not None else {},
-        name=monitor.label)
-    try:
-        record = train(candidates, prepared.parts, recipe, options)
-    finally:
-        candidates.close()
-        if cache is not None:
-            cache.remove()
-    cached = cache is not None and cache.writing and record.epochs > 1
-    return monitor.estimator(monitor.winner()), record, monitor, candidates.threads, cached
+    return SearchMonitor(Candidates(estimators), [Trial(p) for p in params], prepared.parts,
+                         Pipeline(steps), prepared.features, plan.target, prepared.task,
+                         None if classes is None else classes.tolist(), stream.holdout,
+                         plan.search.reduction_factor, stream.patience, prepared.progress)
 
 
 def trials_table(trials: list[dict]) -> pd.DataFrame:
