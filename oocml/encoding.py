@@ -19,6 +19,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
 
 from .errors import DataError, ParameterError
+from .plan import SPARSE_ENCODINGS
 
 # Each encoding's parameters and their defaults (which parameters exist, and their rules, are
 # the Plan validator's: oocml.plan.STEP_PARAMETERS).
@@ -69,7 +70,7 @@ def encoder_and_rows(method: str, params: dict[str, Any], columns: list[str],
                      counts: dict[str, pd.Series] | None) -> tuple[Any, pd.DataFrame]:
     """An unfitted encoder and the few synthetic rows that fit it as the counts say."""
     params = with_defaults(method, params)
-    if method in ("hash", "text"):  # stateless: nothing learned from the data
+    if method in SPARSE_ENCODINGS:  # stateless: nothing learned from the data
         encoder = HashEncoder(**params) if method == "hash" else TextEncoder(**params)
         return encoder, pd.DataFrame({c: ["a"] for c in columns})
     kept, rows = {}, {}

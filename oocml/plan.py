@@ -219,6 +219,7 @@ WHAT = {"impute": "imputation", "encode": "encoding", "scale": "scaling", "reduc
 # averaged (PARALLEL).
 STRATEGIES = ("sequential", "average")
 PRECISIONS = ("float32", "float64")
+SPARSE_ENCODINGS = ("hash", "text")  # stateless, and their blocks are sparse
 DISTRIBUTIONS = ("loguniform", "uniform", "randint")
 SEARCH_HOLDOUT = 0.2  # the holdout fraction TUNE compares candidates on, unless one is given
 

@@ -6,7 +6,6 @@ nothing here reads data. The printed chain is Python that runs and plans the sam
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from ..conditions import parquet_filters, to_text
@@ -120,17 +119,12 @@ def _passes(plan: Plan, task: str) -> list[str]:
 
 def _cache_line(plan: Plan, width: int, rows: int | None) -> str:
     """Whether the prepared-block cache will be used, where, and about how big it will be."""
-    from ..engine.cache import MARGIN_BYTES, disk_room
+    from ..engine.cache import MARGIN_BYTES, cache_off, disk_room
 
     stream, wanted = plan.stream, plan.stream.cache
-    if wanted is False:
-        return "off (CACHE OFF)"
-    if wanted is None and stream.epochs < 2:
-        return "off (one epoch reads the data once)"
-    if stream.strategy == "average" or stream.block_rows is not None:
-        return "off (PARALLEL and BLOCKSIZE read the source each epoch)"
-    if any(s.kind == "encode" and s.method in ("hash", "text") for s in plan.steps):
-        return "off (ENCODE hash and text make sparse blocks, prepared again each epoch)"
+    reason = cache_off(plan)
+    if reason is not None:
+        return f"off ({reason})"
     where = (f"kept in {wanted!r} for later fits with the same data and preparation"
              if isinstance(wanted, str) else "a temporary folder, removed after the fit")
     size = ""
@@ -201,14 +195,14 @@ def _encoders_line(plan: Plan, frame: Any, features: list[str]) -> list[str]:
     from dask.dataframe.utils import make_meta
 
     from ..encoding import with_defaults
-    from ..engine.fit import encoding_groups, split_features
+    from ..engine.fit import encoder_params, encoding_groups, split_features
 
     if not any(s.kind == "encode" for s in plan.steps):
         return []
     _, encoded = split_features(make_meta(frame), features, plan.steps)
     described = []
     for step, columns in encoding_groups(plan.steps, encoded):
-        params = with_defaults(step.method, {k: v for k, v in step.params if k != "columns"})
+        params = with_defaults(step.method, encoder_params(step))
         described.append(f"{', '.join(columns)}: {step.method} ({_encoder_text(step.method, params)})")
     return [f"  encoders:   {'; '.join(described) or '(no column to encode)'}"]
 
@@ -252,7 +246,7 @@ def _search_options(search: Search) -> list[str]:
 
 def _search_lines(plan: Plan) -> list[str]:
     """EXPLAIN's schedule of a TUNE: candidates per epoch, who they are, the passes."""
-    from ..engine.search import candidate_params
+    from ..engine.search import candidate_params, survivors
 
     search, stream = plan.search, plan.stream
     candidates = candidate_params(search, plan.random_state)
@@ -266,7 +260,7 @@ def _search_lines(plan: Plan) -> list[str]:
     for epoch in range(stream.epochs):
         lines.append(f"    epoch {epoch + 1}: {live} candidate(s) train on the epoch's "
                      f"{1 - stream.holdout:.0%} of rows, then one holdout pass scores them all")
-        live = max(1, math.ceil(live / search.reduction_factor))
+        live = survivors(live, search.reduction_factor)
     for k, params in enumerate(candidates[:12]):
         lines.append(f"    candidate {k}: {_pairs(tuple(params.items()))}")
     if len(candidates) > 12:

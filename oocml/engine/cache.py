@@ -229,23 +229,35 @@ def cache_bytes(steps: list[tuple[str, Any]], rows: int, precision: str | None) 
     return int(rows * width * np.dtype(precision).itemsize)
 
 
+def cache_off(plan: Any) -> str | None:
+    """Why ``plan`` streams without the cache whatever the machine, or None (EXPLAIN says it;
+    :func:`open_cache` obeys it)."""
+    from ..plan import SPARSE_ENCODINGS
+
+    stream, wanted = plan.stream, plan.stream.cache
+    if wanted is False:
+        return "CACHE OFF"
+    if wanted is None and stream.epochs < 2:
+        return "one epoch reads the data once"
+    if stream.strategy == "average" or stream.block_rows is not None:
+        return "PARALLEL and BLOCKSIZE read the source each epoch"
+    if any(s.kind == "encode" and s.method in SPARSE_ENCODINGS for s in plan.steps):
+        return "ENCODE hash and text make sparse blocks, prepared again each epoch"
+    return None
+
+
 def open_cache(plan: Any, summary: Any, labels: Any, on_cluster: bool,
                size: int | None = None) -> BlockCache | None:
-    """The cache this fit uses, or None: off when asked, when one epoch streams (by default),
-    where blocks are not made on this machine by the sequential loop, and by default when its
-    ``size`` (estimated bytes, if known) would not fit on the disk."""
-    stream, wanted = plan.stream, plan.stream.cache
-    if wanted is False or (wanted is None and stream.epochs < 2):
-        return None
-    if wanted is None and size is not None:
+    """The cache this fit uses, or None: off for the reasons of :func:`cache_off`, on a
+    cluster (its workers prepare the blocks), and by default when its ``size`` (estimated
+    bytes, if known) would not fit on the disk."""
+    wanted = plan.stream.cache
+    reason = cache_off(plan) or ("a cluster's workers prepare the blocks" if on_cluster else None)
+    if reason is None and wanted is None and size is not None:
         fits, free = disk_room(None, size)
         if not fits:
-            log.info("the prepared-block cache is not used: %d MB would not fit in the %d MB "
-                     "free (less a margin of %d MB)", size >> 20, free >> 20, MARGIN_BYTES >> 20)
-            return None
-    reason = ("PARALLEL trains on every worker" if stream.strategy == "average"
-              else "BLOCKSIZE cuts whole partitions" if stream.block_rows is not None
-              else "a cluster's workers prepare the blocks" if on_cluster else None)
+            reason = (f"{size >> 20} MB would not fit in the {free >> 20} MB free (less a "
+                      f"margin of {MARGIN_BYTES >> 20} MB)")
     if reason is not None:
         log.info("the prepared-block cache is not used: %s", reason)
         return None
