@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -191,31 +191,38 @@ def read_batches(path: str, row_groups: list[int] | None, columns: list[str],
     wherever the file is, so a model is the same bit for bit.
     """
     physical = [c for c in columns if c not in dict(keys)]
-    strings = any(not pd.api.types.is_numeric_dtype(meta[c].dtype) for c in physical)
+    local = fs is None or is_local(fs)
     try:
-        if fs is None or is_local(fs):
-            source = pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False)
+        with ExitStack() as opened:
+            if local:
+                source = pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False)
+            else:
+                raw = opened.enter_context(fs.open(path, "rb", cache_type="none"))
+                source = pq.ParquetFile(raw, buffer_size=REMOTE_BUFFER_BYTES, pre_buffer=False)
             check_schema(path, source.schema_arrow, physical, meta)
-            if strings:
+            if any(not pd.api.types.is_numeric_dtype(meta[c].dtype) for c in physical):
                 rows = string_batch_rows(source.metadata, row_groups, physical, rows)
-            arrow = source.iter_batches(batch_size=rows, row_groups=row_groups,
-                                        columns=physical, use_threads=False)
-        else:
-            if strings:  # the footer alone: the same batches as the local file's
-                with fs.open(path, "rb") as raw:
-                    rows = string_batch_rows(pq.read_metadata(raw), row_groups, physical, rows)
-            arrow = _remote_batches(path, fs, row_groups, physical, meta, rows)
-        start = 0
-        for batch in exact_batches(arrow, rows):
-            frame = batch.to_pandas(use_threads=False, split_blocks=True)
-            # Plain object labels: the engine looks up every column of every batch, faster in
-            # an object index (benchmarks/README.md, "Measurements behind the rules").
-            frame.columns = pd.Index(physical, dtype=object)
-            frame.index = pd.RangeIndex(start, start + len(frame))
-            start += len(frame)
-            yield as_dask_dtypes(with_keys(frame, keys, columns, meta), meta)
+            arrow = (source.iter_batches(batch_size=rows, row_groups=row_groups,
+                                         columns=physical, use_threads=False) if local
+                     else _remote_batches(path, fs, source, row_groups, physical, rows))
+            yield from _frames(arrow, rows, physical, keys, columns, meta)
     except (OSError, pa.ArrowException) as exc:
         raise unreadable(path, exc) from None
+
+
+def _frames(arrow: Iterable[pa.RecordBatch], rows: int, physical: list[str], keys: tuple,
+            columns: list[str], meta: pd.DataFrame) -> Iterator[pd.DataFrame]:
+    """The record batches as frames of exactly ``rows`` rows, shaped as :func:`read_batches`
+    promises."""
+    start = 0
+    for batch in exact_batches(arrow, rows):
+        frame = batch.to_pandas(use_threads=False, split_blocks=True)
+        # Plain object labels: the engine looks up every column of every batch, faster in
+        # an object index (benchmarks/README.md, "Measurements behind the rules").
+        frame.columns = pd.Index(physical, dtype=object)
+        frame.index = pd.RangeIndex(start, start + len(frame))
+        start += len(frame)
+        yield as_dask_dtypes(with_keys(frame, keys, columns, meta), meta)
 
 
 def string_batch_rows(metadata: Any, row_groups: list[int] | None, columns: list[str],
@@ -223,12 +230,9 @@ def string_batch_rows(metadata: Any, row_groups: list[int] | None, columns: list
     """Rows per batch for columns that hold strings (free text): about ``STRING_BATCH_BYTES``
     of their uncompressed size in the file, where ``rows`` counts 8 bytes a column; from the
     file's footer, so the batches are the same wherever the file is."""
-    wanted, size, count = set(columns), 0, 0
-    for group in range(metadata.num_row_groups) if row_groups is None else row_groups:
-        chunks = metadata.row_group(group)
-        count += chunks.num_rows
-        size += sum(chunks.column(i).total_uncompressed_size for i in range(chunks.num_columns)
-                    if chunks.column(i).path_in_schema.split(".")[0] in wanted)
+    groups = range(metadata.num_row_groups) if row_groups is None else row_groups
+    count = sum(metadata.row_group(g).num_rows for g in groups)
+    size = sum(_chunk_bytes(metadata, g, columns, "total_uncompressed_size") for g in groups)
     if count == 0 or size == 0:
         return rows
     return max(1024, min(rows, STRING_BATCH_BYTES * count // size))
@@ -239,32 +243,32 @@ def is_local(fs: Any) -> bool:
     return "file" in ((fs.protocol,) if isinstance(fs.protocol, str) else fs.protocol)
 
 
-def _remote_batches(path: str, fs: Any, row_groups: list[int] | None, columns: list[str],
-                    meta: pd.DataFrame, rows: int) -> Iterator[pa.RecordBatch]:
-    """Record batches of a remote file: runs of row groups whose needed column chunks add up
-    to at most ``REMOTE_FETCH_BYTES`` are fetched in a few merged ranged requests
-    (``fsspec.parquet``); a larger row group streams through a ``REMOTE_BUFFER_BYTES`` buffer
-    per column."""
+def _remote_batches(path: str, fs: Any, source: pq.ParquetFile, row_groups: list[int] | None,
+                    columns: list[str], rows: int) -> Iterator[pa.RecordBatch]:
+    """Record batches of a remote file (``source``, opened on it): runs of row groups whose
+    needed column chunks add up to at most ``REMOTE_FETCH_BYTES`` are fetched in a few merged
+    ranged requests (``fsspec.parquet``); a larger row group streams through a
+    ``REMOTE_BUFFER_BYTES`` buffer per column."""
     from fsspec.parquet import open_parquet_file
 
-    with fs.open(path, "rb", cache_type="none") as raw:
-        source = pq.ParquetFile(raw, buffer_size=REMOTE_BUFFER_BYTES, pre_buffer=False)
-        check_schema(path, source.schema_arrow, columns, meta)
-        for run in _row_group_runs(source.metadata, row_groups, columns):
-            if len(run) == 1 and _chunk_bytes(source.metadata, run[0], columns) > REMOTE_FETCH_BYTES:
-                yield from source.iter_batches(batch_size=rows, row_groups=run, columns=columns,
-                                               use_threads=False)
-                continue
-            with open_parquet_file(path, fs=fs, columns=columns, row_groups=run,
-                                   engine="pyarrow") as fetched:
-                yield from pq.ParquetFile(fetched, pre_buffer=False).iter_batches(
-                    batch_size=rows, row_groups=run, columns=columns, use_threads=False)
+    for run in _row_group_runs(source.metadata, row_groups, columns):
+        if len(run) == 1 and _chunk_bytes(source.metadata, run[0], columns) > REMOTE_FETCH_BYTES:
+            yield from source.iter_batches(batch_size=rows, row_groups=run, columns=columns,
+                                           use_threads=False)
+            continue
+        with open_parquet_file(path, fs=fs, columns=columns, row_groups=run,
+                               engine="pyarrow") as fetched:
+            yield from pq.ParquetFile(fetched, pre_buffer=False).iter_batches(
+                batch_size=rows, row_groups=run, columns=columns, use_threads=False)
 
 
-def _chunk_bytes(metadata: Any, group: int, columns: list[str]) -> int:
+def _chunk_bytes(metadata: Any, group: int, columns: list[str],
+                 size: str = "total_compressed_size") -> int:
+    """The bytes (``size``: stored, or ``total_uncompressed_size``) of ``columns``' chunks in
+    row group ``group``."""
     chunks = metadata.row_group(group)
     wanted = set(columns)
-    return sum(chunks.column(i).total_compressed_size for i in range(chunks.num_columns)
+    return sum(getattr(chunks.column(i), size) for i in range(chunks.num_columns)
                if chunks.column(i).path_in_schema.split(".")[0] in wanted)
 
 
