@@ -138,3 +138,27 @@ def test_explain_says_how_text_is_parsed(text_dir, binary_dir):
     assert "  text:       parsed once: the statistics pass keeps" in oocml.sql(csv)
     assert "  text:       parsed by every pass (CACHE OFF)" in oocml.sql(csv + " CACHE OFF")
     assert "  text:" not in oocml.sql(f"EXPLAIN TRAIN sgd ON '{binary_dir}' PREDICT y")
+
+
+@pytest.mark.parametrize("name", ["csv/a.csv", "all.csv.gz", "all.jsonl"])
+def test_text_on_an_object_store_is_parsed_once(text_dir, bucket, s3, name):
+    """The hardest URL: the text on an S3 server (moto, 127.0.0.1), its parsed copy on this
+    machine; the same model as parsing it in every pass."""
+    s3.put(str(text_dir / name), f"{bucket}/{name}")
+    statement = f"TRAIN sgd ON '{bucket}/{name}' PREDICT y {STEPS} EPOCHS 2 SHUFFLE"
+    once, twice = oocml.sql(statement), oocml.sql(statement + " CACHE OFF")
+    assert once.info["parsed_once"] and once.info["passes"] == 1
+    assert not twice.info["parsed_once"]
+    np.testing.assert_array_equal(_coef(once), _coef(twice))
+
+
+def test_an_interrupted_copy_leaves_nothing_behind(tmp_path):
+    """A statistics pass stopped mid-partition (an error, Ctrl-C) commits no copy of it and
+    leaves no partial file: that partition is parsed again."""
+    copy = parsed.ParsedCopy(tmp_path)
+    frames = (pd.DataFrame({"a": [float(i)]}) for i in range(3))
+    stream = copy.tee(0, frames)
+    next(stream)
+    stream.close()  # the consumer stops: GeneratorExit inside tee
+    assert list(copy.folder.iterdir()) == []
+    assert copy.parts(["source"]) == ["source"]
