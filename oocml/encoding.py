@@ -208,7 +208,7 @@ class TextEncoder(TransformerMixin, BaseEstimator):
     def transform(self, X: Any) -> sparse.csr_matrix:
         frame = pd.DataFrame(X)
         vectorizer = self._vectorizer()
-        blocks = [vectorizer.transform(frame.iloc[:, k].fillna("").astype(str).to_numpy())
+        blocks = [vectorizer.transform(_documents(frame.iloc[:, k]))
                   for k in range(frame.shape[1])]
         if self.tfidf:
             from sklearn.preprocessing import normalize
@@ -232,9 +232,14 @@ def document_counts(frame: pd.DataFrame, texts: dict[str, dict[str, Any]]) -> di
     counts = {}
     for column, params in texts.items():
         hashed = TextEncoder(**params)._vectorizer(counting=True).transform(
-            frame[column].fillna("").astype(str).to_numpy())
+            _documents(frame[column]))
         counts[column] = (len(frame), np.bincount(hashed.indices, minlength=hashed.shape[1]))
     return counts
+
+
+def _documents(values: pd.Series) -> np.ndarray:
+    """A text column as the documents HashingVectorizer takes: a missing value is empty."""
+    return values.fillna("").astype(str).to_numpy()
 
 
 def merge_documents(a: dict[str, tuple], b: dict[str, tuple]) -> dict[str, tuple]:

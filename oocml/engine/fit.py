@@ -272,7 +272,7 @@ def fit_plan(plan: Plan, data: Any, *, progress: bool | None = None,
     """Fit ``plan`` on a dask (or pandas) DataFrame; ``storage_options`` reach the filesystem
     of a checkpoint URL."""
     prepared = prepare(plan, data, progress)
-    copy = open_parsed_copy(plan, prepared.frame, prepared.parts, current_client() is not None)
+    copy = open_parsed_copy(plan, prepared.frame, current_client() is not None)
     try:
         summary, classes, stats_seconds = statistics(prepared, copy)
         if copy is not None:  # every later pass reads the parsed copy, not the text

@@ -29,7 +29,7 @@ import pandas as pd
 import pyarrow as pa
 
 from .._compat import reads_text
-from ..partitions import FilePart, TextPart, batches, file_parts
+from ..partitions import FilePart, batches, file_parts
 from .cache import MARGIN_BYTES, CacheWarning
 
 log = logging.getLogger("oocml")
@@ -163,12 +163,10 @@ def is_text(frame: Any) -> bool:
     return reads_text(frame) or file_parts(frame) is not None
 
 
-def open_parsed_copy(plan: Any, frame: Any, parts: list[Any], on_cluster: bool) -> ParsedCopy | None:
+def open_parsed_copy(plan: Any, frame: Any, on_cluster: bool) -> ParsedCopy | None:
     """The parsed copy this fit keeps, or None: for text sources read on this machine,
     unless the cache is off (``CACHE OFF`` / ``cache=False``)."""
-    if plan.stream.cache is False or on_cluster:
-        return None
-    if not (any(isinstance(p, TextPart) for p in parts) or reads_text(frame)):
+    if plan.stream.cache is False or on_cluster or not is_text(frame):
         return None
     wanted = plan.stream.cache
     return ParsedCopy(wanted if isinstance(wanted, str) else None)
