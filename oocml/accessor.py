@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import ParameterError
 from .plan import (
     ENCODINGS,
+    REDUCTION_FACTOR,
     SCALINGS,
     SEARCH_HOLDOUT,
     And,
@@ -127,7 +128,7 @@ class Chain:
              checkpoint: str | os.PathLike | None = None, checkpoint_every: int | None = None,
              resume: bool = False, cache: bool | str | os.PathLike | None = None,
              precision: str | None = None, search: dict | None = None,
-             n_candidates: int | None = None, reduction_factor: int = 3,
+             n_candidates: int | None = None, reduction_factor: int = REDUCTION_FACTOR,
              **params: Any) -> Plan:
         """The Plan ``fit_incremental`` would run, without running it.
 

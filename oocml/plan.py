@@ -17,6 +17,7 @@ from typing import Any
 from .errors import ParameterError, did_you_mean
 
 Params = tuple[tuple[str, Any], ...]
+REDUCTION_FACTOR = 3  # TUNE keeps the best 1/3 of its candidates after each epoch, by default
 
 
 def freeze_params(params: dict[str, Any] | None) -> Params:
@@ -169,7 +170,7 @@ class Search:
 
     space: tuple[tuple[str, tuple | Distribution], ...]
     trials: int | None = None
-    reduction_factor: int = 3
+    reduction_factor: int = REDUCTION_FACTOR
 
 
 @dataclass(frozen=True)

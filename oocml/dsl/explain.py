@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..conditions import parquet_filters, to_text
-from ..plan import Distribution, Plan, Search, Source, StreamOptions
+from ..plan import REDUCTION_FACTOR, Distribution, Plan, Search, Source, StreamOptions
 from ..storage import redact_url
 from . import ast
 
@@ -239,7 +239,7 @@ def _search_options(search: Search) -> list[str]:
     options = [f"search={{{', '.join(space)}}}"]
     if search.trials is not None:
         options.append(f"n_candidates={search.trials!r}")
-    if search.reduction_factor != 3:
+    if search.reduction_factor != REDUCTION_FACTOR:
         options.append(f"reduction_factor={search.reduction_factor!r}")
     return options
 

@@ -15,6 +15,7 @@ from ..plan import (
     ENCODINGS,
     IMPUTATIONS,
     PRECISIONS,
+    REDUCTION_FACTOR,
     REDUCTIONS,
     SCALINGS,
     And,
@@ -292,7 +293,7 @@ class ToAst(Transformer):
             trials = _whole(numbers.pop(0), "TRIALS", position)
         if _has(children, "HALVING"):
             halving = _whole(numbers.pop(0), "HALVING", position, minimum=2)
-        search = Search(tuple(params), trials, halving or 3)
+        search = Search(tuple(params), trials, halving or REDUCTION_FACTOR)
         for name, values in search.space:
             if isinstance(values, Distribution):
                 _checked(position, check_distribution, name, values)
