@@ -21,14 +21,23 @@ if TYPE_CHECKING:
     from .model import Model
 
 SUFFIX = ".oocml"
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# A name becomes ``<name>.oocml`` and, while it is written, ``.<name>.oocml.<random>.tmp``: 128
+# characters keep both within the 255-byte file names of every common filesystem.
+MAX_NAME_LENGTH = 128
 
 
 def check_name(name: str) -> str:
-    """Model names are identifiers: they become file names, so nothing else is allowed."""
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise ParameterError(f"invalid model name {name!r}: use letters, digits and _ "
+    """Model names are identifiers: they become file names in the store, so nothing that could
+    leave it (``/``, ``..``, NUL, control characters) or outgrow a file name is allowed. Every
+    door of the store (get, drop, put, contains) calls this before touching a file."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        shown = repr(name) if len(repr(name)) <= 60 else repr(name)[:57] + "..."
+        raise ParameterError(f"invalid model name {shown}: use letters, digits and _ "
                              "(not starting with a digit)")
+    if len(name) > MAX_NAME_LENGTH:
+        raise ParameterError(f"model name {name[:20]}... has {len(name)} characters; the limit is "
+                             f"{MAX_NAME_LENGTH} (it becomes a file name): choose a shorter one")
     return name
 
 
@@ -46,7 +55,7 @@ class Catalog:
                 self._fs.makedirs(self._root, exist_ok=True)
 
     def _path(self, name: str) -> str:
-        return join(self.store, f"{name}{SUFFIX}")
+        return join(self.store, f"{check_name(name)}{SUFFIX}")
 
     def _stored(self) -> set[str]:
         if self.store is None:
@@ -54,17 +63,19 @@ class Catalog:
         with translated(self.store, "list the model store"):
             self._fs.invalidate_cache(self._root)
             found = [p.rsplit("/", 1)[-1] for p in self._fs.glob(join(self._root, f"*{SUFFIX}"))]
-        return {f[:-len(SUFFIX)] for f in found if _NAME.match(f[:-len(SUFFIX)])}
+        return {f[:-len(SUFFIX)] for f in found if _NAME.fullmatch(f[:-len(SUFFIX)])}
 
     def names(self) -> list[str]:
         """Every model name, in the session and in the store, sorted."""
         return sorted(self._stored() | set(self._models))
 
     def __contains__(self, name: str) -> bool:
+        check_name(name)
         return name in self._models or (self.store is not None
                                         and exists(self._path(name), self.options))
 
     def get(self, name: str) -> Model:
+        check_name(name)
         if name not in self._models:
             if name not in self:
                 known = self.names()
