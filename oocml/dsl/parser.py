@@ -12,6 +12,7 @@ from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, Unex
 
 from ..errors import OocmlError, OocmlSyntaxError, did_you_mean
 from ..plan import Condition
+from ..storage import MASK, secret_spans
 from . import ast
 from .grammar import KEYWORDS, keywords, lark_parser
 from .transform import ToAst
@@ -34,7 +35,33 @@ def _readable(terminals: set[str]) -> list[str]:
     return out
 
 
+def _masked(text: str, line: int, column: int) -> tuple[str, int, int]:
+    """``text`` with the literals of secret-looking options masked (as EXPLAIN masks them), and
+    ``line``, ``column`` moved to the same place in it (inside a literal: to its start)."""
+    lines = text.splitlines(keepends=True)
+    offset = sum(len(piece) for piece in lines[:line - 1]) + column - 1
+    pieces, last, moved = [], 0, offset
+    for start, end in secret_spans(text):
+        pieces.append(text[last:start])
+        at = sum(map(len, pieces))  # where the masked literal starts in the masked text
+        if start < offset < end:
+            moved = at
+        elif offset >= end:
+            moved += len(MASK) + 2 - (end - start)
+        pieces.append(f"'{MASK}'")
+        last = end
+    masked = "".join(pieces) + text[last:]
+    before = masked[:moved].split("\n")
+    return masked, len(before), len(before[-1]) + 1
+
+
+def _inside_secret(text: str, offset: int | None) -> bool:
+    return offset is not None and any(start <= offset < end for start, end in secret_spans(text))
+
+
 def _caret(text: str, line: int, column: int) -> str:
+    """The line at ``line`` (secrets masked) and a caret under ``column``."""
+    text, line, column = _masked(text, line, column)
     lines = text.splitlines() or [""]
     source = lines[min(line, len(lines)) - 1].replace("\t", " ")
     shown = source if len(source) <= 160 else source[max(0, column - 80):column + 80]
@@ -47,7 +74,8 @@ def _syntax_error(text: str, error: UnexpectedInput) -> OocmlSyntaxError:
     expected = _readable(set(getattr(error, "expected", None) or getattr(error, "allowed", None) or ()))
     if isinstance(error, UnexpectedCharacters):
         char = text[error.pos_in_stream] if error.pos_in_stream < len(text) else ""
-        what = f"unexpected character {char!r}"
+        shown = MASK if char not in "'\"" and _inside_secret(text, error.pos_in_stream) else char
+        what = f"unexpected character {shown!r}"
         if char in "'\"":
             what += " (is a quote left open?)"
         elif char == "/" and text[error.pos_in_stream:].startswith("/*"):
@@ -57,6 +85,8 @@ def _syntax_error(text: str, error: UnexpectedInput) -> OocmlSyntaxError:
         what = "the statement ends too early"
         lines = text.splitlines() or [""]
         line, column = len(lines), len(lines[-1]) + 1
+    elif _inside_secret(text, getattr(error.token, "start_pos", None)):
+        what = f"unexpected {MASK!r}"
     else:
         what = f"unexpected {str(error.token)!r}"
     message = f"syntax error at line {line}, column {column}: {what}"
@@ -75,6 +105,8 @@ def _syntax_error(text: str, error: UnexpectedInput) -> OocmlSyntaxError:
 
 
 def _line(text: str, line: int) -> str:
+    """The statement's line ``line``, secrets masked."""
+    text, line, _ = _masked(text, line, 1)
     lines = text.splitlines()
     return lines[line - 1] if 0 < line <= len(lines) else ""
 
