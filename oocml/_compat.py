@@ -152,6 +152,35 @@ def reads_text(frame: Any) -> bool:
         return False
 
 
+def text_files(frame: Any) -> list[Any]:
+    """The ``fsspec.core.OpenFile`` s that computing ``frame`` reads, sorted by path: for dask's
+    text readers (read_csv, read_table, read_json with a blocksize), the files behind their
+    byte blocks. Relies on the tasks of ``frame.__dask_graph__()`` holding the OpenFile among
+    their ``args``/``kwargs``/``value`` (``dask._task_spec``; dask 2026.8.0); a change means a
+    parse error that names the source instead of the file, never a wrong result."""
+    from fsspec.core import OpenFile
+
+    try:
+        pending, seen, found = list(dict(frame.__dask_graph__()).values()), set(), {}
+    except Exception:  # a frame whose graph cannot be built here
+        return []
+    while pending:
+        item = pending.pop()
+        if isinstance(item, OpenFile):
+            found.setdefault(item.path, item)
+        elif isinstance(item, list | tuple | set):
+            pending.extend(item)
+        elif isinstance(item, dict):
+            pending.extend(item.values())
+        else:
+            for name in ("args", "kwargs", "value"):
+                inner = getattr(item, name, None)
+                if isinstance(inner, list | tuple | dict | OpenFile) and id(inner) not in seen:
+                    seen.add(id(inner))
+                    pending.append(inner)
+    return [found[path] for path in sorted(found)]
+
+
 # --- numpy ------------------------------------------------------------------------------------
 
 def _hugepage_switch() -> Any:

@@ -102,6 +102,51 @@ def parquet_filters(condition: Condition) -> list[list[tuple]] | None:
     return None
 
 
+def text_compared(condition: Condition, text: set[str]) -> Condition:
+    """``condition`` with the numbers it compares a column of text with (``text``: those
+    columns) turned into text, as partition columns are compared: on folders ``year=2021/``
+    beside ``year=abc/``, ``year = 2021`` means ``year = '2021'``. Ordering text by a number
+    would compare text, so it is refused by name."""
+    if isinstance(condition, And | Or):
+        return type(condition)(tuple(text_compared(item, text) for item in condition.items))
+    if isinstance(condition, Not):
+        return Not(text_compared(condition.item, text))
+    if isinstance(condition, Compare) and condition.column in text and _is_number(condition.value):
+        if condition.op not in ("=", "!="):
+            raise DataError(
+                f"WHERE {to_text(condition)}: column {condition.column!r} holds text (for a "
+                "partition column: not every folder's value is a number), so ordering it by a "
+                f"number would compare text; compare with a quoted value ({condition.column} "
+                f"{condition.op} '{condition.value}', which orders as text), or make every value "
+                "a number")
+        return Compare(condition.column, condition.op, _as_text(condition.value))
+    if isinstance(condition, In) and condition.column in text:
+        values = tuple(_as_text(v) if _is_number(v) else v for v in condition.values)
+        return In(condition.column, values, condition.negated)
+    return condition
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _as_text(value: int | float) -> str:
+    """A number as a folder name writes it: ``2021``, ``1.5``."""
+    return str(int(value)) if float(value).is_integer() else repr(value)
+
+
+def text_columns(meta: pd.DataFrame) -> set[str]:
+    """The columns of ``meta`` that hold text: strings, objects, categoricals of text."""
+    found = set()
+    for column, dtype in meta.dtypes.items():
+        if isinstance(dtype, pd.CategoricalDtype):
+            dtype = dtype.categories.dtype
+        if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
+                or pd.api.types.is_datetime64_any_dtype(dtype)):
+            found.add(str(column))
+    return found
+
+
 def from_filters(filters: list) -> Condition | None:
     """The condition that pyarrow DNF ``filters`` (a list of ANDed tuples, or a list of such
     lists ORed) state, for filtering rows as dask does; None if an operator is not known."""

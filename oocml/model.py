@@ -33,6 +33,7 @@ from .metrics import (
 )
 from .modelfile import is_onnx_path, read_model, write_model, write_onnx
 from .partitions import FilePart, batches, partitions, whole
+from .text_faults import named_parse_errors
 
 SILHOUETTE_SAMPLE = 10_000
 
@@ -132,8 +133,9 @@ class Model:
         parallel, committed by a manifest written last (see :mod:`oocml.outputs`); returns it."""
         from .outputs import write_parquet
 
-        return write_parquet(self.predictions(data, proba, keep), str(folder), overwrite=overwrite,
-                             storage_options=storage_options)
+        with named_parse_errors(data):
+            return write_parquet(self.predictions(data, proba, keep), str(folder),
+                                 overwrite=overwrite, storage_options=storage_options)
 
     def _apply(self, data: Any, method: str, keep: tuple = ()) -> Any:
         """``pipeline.method`` per partition (plus ``keep`` columns of the same partition)."""
@@ -268,8 +270,9 @@ class Model:
         if view is not None:
             self._classifier_only(view)
         self._check_columns(data, target=self.task != "clustering")
-        return data_totals(data, self.pipeline, self.features, self.target, self.task,
-                           self.classes, **what)
+        with named_parse_errors(data):
+            return data_totals(data, self.pipeline, self.features, self.target, self.task,
+                               self.classes, **what)
 
     # -- inspection: oocml.inspection computes, oocml.plots draws (the "plot" extra) --------
     def weights(self, original_units: bool = False) -> pd.DataFrame:

@@ -31,8 +31,9 @@ from dask.dataframe.utils import make_meta
 
 from .conditions import columns_of, filter_block
 from .dask_plans import Piece, mapped_items, parquet_pieces
-from .errors import SourceError
+from .errors import OocmlError, SourceError, StorageError
 from .plan import And
+from .storage import describe_error, redact_url
 
 log = logging.getLogger("oocml")
 
@@ -125,7 +126,7 @@ class TextPart(FilePart):
                 chunk = chunk.reindex(columns=list(self.meta.columns))[columns]
                 chunk.index = pd.RangeIndex(start, start + len(chunk))
                 start += len(chunk)
-                yield as_dask_dtypes(chunk, self.meta[columns])
+                yield as_dask_dtypes(chunk, self.meta[columns], self.path)
 
     @contextmanager
     def _reader(self, rows: int) -> Iterator[Any]:
@@ -135,7 +136,15 @@ class TextPart(FilePart):
                     yield pd.read_csv(stream, chunksize=rows)
                 else:
                     yield pd.read_json(stream, lines=True, chunksize=rows)
-        except (OSError, ValueError, EOFError) as exc:
+        except OocmlError:
+            raise
+        except Exception as exc:
+            lost = None if is_local(self.fs) else describe_error(exc)
+            if lost is not None:
+                url = redact_url(self.fs.unstrip_protocol(self.path))
+                raise StorageError(f"cannot read {url!r}: {lost}") from None
+            if not isinstance(exc, OSError | ValueError | EOFError):
+                raise
             hint = ' (pip install "oocml[zstd]")' if self.compression == "zstd" else ""
             raise SourceError(f"{self.path!r} is not readable {self.compression} {self.format} "
                               f"({exc}){hint}; repair or remove it") from None
@@ -205,13 +214,20 @@ def read_batches(path: str, row_groups: list[int] | None, columns: list[str],
             arrow = (source.iter_batches(batch_size=rows, row_groups=row_groups,
                                          columns=physical, use_threads=False) if local
                      else _remote_batches(path, fs, source, row_groups, physical, rows))
-            yield from _frames(arrow, rows, physical, keys, columns, meta)
-    except (OSError, pa.ArrowException) as exc:
-        raise unreadable(path, exc) from None
+            yield from _frames(arrow, rows, physical, keys, columns, meta, path)
+    except OocmlError:
+        raise
+    except Exception as exc:  # filesystems raise OSError, botocore and aiohttp errors alike
+        lost = None if local else describe_error(exc)
+        if lost is not None:
+            raise StorageError(f"cannot read {redact_url(fs.unstrip_protocol(path))!r}: {lost}") from None
+        if isinstance(exc, OSError | pa.ArrowException):
+            raise unreadable(path, exc) from None
+        raise
 
 
 def _frames(arrow: Iterable[pa.RecordBatch], rows: int, physical: list[str], keys: tuple,
-            columns: list[str], meta: pd.DataFrame) -> Iterator[pd.DataFrame]:
+            columns: list[str], meta: pd.DataFrame, path: str) -> Iterator[pd.DataFrame]:
     """The record batches as frames of exactly ``rows`` rows, shaped as :func:`read_batches`
     promises."""
     start = 0
@@ -222,7 +238,7 @@ def _frames(arrow: Iterable[pa.RecordBatch], rows: int, physical: list[str], key
         frame.columns = pd.Index(physical, dtype=object)
         frame.index = pd.RangeIndex(start, start + len(frame))
         start += len(frame)
-        yield as_dask_dtypes(with_keys(frame, keys, columns, meta), meta)
+        yield as_dask_dtypes(with_keys(frame, keys, columns, meta), meta, path)
 
 
 def string_batch_rows(metadata: Any, row_groups: list[int] | None, columns: list[str],
@@ -342,13 +358,35 @@ def unreadable(path: str, exc: Exception) -> SourceError:
                        "or name only the good files")
 
 
-def as_dask_dtypes(frame: pd.DataFrame, meta: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` cast to dask's dtypes, except categoricals: dask's meta does not know their
-    categories (each file has its own dictionary), and casting to it would turn values into NaN.
-    """
+def as_dask_dtypes(frame: pd.DataFrame, meta: pd.DataFrame, path: str = "") -> pd.DataFrame:
+    """``frame`` (of the file ``path``) cast to dask's dtypes, except categoricals: dask's meta
+    does not know their categories (each file has its own dictionary), and casting to it would
+    turn values into NaN. A column that cannot take dask's dtype here is refused by name."""
     wanted = {c: t for c, t in meta.dtypes.items()
               if frame[c].dtype != t and not isinstance(t, pd.CategoricalDtype)}
-    return frame.astype(wanted) if wanted else frame
+    if not wanted:
+        return frame
+    try:
+        return frame.astype(wanted)
+    except (ValueError, TypeError):
+        raise _uncastable(frame, wanted, path) from None
+
+
+def _uncastable(frame: pd.DataFrame, wanted: dict, path: str) -> SourceError:
+    """The error for the first column of ``frame`` that does not cast to its ``wanted`` dtype."""
+    for column, dtype in wanted.items():
+        try:
+            frame[column].astype(dtype)
+        except (ValueError, TypeError):
+            missing = int(frame[column].isna().sum())
+            found = f"{missing} missing value(s)" if missing else f"{frame[column].dtype} values"
+            where = f"{path!r} holds" if path else "a file holds"
+            return SourceError(
+                f"{where} {found} in column {column!r}, which the other files hold as {dtype}; "
+                f"rewrite that file with one type, or (Python) read the column as float: "
+                f"dd.read_parquet(...).astype({{{column!r}: 'float64'}}), then drop the missing "
+                f"rows with .dropna(subset=[{column!r}])")
+    return SourceError(f"{path!r} holds values that do not fit the columns' types {wanted}")
 
 
 def check_schema(path: str, schema: pa.Schema, columns: list[str], meta: pd.DataFrame) -> None:

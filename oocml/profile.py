@@ -44,6 +44,7 @@ from .plan import Condition
 from .preprocessing import Moments
 from .progress import progress_enabled
 from .sources import as_dask
+from .text_faults import named_parse_errors
 
 TOP = 5  # most frequent values shown per column
 COLUMNS = ("column", "dtype", "rows", "missing", "mean", "std", "min", "max", "distinct", "top")
@@ -144,8 +145,9 @@ def profile(frame: Any, *, columns: Sequence[str] | None = None, exclude: Sequen
     ahead = len(parts) < int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
     summaries = [dask.delayed(profile_part)(p, numeric, other, ahead) for p in parts]
     if summaries:
-        (result,) = compute(tree_reduce(summaries, _merge),
-                            progress="profile" if progress_enabled(progress) else False)
+        with named_parse_errors(frame):
+            (result,) = compute(tree_reduce(summaries, _merge),
+                                progress="profile" if progress_enabled(progress) else False)
     else:  # no partitions at all: an empty data set
         result = summarize(meta[chosen], numeric, other)
     return table(result, meta.dtypes if dtypes is None else dtypes, chosen, numeric, other)

@@ -22,7 +22,8 @@ from typing import Any
 import dask.dataframe as dd
 import pandas as pd
 
-from .errors import ParameterError, SourceError, StorageError, did_you_mean, listing
+from .conditions import columns_of, from_filters, parquet_filters, text_compared
+from .errors import OocmlError, ParameterError, SourceError, did_you_mean, listing
 from .outputs import manifest_files
 from .partitions import TextPart, whole
 from .plan import Source
@@ -139,6 +140,8 @@ def open_source(source: Source, tables: Mapping[str, Any] | None = None,
     try:
         with translated(path, f"open as {fmt}"):
             if fmt == "parquet":  # a hive folder as such, for dask to find its partition columns
+                if filters and found.hive:
+                    filters = typed_filters(filters, hive_text_columns(found))
                 return dd.read_parquet(path if found.hive else urls, filters=filters,
                                        storage_options=options or None)
             compressions = {split_name(f)[1] for f in files}
@@ -147,10 +150,32 @@ def open_source(source: Source, tables: Mapping[str, Any] | None = None,
             if fmt == "csv":
                 return dd.read_csv(urls, blocksize=CSV_BLOCKSIZE, storage_options=options or None)
             return dd.read_json(urls, lines=True, blocksize=2**26, storage_options=options or None)
-    except StorageError:
+    except OocmlError:  # already says what is wrong
         raise
     except (OSError, ValueError, TypeError) as exc:
         raise SourceError(f"cannot open {redact_url(path)!r} as {fmt}: {exc}") from None
+
+
+def hive_text_columns(found: Listing) -> set[str]:
+    """The partition columns of a hive folder whose values are not all whole numbers: pyarrow
+    (and so dask) types them as text, and a filter must compare them with text."""
+    values: dict[str, set[str]] = {}
+    for file in found.files:
+        for part in file[len(found.root):].split("/")[:-1]:
+            name, equal, value = part.partition("=")
+            if equal:
+                values.setdefault(name, set()).add(value)
+    return {name for name, seen in values.items()
+            if not all(v.lstrip("-").isdigit() for v in seen)}
+
+
+def typed_filters(filters: list, text: set[str]) -> list:
+    """pyarrow ``filters`` comparing the ``text`` columns with text (see
+    :func:`~oocml.conditions.text_compared`)."""
+    condition = from_filters(filters)
+    if condition is None or not text & set(columns_of(condition)):
+        return filters
+    return parquet_filters(text_compared(condition, text)) or filters
 
 
 def _open_compressed(fs: Any, files: list[str], fmt: str) -> dd.DataFrame:

@@ -106,6 +106,11 @@ def translated(path: str, what: str = "access") -> Iterator[None]:
         raise StorageError(f"cannot {what} {redact_url(str(path))!r}: {error}") from None
 
 
+_CONNECTION_ERRORS = {"EndpointConnectionError", "ClientConnectorError", "ConnectTimeoutError",
+                      "ReadTimeoutError", "ConnectionError", "ClientOSError", "ServerDisconnectedError",
+                      "ConnectionClosedError", "ResponseStreamingError"}
+
+
 def describe_error(exc: BaseException) -> str | None:
     """What went wrong and how to fix it, for an error a filesystem raised; None if unknown."""
     names = {t.__name__ for t in type(exc).__mro__}
@@ -113,10 +118,13 @@ def describe_error(exc: BaseException) -> str | None:
     if names & {"NoCredentialsError", "PartialCredentialsError"} or "credentials" in text.lower():
         return (f"{text}; set credentials in the environment (AWS_ACCESS_KEY_ID, ...), a config "
                 "file, or storage options (OPTIONS (key = ..., secret = ...))")
-    if names & {"EndpointConnectionError", "ClientConnectorError", "ConnectTimeoutError",
-                "ConnectionError", "ClientOSError", "ServerDisconnectedError"}:
+    if names & _CONNECTION_ERRORS:
         return (f"the storage service does not answer ({text}); check the endpoint "
                 "(AWS_ENDPOINT_URL or OPTIONS (endpoint_url = ...)) and the network")
+    if isinstance(exc, TypeError) and any(name in text for name in _CONNECTION_ERRORS):
+        # fsspec's ranged reads hand a failed request's exception on as if it were bytes
+        return (f"the storage service stopped answering mid-read ({text}); check the endpoint "
+                "(AWS_ENDPOINT_URL or OPTIONS (endpoint_url = ...)) and the network, then run again")
     if isinstance(exc, PermissionError) or "AccessDenied" in text or "Forbidden" in text:
         return f"access denied ({text}); check the credentials and their permissions"
     if isinstance(exc, FileNotFoundError):

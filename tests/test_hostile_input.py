@@ -4,14 +4,20 @@ is refused by an OocmlError that names the culprit and the fix, before any harm 
 
 from __future__ import annotations
 
+import re
 import shutil
+import socket
+import threading
 from pathlib import Path
 
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
 import pytest
 
 import oocml
 from oocml.catalog import MAX_NAME_LENGTH
-from oocml.errors import OocmlError, ParameterError
+from oocml.errors import DataError, OocmlError, ParameterError, SourceError, StorageError
 
 TRAIN = "TRAIN sgd ON '{folder}' PREDICT y SCALE standard"
 
@@ -121,3 +127,194 @@ def test_an_unknown_storage_option_masks_the_secrets(s3_server, bucket):
         oocml.Session().sql(f"TRAIN sgd ON '{bucket}/d/' OPTIONS (key = '{KEY}', secret = "
                             f"'{SECRET}', not_an_option = 1) PREDICT y")
     assert KEY not in str(caught.value) and SECRET not in str(caught.value)
+
+
+# -- targets a model cannot learn are refused by name ----------------------------------------------
+
+def _spoil(folder: Path, file: str, change) -> None:
+    path = folder / file
+    frame = pd.read_parquet(path)
+    change(frame)
+    frame.to_parquet(path)
+
+
+@pytest.fixture
+def regression_copy(regression_dir, tmp_path):
+    return Path(shutil.copytree(regression_dir, tmp_path / "regression"))
+
+
+@pytest.mark.parametrize("value", [np.inf, -np.inf])
+def test_an_infinite_target_is_refused_by_name(regression_copy, value):
+    _spoil(regression_copy, "part-00002.parquet", lambda f: f.__setitem__("y", f["y"].where(
+        f.index != f.index[7], value)))
+    with pytest.raises(DataError, match=r"target column 'y' has 1 infinite value\(s\)"):
+        oocml.sql(f"TRAIN sgd_regressor ON '{regression_copy}' PREDICT y HOLDOUT 0.2")
+    with pytest.raises(DataError, match="infinite"):
+        dd.read_parquet(regression_copy).ml.fit_incremental("sgd_regressor", target="y")
+    kept = oocml.sql(f"TRAIN sgd_regressor ON '{regression_copy}' PREDICT y "
+                     "WHERE y BETWEEN -1e300 AND 1e300")  # the fix the message gives works
+    assert kept.info["rows_seen"] == 20_000 - 1
+
+
+def test_an_infinite_target_in_a_holdout_row_is_refused_too(regression_copy):
+    frame = pd.read_parquet(regression_copy / "part-00001.parquet")
+    from oocml.engine.validation import training_rows
+
+    held = frame.index.difference(training_rows(frame, 0.2).index)[0]
+    _spoil(regression_copy, "part-00001.parquet", lambda f: f.__setitem__("y", f["y"].where(
+        f.index != held, np.inf)))
+    with pytest.raises(DataError, match="infinite"):
+        oocml.sql(f"TRAIN sgd_regressor ON '{regression_copy}' PREDICT y HOLDOUT 0.2")
+
+
+def test_a_missing_target_in_a_file_of_whole_numbers_names_the_file(binary_dir, tmp_path):
+    folder = Path(shutil.copytree(binary_dir, tmp_path / "data"))
+    _spoil(folder, "part-00003.parquet", lambda f: f.__setitem__(
+        "y", f["y"].astype(float).where(f.index > 2)))
+    for run in (lambda: oocml.sql(TRAIN.format(folder=folder)),
+                lambda: oocml.sql(TRAIN.format(folder=folder) + " WHERE y IS NOT NULL"),
+                lambda: dd.read_parquet(folder).ml.fit_incremental("sgd", target="y")):
+        with pytest.raises(SourceError, match=r"part-00003\.parquet' holds 3 missing value\(s\) in "
+                                              r"column 'y', which the other files hold as int64"):
+            run()
+    fixed = (dd.read_parquet(folder).astype({"y": "float64"}).dropna(subset=["y"])  # as it says
+             .ml.fit_incremental("sgd", target="y"))
+    assert fixed.info["rows_seen"] == 30_000 - 3
+
+
+# -- data that breaks the readers: named by file, line and fix -------------------------------------
+
+@pytest.fixture(scope="module")
+def frame():
+    rng = np.random.default_rng(5)
+    return pd.DataFrame({"x0": rng.normal(size=3_000), "x1": rng.normal(size=3_000),
+                         "y": rng.integers(0, 2, 3_000)})
+
+
+def _text_folder(root: Path, frame: pd.DataFrame, kind: str) -> Path:
+    """Two text files; the second broken at its line 301 (``kind``: ragged, utf8, json)."""
+    folder = root / kind
+    folder.mkdir()
+    suffix = "jsonl" if kind == "json" else "csv"
+    for i, part in enumerate((frame.iloc[:1_500], frame.iloc[1_500:])):
+        if suffix == "csv":
+            text = part.to_csv(index=False)
+        else:
+            text = part.to_json(orient="records", lines=True)
+        lines = text.splitlines()
+        if i == 1:
+            at = 300  # line 301 of the file
+            lines[at] = {"ragged": lines[at] + ",1.5,7", "utf8": lines[at] + "\udcff",
+                         "json": lines[at][:-9]}[kind]
+        data = "\n".join(lines).encode("utf-8", "surrogateescape") + b"\n"
+        (folder / f"part-{i}.{suffix}").write_bytes(data)
+    return folder
+
+
+@pytest.mark.parametrize("kind", ["ragged", "utf8", "json"])
+def test_text_that_does_not_parse_is_named_by_file_and_line(frame, tmp_path, kind):
+    folder = _text_folder(tmp_path, frame, kind)
+    bad = f"{folder / ('part-1.jsonl' if kind == 'json' else 'part-1.csv')}' does not parse at line 301"
+    for statement in (f"TRAIN sgd ON '{folder}' PREDICT y", f"TRAIN sgd ON '{folder}' PREDICT y CACHE OFF",
+                      f"DESCRIBE DATA '{folder}'"):
+        with pytest.raises(SourceError, match=re.escape(bad)):
+            oocml.sql(statement)
+    read = (dd.read_json(str(folder / "*.jsonl"), lines=True, blocksize=2**26) if kind == "json"
+            else dd.read_csv(str(folder / "*.csv")))
+    with pytest.raises(SourceError, match=re.escape(bad)):
+        read.ml.fit_incremental("sgd", target="y")
+    model = oocml.sql(f"TRAIN sgd ON '{folder}/part-0.*' PREDICT y")
+    with pytest.raises(SourceError, match=re.escape(bad)):
+        model.evaluate(read)
+
+
+@pytest.mark.parametrize("suffix", ["csv", "jsonl"])
+def test_a_column_whose_type_drifts_between_text_files_is_named(frame, tmp_path, suffix):
+    for i, part in enumerate((frame.iloc[:1_500].copy(), frame.iloc[1_500:].copy())):
+        part["c"] = np.arange(len(part)) % 3
+        if i == 1:
+            part["c"] = part["c"].astype(str).where(part.index != part.index[40], "many")
+        if suffix == "csv":
+            part.to_csv(tmp_path / f"p{i}.csv", index=False)
+        else:
+            part.to_json(tmp_path / f"p{i}.jsonl", orient="records", lines=True)
+    first = 42 if suffix == "csv" else 41
+    with pytest.raises(SourceError, match=rf"p1\.{suffix}' holds a value in column 'c' at line {first}"):
+        oocml.sql(f"TRAIN sgd ON '{tmp_path}/*.{suffix}' PREDICT y")
+
+
+@pytest.fixture(scope="module")
+def hive_years(frame, tmp_path_factory):
+    """Hive folders year=2021, year=2022 and year=abc: pyarrow types the column as text."""
+    root = tmp_path_factory.mktemp("years")
+    for i, year in enumerate(["2021", "2022", "abc"]):
+        (root / f"year={year}").mkdir()
+        frame.iloc[i * 1_000:(i + 1) * 1_000].to_parquet(root / f"year={year}" / "part.parquet")
+    return root
+
+
+@pytest.mark.parametrize("where, rows", [("year = 2021", 1_000), ("year = '2021'", 1_000),
+                                         ("year IN (2021, 2022)", 2_000), ("year != 2021", 2_000),
+                                         ("year = 2021 OR year = 'abc'", 2_000)])
+def test_a_number_compared_with_text_folders_compares_as_text(hive_years, where, rows):
+    model = oocml.sql(f"TRAIN sgd ON '{hive_years}' PREDICT y FEATURES x0, x1 WHERE {where}")
+    assert model.info["rows_seen"] == rows
+    chain = dd.read_parquet(hive_years).ml.where(where).select(["x0", "x1"])
+    assert chain.fit_incremental("sgd", target="y").info["rows_seen"] == rows
+
+
+def test_ordering_text_folders_by_a_number_is_refused_by_name(hive_years):
+    with pytest.raises(DataError, match=r"WHERE year > 2021: column 'year' holds text.*year > '2021'"):
+        oocml.sql(f"TRAIN sgd ON '{hive_years}' PREDICT y FEATURES x0, x1 WHERE year > 2021")
+    with pytest.raises(DataError, match="holds text"):
+        dd.read_parquet(hive_years).ml.where("year > 2021").select(["x0"]).fit_incremental(
+            "sgd", target="y")
+
+
+def test_an_endpoint_lost_mid_fit_is_a_storage_error_naming_the_url(s3_server, tmp_path):
+    """A second S3 server, stopped by the statistics pass's first task: the fit ends with an
+    error that names the object and the fix, and keeps no model."""
+    import s3fs
+    from dask.callbacks import Callback
+    from moto.server import ThreadedMotoServer
+
+    from oocml.datasets import make_parquet_dataset
+
+    make_parquet_dataset(tmp_path / "data", rows=40_000, features=4, files=4)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    options = {"endpoint_url": endpoint,
+               "config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 2}}
+    fs = s3fs.S3FileSystem(skip_instance_cache=True, **options)
+    fs.mkdir("lost")
+    fs.put(str(tmp_path / "data") + "/", "lost/data/", recursive=True)
+    stopped = threading.Event()
+
+    class StopTheServer(Callback):
+        def _pretask(self, key, dsk, state):
+            if "summarize_part" in str(key) and not stopped.is_set():
+                stopped.set()
+                server.stop()
+
+    session = oocml.Session(tmp_path / "store", storage_options=options)
+    try:
+        with StopTheServer(), pytest.raises(StorageError) as caught:
+            session.sql("TRAIN sgd ON 's3://lost/data/' PREDICT y SCALE standard AS lost")
+    finally:
+        if not stopped.is_set():
+            server.stop()
+    assert "s3://lost/data/part-0000" in str(caught.value)
+    assert "does not answer" in str(caught.value) and "check the endpoint" in str(caught.value)
+    assert session.sql("SHOW MODELS").empty
+
+
+def test_a_failed_ranged_read_is_described_as_a_lost_endpoint():
+    from oocml.storage import describe_error
+
+    described = describe_error(TypeError("can't concat EndpointConnectionError to bytes"))
+    assert described is not None and "stopped answering mid-read" in described
+    assert describe_error(TypeError("unsupported operand")) is None

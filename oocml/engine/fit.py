@@ -21,7 +21,7 @@ from dask.dataframe.utils import make_meta
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
-from ..conditions import check_columns
+from ..conditions import check_columns, text_columns, text_compared
 from ..encoding import TextEncoder, encoder_and_rows, idf, is_categorical, with_defaults
 from ..errors import ColumnNotFoundError, DataError, ParameterError
 from ..estimators import build, task_of
@@ -32,6 +32,7 @@ from ..preprocessing import SCALERS, fitted_imputer
 from ..progress import progress_enabled
 from ..sources import as_dask
 from ..storage import check_path
+from ..text_faults import named_parse_errors
 from .average import check_averageable, default_workers, train_average
 from .cache import cache_bytes, open_cache
 from .checkpoint import DEFAULT_EVERY, Checkpoint, fingerprint
@@ -172,6 +173,12 @@ def check_summary(summary: Summary, features: list[str], plan: Plan, task: str) 
             "drop those rows first (e.g. WHERE "
             f"{plan.target} IS NOT NULL / ddf.dropna(subset=[{plan.target!r}]))"
         )
+    if plan.target is not None and summary.target_infinite:
+        raise DataError(
+            f"the target column {plan.target!r} has {summary.target_infinite} infinite "
+            f"value(s), which no model can learn; drop or clip those rows first (e.g. WHERE "
+            f"{plan.target} BETWEEN -1e300 AND 1e300 / ddf[ddf[{plan.target!r}].abs() < 1e300])"
+        )
     if task == "classification" and summary.labels is not None and len(summary.labels) < 2:
         raise DataError(
             f"the target column {plan.target!r} holds a single class "
@@ -305,6 +312,7 @@ def prepare(plan: Plan, data: Any, progress: bool | None = None) -> Prepared:
     columns = features + ([plan.target] if plan.target is not None else [])
     if plan.where is not None:
         check_columns(plan.where, list(frame.columns))
+        plan = replace(plan, where=text_compared(plan.where, text_columns(make_meta(frame))))
     parts = where_partitions(frame, plan.where, columns)
     return Prepared(plan, frame, features, numeric, categorical, estimator, task, parts,
                     progress_enabled(progress), candidates)
@@ -342,9 +350,10 @@ def statistics(prepared: Prepared, copy: Any = None) -> tuple[Summary, np.ndarra
                     if step.method not in SPARSE_ENCODINGS)  # hash and text count nothing
     texts = {c: with_defaults("text", encoder_params(step)) for c, step in encodings.items()
              if step.method == "text" and dict(step.params).get("tfidf")}  # document counts
-    summary = statistics_pass(prepared.parts, prepared.numeric, plan.target, discover, median,
-                              plan.stream.holdout, counted, progress=prepared.progress,
-                              copy=copy, texts=texts or None)
+    with named_parse_errors(prepared.frame):  # the first pass reads every row: text breaks here
+        summary = statistics_pass(prepared.parts, prepared.numeric, plan.target, discover, median,
+                                  plan.stream.holdout, counted, progress=prepared.progress,
+                                  copy=copy, texts=texts or None)
     check_summary(summary, prepared.numeric, plan, prepared.task)
     seconds = time.perf_counter() - start
     log.info("statistics pass: %d rows, %d partitions, %.2fs", summary.rows,

@@ -35,6 +35,7 @@ class Summary:
     quantiles: QuantileSketch | None = None  # of the features, when a median is needed
     categories: dict[str, pd.Series] | None = None  # value counts of the columns to encode
     documents: dict[str, tuple] | None = None  # TF-IDF text columns: (documents, frequencies)
+    target_infinite: int = 0  # +-inf in a numeric target
 
     @property
     def rows(self) -> int:
@@ -50,7 +51,7 @@ class Summary:
         return Summary(self.moments.merge(other.moments), self.infinite + other.infinite, labels,
                        self.target_missing + other.target_missing,
                        self.partition_rows + other.partition_rows, quantiles, categories,
-                       documents)
+                       documents, self.target_infinite + other.target_infinite)
 
 
 def summarize(frame: pd.DataFrame, training: pd.DataFrame, features: list[str],
@@ -59,18 +60,29 @@ def summarize(frame: pd.DataFrame, training: pd.DataFrame, features: list[str],
     """The summary of one batch of rows, computed column by column.
 
     The statistics describe the ``training`` rows (the batch less its holdout rows, if
-    any); class labels come from every row of ``frame``, so a class seen only in the
-    holdout is still known. ``categorical`` columns get their value counts, for the encoders;
-    ``texts`` (column: its text encoder's parameters) their document frequencies, for TF-IDF.
+    any); class labels, and the target's missing and infinite values, come from every row
+    of ``frame``, so a class seen only in the holdout is still known and a holdout row is as
+    clean as a training one. ``categorical`` columns get their value counts, for the
+    encoders; ``texts`` (column: its text encoder's parameters) their document frequencies,
+    for TF-IDF.
     """
     found = labels_of(frame[target]) if labels and target is not None else None
     columns = numeric_arrays(training, features)
     infinite = np.zeros(len(features), np.int64)
     moments = Moments.of_columns(columns, len(training), infinite)
-    missing = int(training[target].isna().sum()) if target is not None else 0
+    missing, endless = target_faults(frame[target]) if target is not None else (0, 0)
     counts = count_values(training, list(categorical)) if categorical else None
     documents = document_counts(training, texts) if texts else None
-    return Summary(moments, infinite, found, missing, (len(training),), None, counts, documents)
+    return Summary(moments, infinite, found, missing, (len(training),), None, counts, documents,
+                   endless)
+
+
+def target_faults(target: pd.Series) -> tuple[int, int]:
+    """(missing, infinite) values of a target column; a target of strings has no infinities."""
+    missing = int(target.isna().sum())
+    if not pd.api.types.is_float_dtype(target.dtype):
+        return missing, 0
+    return missing, int(np.isinf(target.to_numpy(dtype=float, na_value=np.nan)).sum())
 
 
 def labels_of(target: pd.Series) -> np.ndarray:
