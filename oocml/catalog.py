@@ -13,6 +13,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from .errors import ModelExistsError, ModelFileError, ParameterError, UnknownModelError, did_you_mean, listing
+from .files import remove_stale_temporaries
 from .storage import exists, filesystem, join, remove, translated
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ class Catalog:
             self._fs, self._root = filesystem(self.store, self.options)
             with translated(self.store, "use the model store"):
                 self._fs.makedirs(self._root, exist_ok=True)
+            remove_stale_temporaries(self.store, f"*{SUFFIX}")  # of saves that were killed
 
     def _path(self, name: str) -> str:
         return join(self.store, f"{check_name(name)}{SUFFIX}")

@@ -1,19 +1,30 @@
-"""Result folders written to any filesystem, so that nothing half-written ever looks complete.
+"""Result folders written to any filesystem, so that nothing half-written ever looks complete
+and nothing a killed write left outlives the next write.
 
 Object stores have no atomic rename, so a folder is committed by a manifest written last,
-as Spark's ``_SUCCESS`` and the logs of Delta Lake and Iceberg do:
+as Spark's ``_SUCCESS`` and the logs of Delta Lake and Iceberg do. A write, of run ``<run>``:
 
-1. the parts are written as ``<folder>/_oocml_staging/<run>/<name>.staged``, which every
-   dataset reader skips (pyarrow and Spark skip the leading ``_``, dask reads only the parquet
-   extensions), beside an intent record ``<run>.json`` naming their final names;
-2. they move to ``<folder>/part-<run>-<i>.parquet``, names no earlier write used;
-3. the manifest :data:`MANIFEST` is written in one atomic step (rename, or one PUT): the commit;
-4. the previous write's files and the staging folder are deleted.
+0. recovers from an interrupted write (below);
+1. stages the parts as ``<folder>/_oocml_staging/<run>/<name>.staged``, which every dataset
+   reader skips (pyarrow and Spark skip the leading ``_``, dask reads only the parquet extensions);
+2. writes the intent record ``<folder>/_oocml_staging/<run>.json`` in one atomic step: the
+   parts' final names (``files``) and the files of the previous manifest that this write
+   replaces (``supersedes``);
+3. moves the parts to ``<folder>/part-<run>-<i>.parquet``, names no earlier write used;
+4. writes the manifest :data:`MANIFEST` in one atomic step (rename, or one PUT): the commit;
+5. deletes the superseded files, then the staged folder, and the intent record last.
 
-A write killed before step 3 leaves the previous output and its manifest whole, and oocml
-reads a folder as its manifest says. The next write deletes what an interrupted one left,
-as its intent record names it; a file that neither a manifest nor an intent record names
-was not written by oocml and is never deleted, with or without OVERWRITE.
+Recovery (step 0 of the next write, with or without OVERWRITE) deletes every file that an intent
+record names, as a new part or a superseded one, and the folder's manifest does not name, then
+the whole staging area. A write killed
+- in step 1 or 2 leaves the previous output whole, and staged files under ``_oocml_staging``;
+- in step 3 leaves the previous output, and some new parts that only the intent record names;
+- after step 4 leaves the new output, and superseded files that only the intent record names.
+oocml reads a folder as its manifest says, so it sees one whole write at every point; a reader
+that lists files (pyarrow, Spark, DuckDB) also sees those leftovers until the next write
+removes them. Recovery killed in turn is done again by the write after. A file that
+neither a manifest nor an intent record names was not written by oocml and is never deleted.
+Two writes into one folder at the same time are not supported (each recovers the other's).
 """
 
 from __future__ import annotations
@@ -59,22 +70,34 @@ def write_parquet(frame: dd.DataFrame | pd.DataFrame, folder: str, overwrite: bo
     folder = str(folder).rstrip("/")
     fs, root = filesystem(folder, storage_options)
     with translated(folder, "write to"):
-        previous = check_writable(fs, root, folder, overwrite)
+        fs.invalidate_cache(f"{root}/{STAGING}")  # another process may have written since
+        previous = [_name(p) for p in check_writable(fs, root, folder, overwrite)]
         _remove_interrupted(fs, root, previous)
         run = uuid.uuid4().hex[:12]
-        staging = f"{root}/{STAGING}/{run}"
-        names = _write_parts(frame, fs, staging, folder, run, storage_options)
-        fs.pipe_file(f"{root}/{STAGING}/{run}.json", json.dumps({"files": names}).encode())
+        names = _write_parts(frame, fs, f"{root}/{STAGING}/{run}", folder, run, storage_options)
+        _step("staged")
+        superseded = [name for name in previous if name not in names]
+        write_bytes(f"{folder}/{STAGING}/{run}.json",
+                    json.dumps({"files": names, "supersedes": superseded}).encode(), storage_options)
+        _step("recorded")
         for name in names:
-            fs.mv(f"{staging}/{name}{STAGED}", f"{root}/{name}")
+            fs.mv(f"{root}/{STAGING}/{run}/{name}{STAGED}", f"{root}/{name}")
+            _step("moved")
         fs.invalidate_cache(root)
         write_bytes(f"{folder}/{MANIFEST}", json.dumps({"files": names, "run": run}).encode(),
                     storage_options)
-        for path in previous:
-            if path.rsplit("/", 1)[-1] not in names and fs.exists(path):
-                fs.rm_file(path)
+        _step("committed")
+        for name in superseded:
+            _delete(fs, f"{root}/{name}")
+            _step("deleted")
         _remove_staging(fs, root, run)
     return folder
+
+
+def _step(done: str) -> None:
+    """Marks the end of a step of the protocol (``recovered`` a file, ``staged``, ``recorded``,
+    ``moved`` a part, ``committed``, ``deleted`` a file, ``unstaged``) and does nothing: tests
+    replace it to kill the process there (tests/test_commit.py)."""
 
 
 def check_writable(fs: Any, root: str, folder: str, overwrite: bool) -> list[str]:
@@ -111,28 +134,55 @@ def _write_parts(frame: Any, fs: Any, staging: str, folder: str, run: str,
 
 
 def _remove_interrupted(fs: Any, root: str, committed: list[str]) -> None:
-    """Delete what interrupted writes published (as their intent records name it, unless the
-    manifest's ``committed`` files do) and staged."""
+    """Step 0: delete every file an intent record names (a new part or a superseded one) that the
+    manifest's ``committed`` files do not, then the staging area with its records."""
     area = f"{root}/{STAGING}"
     if not fs.isdir(area):
         return
-    committed = {p.rsplit("/", 1)[-1] for p in committed}
+    keep = set(committed)
     for record in fs.glob(f"{area}/*.json"):
-        names = json.loads(fs.cat_file(record)).get("files", [])
-        for name in names:
-            if name not in committed and fs.exists(f"{root}/{name}"):
+        for name in _intended(fs, record):
+            if name not in keep and fs.exists(f"{root}/{name}"):
                 log.info("removing %s/%s, left by an interrupted write", root, name)
-                fs.rm_file(f"{root}/{name}")
+                _delete(fs, f"{root}/{name}")
+                _step("recovered")
     fs.rm(area, recursive=True)
     fs.invalidate_cache(root)
 
 
+def _intended(fs: Any, record: str) -> list[str]:
+    """The files an intent record names: new parts and superseded files, names in the folder
+    itself. A record that cannot be read names nothing: it was cut short while being written
+    (by an older oocml, which wrote it in place), before anything was moved."""
+    try:
+        content = json.loads(fs.cat_file(record))
+        names = [*content.get("files", []), *content.get("supersedes", [])]
+    except (ValueError, AttributeError, TypeError, FileNotFoundError):
+        log.warning("ignoring %s: not a whole oocml intent record", record)
+        return []
+    return [n for n in names if isinstance(n, str) and n and "/" not in n
+            and not n.startswith(("_", "."))]
+
+
 def _remove_staging(fs: Any, root: str, run: str) -> None:
+    """Step 5's end: the staged folder (empty by now), then the intent record, then the staging
+    area if no other record is left in it."""
     area = f"{root}/{STAGING}"
-    for path in (f"{area}/{run}", f"{area}/{run}.json"):
-        if fs.exists(path):
-            fs.rm(path, recursive=True)
+    if fs.exists(f"{area}/{run}"):
+        fs.rm(f"{area}/{run}", recursive=True)
+    _step("unstaged")
+    _delete(fs, f"{area}/{run}.json")
+    fs.invalidate_cache(area)
     if fs.isdir(area) and not fs.ls(area, detail=False):
         with contextlib.suppress(OSError):  # object stores have no empty folders to remove
             fs.rmdir(area)
     fs.invalidate_cache(root)
+
+
+def _delete(fs: Any, path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):  # gone already: deleted before a kill
+        fs.rm_file(path)
+
+
+def _name(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[-1]
