@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import io
 import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pexpect
 import pytest
@@ -16,6 +18,7 @@ from prompt_toolkit.document import Document
 
 import oocml
 from oocml.cli.complete import OocmlCompleter, suggestions
+from oocml.cli.repl import Shell
 from oocml.datasets import make_parquet_dataset
 from oocml.plan import Source
 from oocml.sources import open_source
@@ -112,6 +115,23 @@ def test_ctrl_c_stops_training_and_the_session_survives(tmp_path, binary_dir):
     child.expect(r"\(0 rows\)")  # nothing half-trained was kept
     child.send(f"TRAIN naive_bayes ON '{binary_dir}' PREDICT y AS quick;\r")
     child.expect("trained GaussianNB")
+    child.expect("oocml>")
+    quit_(child)
+
+
+@pytest.mark.parametrize("delay", [0.1, 0.3, 1.0])
+def test_ctrl_c_right_after_enter_on_the_first_statement(tmp_path, binary_dir, delay):
+    """Ctrl-C soon after Enter on a fresh REPL's first statement, while its session is likely
+    still loading: a signal, not a key the prompt's raw mode eats (nothing waits for the session
+    inside the prompt), and the TRAIN ends as interrupted whichever step it had reached."""
+    child = terminal(tmp_path)
+    child.send(f"TRAIN sgd ON '{binary_dir}' PREDICT y SCALE standard EPOCHS 100000 AS endless;\r")
+    time.sleep(delay)
+    child.sendintr()
+    child.expect("training interrupted", timeout=5)
+    child.expect("oocml>")
+    child.send("SHOW MODELS;\r")
+    child.expect(r"\(0 rows\)")  # nothing was kept
     child.expect("oocml>")
     quit_(child)
 
@@ -247,10 +267,31 @@ def test_tune_completion_reuses_the_with_parameters_and_keeps_the_case(completio
     with_params = suggestions("TRAIN sgd ON t WITH (", completion_session)[0]
     assert suggestions("TRAIN sgd ON t TUNE (", completion_session)[0] == with_params
     assert "alpha" in with_params and "fit_intercept" in with_params
-    completer = OocmlCompleter(SimpleNamespace(session=completion_session))
+    completer = OocmlCompleter(Shell(completion_session, io.StringIO(), io.StringIO()))
     typed = [c.text for c in completer.get_completions(
         Document("train sgd on t tune (alpha log"), None)]
     assert typed == ["loguniform("]
+
+
+def test_completion_does_not_wait_for_a_loading_session(binary_dir):
+    """While the session loads (a Future, here one that never completes), completion offers at
+    once what needs no session (keywords, algorithms, paths) and nothing for models: it runs in
+    the prompt's raw mode, where a wait would turn Ctrl-C into a key."""
+    completer = OocmlCompleter(Shell(concurrent.futures.Future(), io.StringIO(), io.StringIO()))
+    texts = ["DESC", "TRAIN s", "DROP MODEL ", "TRAIN sgd ON t WITH (",
+             f"SHOW MODELS; TRAIN sgd ON '{binary_dir}/part-0000"]
+    found: list[list[str]] = []
+
+    def complete() -> None:
+        for text in texts:
+            found.append([c.text for c in completer.get_completions(Document(text), None)])
+
+    worker = threading.Thread(target=complete, daemon=True)  # a wait would never end
+    worker.start()
+    worker.join(timeout=30)
+    assert not worker.is_alive(), "the completer waited for the session"
+    assert found[:4] == [["DESCRIBE"], ["sgd", "sgd_regressor"], [], []]
+    assert len(found[4]) == 6  # the six part files
 
 
 def test_column_and_path_completion(completion_session, binary_dir):
@@ -292,6 +333,9 @@ def test_inspecting_a_model_in_the_terminal(tmp_path, binary_dir):
 def test_plot_of_a_search_in_the_terminal(tmp_path, binary_dir):
     """TUNE typed with completion (a parameter name, a distribution), then \\plot search."""
     child = terminal(tmp_path)
+    child.send("\\tables\r")  # parameter names import the estimator: offered once the session is there
+    child.expect(r"\(no tables\)")
+    child.expect("oocml>")
     child.send(f"TRAIN sgd ON '{binary_dir}' PREDICT y TUNE (alph")
     child.expect("alpha")  # the menu: the estimator's parameters
     child.send("\t")

@@ -4,6 +4,13 @@ parameters, TUNE distributions, paths.
 :func:`suggestions` is a pure function of the text before the cursor and the
 session (so it is tested without a terminal); :class:`OocmlCompleter` wraps it
 for prompt_toolkit.
+
+The completer runs inside the prompt, while prompt_toolkit holds the terminal in raw mode
+(Ctrl-C is a key there, not a signal), so it never waits for the Session the REPL starts in the
+background: until it is there (``session`` is None) only what needs neither the session nor a
+heavy import is offered (keywords, algorithms, fixed choices, meta commands, paths); models,
+tables, columns and estimator parameters come once it is ready. A heavy import here while the
+session's thread imports the same libraries could deadlock (see ``repl.start_session``).
 """
 
 from __future__ import annotations
@@ -17,7 +24,6 @@ from typing import Any
 from prompt_toolkit.completion import Completer, Completion
 
 from ..dsl.parser import KEYWORDS
-from ..encoding import with_defaults
 from ..errors import OocmlError
 from ..estimators import ALGORITHMS, accepted_params, import_class
 from ..plan import DISTRIBUTIONS, ENCODINGS, IMPUTATIONS, REDUCTIONS, SCALINGS, Source
@@ -67,6 +73,8 @@ def path_candidates(partial: str) -> list[str]:
 
 
 def _source_columns(statement: str, session: Any, cache: dict) -> list[str]:
+    if session is None:  # opening a source imports dask: not while the session loads
+        return []
     match = re.search(r"\bON\s+(?:'((?:[^']|'')*)'|\"((?:[^\"]|\"\")*)\"|(\w+))", statement, re.I)
     if not match:
         return []
@@ -83,9 +91,10 @@ def _source_columns(statement: str, session: Any, cache: dict) -> list[str]:
     return cache[source]
 
 
-def _algorithm_params(statement: str) -> list[str]:
+def _algorithm_params(statement: str, session: Any) -> list[str]:
+    """The parameters of the statement's estimator (importing its class: once the session is there)."""
     match = re.search(r"\bTRAIN\s+([\w.]+)", statement, re.I)
-    if not match:
+    if not match or session is None:
         return []
     name = match.group(1)
     try:
@@ -111,8 +120,9 @@ def _meta_suggestions(text: str, session: Any) -> tuple[list[str], str]:
 
 
 def suggestions(text: str, session: Any, cache: dict | None = None) -> tuple[list[str], str]:
-    """(candidates, the word they replace) for the text before the cursor. Columns keep the
-    order they have in the data; other candidates are sorted; an exact match comes first."""
+    """(candidates, the word they replace) for the text before the cursor; ``session`` is None
+    while it still loads. Columns keep the order they have in the data; other candidates are
+    sorted; an exact match comes first."""
     cache = {} if cache is None else cache
     if text.lstrip().startswith("\\"):
         return _meta_suggestions(text, session)
@@ -142,15 +152,15 @@ def _candidates(statement: str, words: list[str], session: Any, cache: dict) -> 
     if clause == "ENCODE" and words[:1] == ["TRAIN"]:
         return _encode_candidates(statement, words, session, cache)
     if previous in _MODEL_AFTER or (len(words) > 1 and (previous, words[-2]) in _MODEL_AFTER_TWO):
-        return session.catalog.names(), False
+        return (session.catalog.names() if session is not None else []), False
     if previous == "ON":
-        return list(session.tables), False
+        return (list(session.tables) if session is not None else []), False
     if previous in _FIXED:
         return _FIXED[previous], False
     if clause == "TUNE":
-        return _tune_candidates(statement, words)
+        return _tune_candidates(statement, words, session)
     if clause == "WITH" and previous in ("(", ","):
-        return _algorithm_params(statement), False
+        return _algorithm_params(statement, session), False
     if (previous == "PREDICT" and words[:1] == ["TRAIN"]) or (
             clause in ("FEATURES", "EXCLUDE", "WHERE") and previous in
             {"FEATURES", "EXCLUDE", "WHERE", ",", "(", "AND", "OR", "NOT"}):
@@ -177,11 +187,21 @@ def _encode_candidates(statement: str, words: list[str], session: Any,
     if len(openers) > 1 or previous not in ("(", ","):
         return [], False
     if openers[-1] == "USING":
-        return [p for p in with_defaults(method or "onehot", {})], False
+        return _encoding_params(method or "onehot", session), False
     return _source_columns(statement, session, cache), True
 
 
-def _tune_candidates(statement: str, words: list[str]) -> tuple[Iterable[str], bool]:
+def _encoding_params(method: str, session: Any) -> list[str]:
+    """An encoding's parameters (from :mod:`oocml.encoding`, which imports scikit-learn: not
+    before the session is there, nor before the first prompt)."""
+    if session is None:
+        return []
+    from ..encoding import with_defaults
+
+    return list(with_defaults(method, {}))
+
+
+def _tune_candidates(statement: str, words: list[str], session: Any) -> tuple[Iterable[str], bool]:
     """Inside ``TUNE ( ... )``: a parameter name after its ``(`` or ``,``, then ``IN`` or a
     distribution; nothing inside a value list or a distribution's bounds; after the closing
     ``)``, keywords (TRIALS, HALVING, ...)."""
@@ -192,7 +212,7 @@ def _tune_candidates(statement: str, words: list[str]) -> tuple[Iterable[str], b
     if depth > 1:
         return [], False
     if clause[-1] in ("(", ","):
-        return _algorithm_params(statement), False
+        return _algorithm_params(statement, session), False
     if clause[-2] in ("(", ","):
         return _TUNE_SPACES, False
     return [], False
@@ -202,12 +222,12 @@ class OocmlCompleter(Completer):
     """prompt_toolkit completer over :func:`suggestions`; keywords keep the case being typed."""
 
     def __init__(self, shell: Any):
-        self.shell = shell  # its session may still be starting: asked for at each completion
+        self.shell = shell  # a repl.Shell; its session may still be starting
         self.cache: dict = {}
 
     def get_completions(self, document, complete_event):
-        try:
-            candidates, word = suggestions(document.text_before_cursor, self.shell.session,
+        try:  # ready_session never waits: this runs while the terminal is in raw mode
+            candidates, word = suggestions(document.text_before_cursor, self.shell.ready_session,
                                            self.cache)
         except Exception:  # a completion must never break the prompt: offer nothing instead
             logging.getLogger("oocml").debug("completion failed", exc_info=True)

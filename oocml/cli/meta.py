@@ -122,7 +122,7 @@ class MetaCommand:
     help: str
     handler: Callable[[Any, str], bool]
     aliases: tuple[str, ...] = ()
-    arguments: Callable[[Any], Iterable[str]] | None = None  # session -> argument candidates
+    arguments: Callable[[Any], Iterable[str]] | None = None  # session (None: loading) -> candidates
     required: bool = False  # refuse an empty argument, showing the usage
 
     @property
@@ -236,7 +236,7 @@ def _algorithms(shell: Any, argument: str) -> bool:
 
 
 @command("\\describe", "name", "a model's details (DESCRIBE name)", required=True,
-         arguments=lambda session: session.catalog.names())
+         arguments=lambda session: session.catalog.names() if session is not None else [])
 def _describe(shell: Any, argument: str) -> bool:
     return shell.statement(f"DESCRIBE {argument}")
 

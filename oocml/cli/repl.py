@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,13 +23,15 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ..errors import OocmlError
+from ..errors import OocmlError, TrainingInterrupted
 from ..storage import redact_statement
 from . import meta, render
 from .statements import split_statements, statement_complete
 
 if TYPE_CHECKING:
     from ..session import Session
+
+_TRAIN = re.compile(r"(?:\s|--[^\n]*|/\*[\s\S]*?\*/)*TRAIN\b", re.I)  # after blanks and comments
 
 
 def history_path() -> Path:
@@ -49,9 +52,21 @@ class Shell:
 
     @property
     def session(self) -> Session:
-        """The Session; the REPL starts it in the background, and this waits for it."""
+        """The Session; the REPL starts it in the background, and this waits for it (only ever
+        after the prompt has returned, in cooked mode, where Ctrl-C is a signal)."""
         if isinstance(self._session, concurrent.futures.Future):
             self._session = self._session.result()
+        return self._session
+
+    @property
+    def ready_session(self) -> Session | None:
+        """The Session if it has started, else None at once: for what runs inside the prompt
+        (the completer), where the terminal is in raw mode and a wait would eat Ctrl-C."""
+        future = self._session
+        if isinstance(future, concurrent.futures.Future):
+            if not future.done() or future.exception() is not None:
+                return None  # a failed start is reported by the next statement, not here
+            self._session = future.result()
         return self._session
 
     def run(self, text: str) -> bool:
@@ -66,7 +81,7 @@ class Shell:
     def statement(self, text: str) -> bool:
         start = time.perf_counter()
         try:
-            result = self.session.sql(text)
+            result = self.execute(text)
             self.show(render.result(result, self.fmt))
         except OocmlError as error:
             self.error(error)
@@ -83,6 +98,28 @@ class Shell:
             if self.timing:
                 self.out.write(f"Time: {time.perf_counter() - start:.3f}s\n")
         return True
+
+    def execute(self, text: str) -> Any:
+        """One statement's result, the session waited for first. A Ctrl-C at any moment of a
+        TRAIN ends in TrainingInterrupted, saying where (the engine says it for its passes)."""
+        where = "before it started: the session was still loading; nothing was trained"
+        try:
+            session = self.session
+            where = ("outside its passes (opening the source or keeping the model); SHOW MODELS "
+                     "says whether it was kept")
+            return session.sql(text)
+        except KeyboardInterrupt:
+            if _TRAIN.match(text) is None:
+                raise
+            raise TrainingInterrupted(f"training interrupted {where}") from None
+
+    def cancel(self, text: str) -> None:
+        """Ctrl-C typed after Enter but before ``text`` started: nothing of it runs."""
+        if _TRAIN.match(text):
+            self.error(TrainingInterrupted("training interrupted before it started; nothing was trained"))
+        else:
+            self.err.write("cancelled\n")
+        self.err.flush()
 
     def error(self, error: BaseException, unexpected: bool = False) -> None:
         if self.debug or unexpected:
@@ -149,11 +186,35 @@ def repl(shell: Shell) -> int:
             continue  # Ctrl-C clears the line
         except EOFError:
             break
+        if _ctrl_c_after_enter(prompt.app.input):
+            shell.cancel(text)
+            continue
         try:
             shell.run(text)
+        except KeyboardInterrupt:  # outside a statement (a meta command): it ends, the REPL stays
+            shell.err.write("cancelled\n")
         except EOFError:
             break
     return 0
+
+
+def _ctrl_c_after_enter(terminal: Any) -> bool:
+    """Whether Ctrl-C was typed between Enter and the prompt's return to cooked mode: a key then,
+    not a signal (a busy machine, or the session's imports holding the GIL, can make that last a
+    few hundred ms). prompt_toolkit keeps what it read after Enter as typeahead; the rest waits,
+    unread, in the terminal. Other keys are kept for the next prompt; after a Ctrl-C they are
+    dropped, as the terminal drops pending input on SIGINT."""
+    from prompt_toolkit.input.typeahead import get_typeahead, store_typeahead
+    from prompt_toolkit.keys import Keys
+
+    keys = get_typeahead(terminal)
+    while batch := terminal.read_keys():  # never waits: it reads only what is there
+        keys += batch
+    keys += terminal.flush_keys()
+    if any(key.key == Keys.ControlC for key in keys):
+        return True
+    store_typeahead(terminal, keys)
+    return False
 
 
 def batch(shell: Shell, text: str) -> int:
@@ -224,8 +285,10 @@ def start_session(store: str | None, interactive: bool) -> Any:
     Two threads importing the same libraries at once can deadlock on their import locks
     (dask.dataframe and dask.array import each other; Python then raises ImportError in
     one of them). So the main thread imports what the prompt needs before the background
-    thread starts, and afterwards touches nothing heavy until the session is there: the
-    completer, meta commands and statements all wait for it first."""
+    thread starts, and afterwards touches nothing heavy until the session is there: meta
+    commands and statements wait for it first, once the prompt has returned (in cooked mode,
+    so Ctrl-C stops the wait); the completer never waits and offers only what needs no heavy
+    import until it is there (:mod:`oocml.cli.complete`)."""
     if not interactive:
         from ..session import Session
 

@@ -277,20 +277,31 @@ class Training:
 def fit_plan(plan: Plan, data: Any, *, progress: bool | None = None,
              storage_options: dict | None = None) -> Fitted:
     """Fit ``plan`` on a dask (or pandas) DataFrame; ``storage_options`` reach the filesystem
-    of a checkpoint URL."""
-    prepared = prepare(plan, data, progress)
-    copy = open_parsed_copy(plan, prepared.frame, current_client() is not None)
+    of a checkpoint URL. Ctrl-C at any step raises TrainingInterrupted saying where (the
+    training passes say how far they got)."""
+    from ..errors import TrainingInterrupted
+
+    where = "while checking the plan against the data"
     try:
-        summary, classes, stats_seconds = statistics(prepared, copy)
-        if copy is not None:  # every later pass reads the parsed copy, not the text
-            parts = copy.parts(prepared.parts)
-            prepared = replace(prepared, parts=parts, parsed=all(map(copy.holds, parts)))
-        steps = preprocess(prepared, summary)
-        training = train_estimator(prepared, summary, steps, classes, storage_options)
-    finally:
-        if copy is not None:
-            copy.remove()
-    return describe(prepared, summary, steps, classes, training, stats_seconds)
+        prepared = prepare(plan, data, progress)
+        where = "during the statistics pass"
+        copy = open_parsed_copy(plan, prepared.frame, current_client() is not None)
+        try:
+            summary, classes, stats_seconds = statistics(prepared, copy)
+            if copy is not None:  # every later pass reads the parsed copy, not the text
+                parts = copy.parts(prepared.parts)
+                prepared = replace(prepared, parts=parts, parsed=all(map(copy.holds, parts)))
+            where = "while fitting the preprocessing steps"
+            steps = preprocess(prepared, summary)
+            where = "while starting or ending the training passes"
+            training = train_estimator(prepared, summary, steps, classes, storage_options)
+        finally:
+            if copy is not None:
+                copy.remove()
+        where = "after the training passes, while describing the fit"
+        return describe(prepared, summary, steps, classes, training, stats_seconds)
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(f"training interrupted {where}; the model was not kept") from None
 
 
 def prepare(plan: Plan, data: Any, progress: bool | None = None) -> Prepared:
