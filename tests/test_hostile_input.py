@@ -318,3 +318,19 @@ def test_a_failed_ranged_read_is_described_as_a_lost_endpoint():
     described = describe_error(TypeError("can't concat EndpointConnectionError to bytes"))
     assert described is not None and "stopped answering mid-read" in described
     assert describe_error(TypeError("unsupported operand")) is None
+
+
+# -- Ctrl-C at any step of a fit ends in TrainingInterrupted, saying where -------------------------
+
+@pytest.mark.parametrize("step, where", [("statistics", "during the statistics pass"),
+                                         ("preprocess", "while fitting the preprocessing steps")])
+def test_ctrl_c_before_training_says_where_it_stopped(binary, monkeypatch, step, where):
+    from oocml.engine import fit
+    from oocml.errors import TrainingInterrupted
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fit, step, interrupted)
+    with pytest.raises(TrainingInterrupted, match=f"training interrupted {where}; the model was not kept"):
+        binary.ml.scale().fit_incremental("sgd", target="y")
