@@ -6,10 +6,17 @@ puts every other value (rare, unseen or missing) in one ``infrequent`` column;
 no statistics at all. The encoders are scikit-learn's own (``OneHotEncoder``,
 ``OrdinalEncoder``), fitted on a few synthetic rows that reproduce the decisions
 taken from the counts, plus :class:`HashEncoder` for ``hash``.
+
+``text`` hashes at most about ``PIECE_CHARS`` characters at once, whatever the size of a
+document: a run of short documents together, a long one piece by piece (:func:`hash_documents`),
+with exactly the row ``HashingVectorizer`` makes of the whole document.
 """
 
 from __future__ import annotations
 
+import functools
+import re
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -29,6 +36,10 @@ DEFAULTS = {"onehot": {"max_categories": 32}, "ordinal": {}, "hash": {"n_feature
                      "tfidf": False}}
 MAX_DISTINCT = 100_000  # per column: beyond this, counting costs memory; ENCODE hash needs none
 OTHER = "(other)"  # the synthetic value standing for every rare one
+# scikit-learn's analyzer holds a Python string (about 50 bytes) for every token and n-gram of
+# a document, and its hasher 12 bytes more for each of a batch: one 50 MB document of short
+# words peaked at 1.9 GB, 650 MB in pieces of this many characters (tests/test_text_memory.py).
+PIECE_CHARS = 1 << 20
 
 
 def is_categorical(dtype: Any) -> bool:
@@ -208,7 +219,7 @@ class TextEncoder(TransformerMixin, BaseEstimator):
     def transform(self, X: Any) -> sparse.csr_matrix:
         frame = pd.DataFrame(X)
         vectorizer = self._vectorizer()
-        blocks = [vectorizer.transform(_documents(frame.iloc[:, k]))
+        blocks = [hash_documents(vectorizer, _documents(frame.iloc[:, k]))
                   for k in range(frame.shape[1])]
         if self.tfidf:
             from sklearn.preprocessing import normalize
@@ -231,8 +242,8 @@ def document_counts(frame: pd.DataFrame, texts: dict[str, dict[str, Any]]) -> di
     column), from its encoder's parameters; mergeable by adding (2**20 counters a column)."""
     counts = {}
     for column, params in texts.items():
-        hashed = TextEncoder(**params)._vectorizer(counting=True).transform(
-            _documents(frame[column]))
+        hashed = hash_documents(TextEncoder(**params)._vectorizer(counting=True),
+                                _documents(frame[column]))
         counts[column] = (len(frame), np.bincount(hashed.indices, minlength=hashed.shape[1]))
     return counts
 
@@ -249,3 +260,132 @@ def merge_documents(a: dict[str, tuple], b: dict[str, tuple]) -> dict[str, tuple
 def idf(documents: int, frequency: np.ndarray) -> np.ndarray:
     """scikit-learn's smooth inverse document frequency: ln((1 + n) / (1 + df)) + 1."""
     return np.log((1 + documents) / (1 + frequency)) + 1.0
+
+
+def hash_documents(vectorizer: Any, documents: np.ndarray) -> sparse.csr_matrix:
+    """``vectorizer.transform(documents)``, in memory bounded by ``PIECE_CHARS`` (and
+    ``n_features``) rather than by the batch or its longest document: runs of documents of at
+    most ``PIECE_CHARS`` characters together, a longer document alone and piece by piece
+    (:func:`_hash_long`). The vectorizer is one :meth:`TextEncoder._vectorizer` makes: words of
+    the default token pattern (runs of word characters), no accent stripping, which the
+    pieces' cuts rely on."""
+    lengths = np.fromiter(map(len, documents), dtype=np.int64, count=len(documents))
+    if lengths.sum() <= PIECE_CHARS:
+        return vectorizer.transform(documents)
+    blocks = [_hash_long(vectorizer, documents[start]) if lengths[start] > PIECE_CHARS
+              else vectorizer.transform(documents[start:stop])
+              for start, stop in _runs(lengths)]
+    return sparse.csr_matrix(sparse.vstack(blocks, format="csr"))
+
+
+def _runs(lengths: np.ndarray) -> Iterator[tuple[int, int]]:
+    """Consecutive runs of documents (start, stop) of at most ``PIECE_CHARS`` characters in all,
+    or one document alone when it is longer."""
+    ends = np.cumsum(lengths)
+    start = 0
+    while start < len(lengths):
+        before = ends[start] - lengths[start]
+        stop = max(start + 1, int(np.searchsorted(ends, before + PIECE_CHARS, side="right")))
+        yield start, stop
+        start = stop
+
+
+def _hash_long(vectorizer: Any, document: str) -> sparse.csr_matrix:
+    """One long document as ``vectorizer.transform([document])`` makes it, hashing one piece at
+    a time: each piece's n-grams include the ones that begin in the last n - 1 tokens (stop
+    words left out) of the pieces before it, so every n-gram is counted once; the counts of
+    the pieces are added (whole numbers, so exactly), then made binary and normalised."""
+    from sklearn.feature_extraction import FeatureHasher
+    from sklearn.preprocessing import normalize
+
+    preprocess, tokenize = vectorizer.build_preprocessor(), vectorizer.build_tokenizer()
+    stop_words = vectorizer.get_stop_words()
+    hasher = FeatureHasher(n_features=vectorizer.n_features, input_type="string",
+                           dtype=vectorizer.dtype, alternate_sign=vectorizer.alternate_sign)
+    keep = vectorizer.ngram_range[1] - 1  # tokens carried to the next piece
+    carry: list[str] = []
+    # The sum held dense: n_features values, as the model's own coefficients (a sparse sum
+    # would cost several times its entries while merging them).
+    total = np.zeros(vectorizer.n_features, dtype=vectorizer.dtype)
+    hit = np.zeros(vectorizer.n_features, dtype=bool)
+    for piece in _pieces(document, vectorizer.lowercase):
+        tokens = tokenize(preprocess(piece))
+        if stop_words:
+            tokens = [token for token in tokens if token not in stop_words]
+        row = hasher.transform([_ngrams(carry, tokens, vectorizer.ngram_range)])
+        total[row.indices] += row.data  # a row's columns are distinct (summed by the hasher)
+        hit[row.indices] = True
+        carry = (carry + tokens[-keep:])[-keep:] if keep else []
+    row = _one_row(total, hit)
+    if vectorizer.binary:
+        row.data.fill(1)
+    return normalize(row, norm=vectorizer.norm, copy=False) if vectorizer.norm else row
+
+
+def _one_row(total: np.ndarray, hit: np.ndarray) -> sparse.csr_matrix:
+    """The dense sum as one sparse row with an entry for every column ``hit``, zero or not (as
+    ``FeatureHasher`` keeps a column whose signed counts cancel)."""
+    columns = np.flatnonzero(hit).astype(np.int32)  # FeatureHasher's n_features fits in int32
+    indptr = np.array([0, len(columns)], dtype=np.int32)
+    return sparse.csr_matrix((total[columns], columns, indptr), shape=(1, len(total)))
+
+
+def _ngrams(carry: list[str], tokens: list[str], ngram_range: tuple[int, int]) -> Iterator[str]:
+    """The n-grams of ``carry + tokens`` that end in ``tokens``, as scikit-learn's analyzer
+    joins them (``_word_ngrams``); ``carry`` holds the n - 1 tokens before, counted already."""
+    low, high = ngram_range
+    if low == 1:
+        yield from tokens
+    sequence = carry + tokens if high > 1 else tokens
+    for n in range(max(low, 2), high + 1):
+        for start in range(max(0, len(carry) - n + 1), len(sequence) - n + 1):
+            yield " ".join(sequence[start:start + n])
+
+
+_NOT_WORD = re.compile(r"\W")
+
+
+def _pieces(document: str, lowercase: bool) -> Iterator[str]:
+    """The document in consecutive pieces of about ``PIECE_CHARS`` characters, each cut just
+    after a character (preferably a space) that no token crosses and where lowercasing does
+    not look across (:func:`_cuts_cleanly`): each piece lowered and tokenized alone gives the
+    whole document's tokens. Where a piece's length holds no such character, the piece ends
+    at the next one: only one token that long (or, with a Σ, text separated only by
+    characters lowercasing looks across) makes a longer piece."""
+    anywhere = not lowercase or "Σ" not in document  # without Σ, str.lower is per character
+    start = 0
+    while len(document) - start > PIECE_CHARS:
+        stop = _cut(document, start, start + PIECE_CHARS, lowercase, anywhere)
+        yield document[start:stop]
+        start = stop
+    yield document[start:]
+
+
+def _cut(document: str, start: int, end: int, lowercase: bool, anywhere: bool) -> int:
+    """Where the piece beginning at ``start`` ends: after the last space or newline before
+    ``end``, else after the last character before it that cuts cleanly, else after the first
+    one after it, else at the end of the document."""
+    space = max(document.rfind(" ", start, end), document.rfind("\n", start, end))
+    if space >= start:
+        return space + 1
+    for match in _NOT_WORD.finditer(document[start:end][::-1]):
+        if _cuts_cleanly(match.group(), lowercase, anywhere):
+            return end - match.start()
+    for match in _NOT_WORD.finditer(document, end):
+        if _cuts_cleanly(match.group(), lowercase, anywhere):
+            return match.end()
+    return len(document)
+
+
+@functools.lru_cache(maxsize=4096)
+def _cuts_cleanly(character: str, lowercase: bool, anywhere: bool) -> bool:
+    """Whether cutting a document just after ``character`` (not a word character) leaves its
+    tokens and their lowercase alone: lowered it is no word character either, and, with a Σ
+    in the document, lowercasing does not look across it (Python lowers Σ to ς at the end of
+    a word, skipping "case-ignorable" characters such as ' or . to find it); asked of
+    ``str.lower`` itself, so it holds for the running Python's Unicode tables."""
+    if not lowercase:
+        return True
+    if re.search(r"\w", character.lower()):
+        return False
+    return anywhere or ("AΣ" + character + "B").lower()[1] == "ς"
