@@ -35,8 +35,8 @@ from sklearn.metrics import confusion_matrix
 import oocml  # registers the .ml accessor
 from oocml.blocks import apply_rows
 from oocml.engine.stream import BLOCK_BYTES, BlockRecipe, finiteness_checks
-from oocml.metrics import confusion_counts
-from oocml.partitions import batch_rows
+from oocml.evaluation.metrics import confusion_counts
+from oocml.io.partitions import batch_rows
 
 FEATURES = 20
 FULL = {"train_rows": 1_000_000, "batch_rows": 500_000, "read_batch_rows": batch_rows(FEATURES + 1),
@@ -116,7 +116,7 @@ def arrow_batch(rows: int, seed: int = 1) -> pa.Table:
 
 
 def as_oocml_reads(table: pa.Table) -> pd.DataFrame:
-    """The batch as oocml.partitions hands it on: one block per column, plain object labels."""
+    """The batch as oocml.io.partitions hands it on: one block per column, plain object labels."""
     frame = table.to_pandas(use_threads=False, split_blocks=True)
     frame.columns = pd.Index(table.column_names, dtype=object)
     return frame

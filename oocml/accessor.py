@@ -197,9 +197,9 @@ class Chain:
     def profile(self, *, progress: bool | None = None) -> pd.DataFrame:
         """One row per column of the chain's rows (its WHERE) and columns (its select(): the
         chosen features, else every column): dtype, rows, missing, mean, std, min, max,
-        distinct and top values, in one parallel pass (see :func:`oocml.profile.profile`).
+        distinct and top values, in one parallel pass (see :func:`oocml.evaluation.profile.profile`).
         The steps are not applied: this is the data as read."""
-        from .profile import profile
+        from .evaluation.profile import profile
 
         return profile(self.frame, columns=self.features, exclude=self.exclude,
                        where=self.condition, progress=progress)

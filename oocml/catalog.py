@@ -13,8 +13,8 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from .errors import ModelExistsError, ModelFileError, ParameterError, UnknownModelError, did_you_mean, listing
-from .files import remove_stale_temporaries
-from .storage import exists, filesystem, join, remove, translated
+from .io.files import remove_stale_temporaries
+from .io.storage import exists, filesystem, join, remove, translated
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -20,8 +20,7 @@ from sklearn.utils.metaestimators import available_if
 
 from .blocks import applied
 from .errors import ColumnNotFoundError, ParameterError
-from .execution import compute
-from .metrics import (
+from .evaluation.metrics import (
     class_report,
     confusion_frame,
     curve_table,
@@ -31,9 +30,10 @@ from .metrics import (
     score_from_totals,
     scored,
 )
+from .execution import compute
+from .io.partitions import FilePart, batches, partitions, whole
+from .io.text_faults import named_parse_errors
 from .modelfile import is_onnx_path, read_model, write_model, write_onnx
-from .partitions import FilePart, batches, partitions, whole
-from .text_faults import named_parse_errors
 
 SILHOUETTE_SAMPLE = 10_000
 
@@ -83,7 +83,7 @@ class Model:
         (``stopped``: halved or patience) it stopped; the model is the best candidate's."""
         if "search" not in self.info:
             raise AttributeError("search_results_ is only set by a search (TUNE / search=)")
-        from .engine.search import trials_table
+        from .evaluation.trials import trials_table
 
         return trials_table(self.info["search"])
 
@@ -94,8 +94,8 @@ class Model:
 
     def describe(self) -> pd.DataFrame:
         """A two-column table (property, value) describing the model and its training: see
-        :func:`oocml.description.describe_model`."""
-        from .description import describe_model
+        :func:`oocml.evaluation.description.describe_model`."""
+        from .evaluation.description import describe_model
 
         return describe_model(self)
 
@@ -130,8 +130,8 @@ class Model:
                           keep: list[str] | tuple = (), overwrite: bool = False,
                           storage_options: dict | None = None) -> str:
         """Predict and write parquet files into ``folder`` (a path or any fsspec URL) in
-        parallel, committed by a manifest written last (see :mod:`oocml.outputs`); returns it."""
-        from .outputs import write_parquet
+        parallel, committed by a manifest written last (see :mod:`oocml.io.outputs`); returns it."""
+        from .io.outputs import write_parquet
 
         with named_parse_errors(data):
             return write_parquet(self.predictions(data, proba, keep), str(folder),
@@ -265,7 +265,7 @@ class Model:
                                  f"{instead}")
 
     def _totals(self, data: Any, view: str | None = None, **what: bool) -> dict:
-        """The summed block totals of ``data`` (``what``: :func:`~oocml.metrics.data_totals`'s
+        """The summed block totals of ``data`` (``what``: :func:`~oocml.evaluation.metrics.data_totals`'s
         ``scores`` and ``residuals``); a ``view`` (a classifier's) is checked first."""
         if view is not None:
             self._classifier_only(view)
@@ -274,40 +274,40 @@ class Model:
             return data_totals(data, self.pipeline, self.features, self.target, self.task,
                                self.classes, **what)
 
-    # -- inspection: oocml.inspection computes, oocml.plots draws (the "plot" extra) --------
+    # -- inspection: evaluation.inspection computes, evaluation.plots draws (the "plot" extra) ----------
     def weights(self, original_units: bool = False) -> pd.DataFrame:
         """Coefficients and intercepts by feature name, in scaled or original units."""
-        from .inspection import weights
+        from .evaluation.inspection import weights
 
         return weights(self, original_units)
 
     def plot_weights(self, top: int = 20) -> Any:
         """A Figure of the ``top`` largest weights."""
-        from .plots import plot_weights
+        from .evaluation.plots import plot_weights
 
         return plot_weights(self.weights(), top)
 
     def plot_roc(self, data: Any) -> Any:
         """A Figure of the ROC curve(s) on ``data``."""
-        from .plots import plot_roc
+        from .evaluation.plots import plot_roc
 
         return plot_roc(self.curve(data))
 
     def plot_pr(self, data: Any) -> Any:
         """A Figure of the precision-recall curve(s) on ``data``."""
-        from .plots import plot_pr
+        from .evaluation.plots import plot_pr
 
         return plot_pr(self.curve(data))
 
     def plot_confusion(self, data: Any) -> Any:
         """A Figure of the confusion matrix on ``data``."""
-        from .plots import plot_confusion
+        from .evaluation.plots import plot_confusion
 
         return plot_confusion(self.confusion(data))
 
     def plot_history(self) -> Any:
         """A Figure of the progressive and holdout scores per epoch."""
-        from .plots import plot_history
+        from .evaluation.plots import plot_history
 
         return plot_history(self.history_)
 
@@ -316,7 +316,7 @@ class Model:
         if "search" not in self.info:
             raise ParameterError("this model was not searched, so there is no search to plot: "
                                  "train it with TUNE (...) or fit_incremental(search={...})")
-        from .plots import plot_search
+        from .evaluation.plots import plot_search
 
         return plot_search(self.search_results_, self.info.get("best_candidate"))
 

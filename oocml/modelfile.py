@@ -1,7 +1,7 @@
 """Model files: a fitted pipeline and what oocml knows about it, in skops format (no pickle),
 or, for a path ending in ``.onnx``, the ONNX graph of its predictions (:mod:`oocml.export`).
 
-Either file is written whole or not at all (:func:`oocml.storage.write_bytes`), and, unless the
+Either file is written whole or not at all (:func:`oocml.io.storage.write_bytes`), and, unless the
 caller says to replace, never over an existing one. Reading refuses, before anything in
 the file runs, a file that holds types beyond those oocml writes.
 """
@@ -16,7 +16,8 @@ from typing import Any
 
 from ._compat import SKLEARN_OPTIMIZER_TYPES
 from .errors import ModelFileError, StorageError
-from .storage import check_path, read_bytes, redact_url, write_bytes
+from .io.storage import check_path, read_bytes, write_bytes
+from .redaction import redact_url
 
 FORMAT = "oocml.model"
 FORMAT_VERSION = 1

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from .errors import ParameterError, did_you_mean
+from .redaction import redact, redact_url
 
 Params = tuple[tuple[str, Any], ...]
 REDUCTION_FACTOR = 3  # TUNE keeps the best 1/3 of its candidates after each epoch, by default
@@ -46,8 +47,6 @@ class Source:
 
     def __str__(self) -> str:
         """The source as the language writes it, with secret option values masked."""
-        from .storage import redact, redact_url
-
         if self.table is not None:
             return self.table
         fmt = f" FORMAT {self.format}" if self.format else ""
@@ -55,8 +54,6 @@ class Source:
         return f"'{redact_url(self.path)}'{fmt}" + (f" OPTIONS ({shown})" if shown else "")
 
     def __repr__(self) -> str:
-        from .storage import redact
-
         return (f"Source(path={self.path!r}, format={self.format!r}, table={self.table!r}, "
                 f"options={tuple(redact(self.options_over()).items())!r})")
 
@@ -198,8 +195,6 @@ class Plan:
         """A JSON-friendly dict of the plan (for model files and DESCRIBE); secrets masked."""
         import json
         from dataclasses import asdict
-
-        from .storage import redact
 
         plan = self
         if plan.source is not None and plan.source.options:

@@ -13,17 +13,17 @@ import dask.dataframe as dd
 import pandas as pd
 
 from .catalog import Catalog, check_name
-from .conditions import parquet_filters
 from .dsl import ast
 from .dsl.compile import compile_train
 from .dsl.explain import explain_apply, explain_train
 from .dsl.parser import parse
 from .errors import ParameterError
 from .execution import progress_bar
+from .io.conditions import parquet_filters
+from .io.sources import describe_files, file_facts, open_source
+from .io.storage import check_path
 from .plan import Plan, Source
 from .progress import progress_enabled
-from .sources import describe_files, file_facts, open_source
-from .storage import check_path
 
 if TYPE_CHECKING:
     from .model import Model
@@ -129,7 +129,7 @@ class Session:
             names="candidate")
 
     def _run_describedata(self, stmt: ast.DescribeData) -> pd.DataFrame:
-        from .profile import profile
+        from .evaluation.profile import profile
 
         return profile(self._open(stmt.source), progress=progress_enabled(self.progress))
 

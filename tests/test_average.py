@@ -30,7 +30,7 @@ import oocml.engine.average as average
 from oocml.engine.average import check_averageable, default_workers, mix, train_average
 from oocml.engine.stream import BlockRecipe, TrainOptions, train
 from oocml.errors import OocmlError, ParameterError, TrainingInterrupted
-from oocml.partitions import partitions, whole
+from oocml.io.partitions import partitions, whole
 
 distributed = pytest.importorskip("distributed")
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/

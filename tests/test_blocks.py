@@ -12,16 +12,16 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import SGDClassifier, SGDRegressor
 
-import oocml.partitions
+import oocml.io.partitions
 from oocml.blocks import apply_rows, numeric_head
 from oocml.datasets import make_parquet_dataset
-from oocml.partitions import batches, partitions, whole
+from oocml.io.partitions import batches, partitions, whole
 
 
 @pytest.fixture
 def small_batches(monkeypatch):
     """Batches of ~1,000 rows: every partition of the test data is read in several."""
-    monkeypatch.setattr(oocml.partitions, "BATCH_BYTES", 1)
+    monkeypatch.setattr(oocml.io.partitions, "BATCH_BYTES", 1)
 
 
 @pytest.fixture(scope="module")

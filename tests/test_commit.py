@@ -1,7 +1,7 @@
-"""The commit protocol of PREDICT ... INTO (:mod:`oocml.outputs`) and the temporaries of
-:func:`oocml.files.write_atomic`, under real process kills.
+"""The commit protocol of PREDICT ... INTO (:mod:`oocml.io.outputs`) and the temporaries of
+:func:`oocml.io.files.write_atomic`, under real process kills.
 
-Each kill is deterministic: a child process replaces ``oocml.outputs._step`` (or wraps the
+Each kill is deterministic: a child process replaces ``oocml.io.outputs._step`` (or wraps the
 manifest's write) with a function that SIGKILLs the child at the chosen step. Afterwards oocml's
 reader must see one whole write, and once the next complete write is done, plain pyarrow (which
 knows nothing of oocml's manifest) must see each row exactly once; a foreign file survives all.
@@ -29,8 +29,8 @@ import pyarrow.parquet as pq
 import pytest
 
 import oocml
-from oocml.files import TEMPORARY
-from oocml.outputs import MANIFEST, STAGING
+from oocml.io.files import TEMPORARY
+from oocml.io.outputs import MANIFEST, STAGING
 
 ROWS_PER_FILE = 5_000  # the binary_dir fixture: 30,000 rows in 6 files
 FOREIGN = "part-000000000000-00000.parquet"  # someone else's file, named like one of oocml's parts
@@ -68,7 +68,7 @@ CHILD = """
 import collections, os, signal, sys, threading
 sys.path.insert(0, {tests!r})
 import oocml
-from oocml import outputs
+from oocml.io import outputs
 from test_commit import tagged
 
 STEP, COUNT = {step!r}, {count}
@@ -133,8 +133,8 @@ class Place:
 
     def oocml_rows(self) -> pd.DataFrame:
         """The folder's rows as oocml reads them (its manifest's files)."""
+        from oocml.io.sources import open_source
         from oocml.plan import Source
-        from oocml.sources import open_source
 
         frame = open_source(Source(path=self.out)).compute()
         return frame[["row", "write"]].sort_values("row", ignore_index=True)
@@ -295,8 +295,8 @@ def test_the_folder_wide_sweep(tmp_path, monkeypatch):
     asked for, in the folder itself; nothing for a URL or a missing folder."""
     import fcntl
 
-    from oocml import files
-    from oocml.files import remove_stale_temporaries
+    from oocml.io import files
+    from oocml.io.files import remove_stale_temporaries
 
     stale = [".a.oocml.abcdefgh.tmp", "._oocml_written.json.k2_9x0qz.tmp"]
     for name in [*stale, *LOOK_ALIKES, "a.oocml"]:
@@ -335,7 +335,7 @@ def test_temporaries_are_named_as_the_sweep_expects_and_a_raced_one_is_replaced(
     swept between its creation and its lock is replaced by a new one, and the write succeeds."""
     import tempfile
 
-    from oocml.files import write_atomic
+    from oocml.io.files import write_atomic
 
     for _ in range(20):
         fd, name = tempfile.mkstemp(prefix=".m.oocml.", suffix=".tmp", dir=tmp_path)

@@ -24,7 +24,7 @@ import pytest
 from sklearn.linear_model import Perceptron, SGDClassifier, SGDRegressor
 from sklearn.preprocessing import StandardScaler
 
-from oocml import _compat, dask_plans
+from oocml import _compat
 from oocml._compat import (
     ARROW_STRING_CONVERSION,
     FROM_MAP,
@@ -48,8 +48,9 @@ from oocml._compat import (
     sgd_steps,
     unwrap,
 )
-from oocml.dask_plans import parquet_pieces
-from oocml.partitions import partitions, whole
+from oocml.io import dask_plans
+from oocml.io.dask_plans import parquet_pieces
+from oocml.io.partitions import partitions, whole
 
 PACKAGES = {"dask": "dask", "numpy": "numpy", "pandas": "pandas", "pyarrow": "pyarrow",
             "scikit-learn": "scikit-learn"}
@@ -211,10 +212,10 @@ def test_from_map_call():
 
 
 def test_direct_reader_pieces_match_dask(flat, hive):
-    """End to end through oocml.dask_plans: the fused files per partition, hive keys filled in,
+    """End to end through oocml.io.dask_plans: the fused files per partition, hive keys filled in,
     and the frames dask itself computes."""
     root, files = flat
-    with private_api("dask's parquet plan, as oocml.dask_plans reads it", "dask", "pyarrow"):
+    with private_api("dask's parquet plan, as oocml.io.dask_plans reads it", "dask", "pyarrow"):
         frame = dd.read_parquet(root)[["b", "a"]]
         found = parquet_pieces(frame)
         assert found is not None and found.condition is None

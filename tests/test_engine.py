@@ -66,7 +66,7 @@ def test_statistics_are_fused_with_class_discovery(multiclass_dir):
 PEAK_RSS_SCRIPT = """
 import json, re, sys
 import dask, dask.dataframe as dd, oocml
-from oocml.partitions import ParquetPart, partitions
+from oocml.io.partitions import ParquetPart, partitions
 from sklearn.linear_model import SGDClassifier
 with dask.config.set(scheduler="threads"):
     ddf = dd.read_parquet(sys.argv[1])
@@ -206,7 +206,7 @@ def test_every_user_error_is_an_oocml_error(binary):
 def test_direct_parquet_reads_equal_dasks_partitions(binary_dir):
     import dask
 
-    from oocml.partitions import parquet_pieces, partitions, whole
+    from oocml.io.partitions import parquet_pieces, partitions, whole
 
     frame = dd.read_parquet(binary_dir)[["x3", "x0", "y"]]
     assert parquet_pieces(frame) is not None
@@ -226,7 +226,7 @@ def test_direct_reads_apply_filters_as_dask_does(binary_dir):
     reader, and its rows are dask's, even when the filtered column is not selected."""
     import dask
 
-    from oocml.partitions import ParquetPart, partitions, whole
+    from oocml.io.partitions import ParquetPart, partitions, whole
 
     filters = [[("x0", ">", 0), ("y", "in", [1])], [("x1", "<=", -3.0)]]
     frame = dd.read_parquet(binary_dir, filters=filters)[["x2", "y"]]
@@ -241,7 +241,7 @@ def test_direct_reads_split_row_groups_like_dask(tmp_path):
     import dask
 
     from oocml.datasets import make_parquet_dataset
-    from oocml.partitions import parquet_pieces, partitions, whole
+    from oocml.io.partitions import parquet_pieces, partitions, whole
 
     make_parquet_dataset(tmp_path, rows=40_000, features=3, files=2, row_group_rows=5_000)
     frame = dd.read_parquet(tmp_path, split_row_groups=True)
@@ -272,7 +272,7 @@ def test_direct_reads_when_dask_aggregates_row_groups(tmp_path):
     import dask
 
     from oocml.datasets import make_parquet_dataset
-    from oocml.partitions import parquet_pieces, partitions, whole
+    from oocml.io.partitions import parquet_pieces, partitions, whole
 
     make_parquet_dataset(tmp_path, rows=40_000, features=3, files=1, row_group_rows=5_000)
     frame = dd.read_parquet(tmp_path, blocksize="300kB")

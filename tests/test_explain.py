@@ -9,8 +9,8 @@ import pytest
 from helpers import equivalent_python
 
 import oocml
-from oocml.conditions import to_text
 from oocml.dsl.parser import parse_condition
+from oocml.io.conditions import to_text
 
 NAMES = ["my col", "and", 'say "hi"', "x-1"]
 

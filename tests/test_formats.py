@@ -8,9 +8,9 @@ import pytest
 
 import oocml
 from oocml.errors import SourceError
-from oocml.partitions import TextPart, partitions
+from oocml.io.partitions import TextPart, partitions
+from oocml.io.sources import open_source, split_name
 from oocml.plan import Source
-from oocml.sources import open_source, split_name
 
 TRAIN = "TRAIN sgd ON {} PREDICT y SCALE standard EPOCHS 2"
 
@@ -54,8 +54,8 @@ def test_every_compression_gives_the_same_model(rows, tmp_path):
 
 
 def test_compressed_parts_are_read_a_batch_at_a_time(rows, tmp_path, monkeypatch):
-    from oocml import partitions as parts_module
-    from oocml.partitions import batches
+    from oocml.io import partitions as parts_module
+    from oocml.io.partitions import batches
 
     rows.to_csv(tmp_path / "one.csv.gz", index=False)
     monkeypatch.setattr(parts_module, "BATCH_BYTES", 8 * 7 * 2_000)

@@ -13,7 +13,7 @@ import pytest
 
 import oocml
 from oocml.errors import OocmlError
-from oocml.partitions import ParquetPart, partitions, whole
+from oocml.io.partitions import ParquetPart, partitions, whole
 
 REGIONS = np.array(["asia", "europe", "america"])
 

@@ -313,7 +313,7 @@ def test_an_endpoint_lost_mid_fit_is_a_storage_error_naming_the_url(s3_server, t
 
 
 def test_a_failed_ranged_read_is_described_as_a_lost_endpoint():
-    from oocml.storage import describe_error
+    from oocml.io.storage import describe_error
 
     described = describe_error(TypeError("can't concat EndpointConnectionError to bytes"))
     assert described is not None and "stopped answering mid-read" in described

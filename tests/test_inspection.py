@@ -1,5 +1,5 @@
 """Weights by feature name (scaled and original units), centers, class means, the sparkline,
-and the figures of oocml.plots (checked through their data, not their pixels)."""
+and the figures of oocml.evaluation.plots (checked through their data, not their pixels)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 from sklearn.metrics import auc, confusion_matrix, roc_curve
 
 import oocml
-from oocml import inspection, plots
 from oocml.errors import ColumnNotFoundError, OocmlError, ParameterError
+from oocml.evaluation import inspection, plots
 
 COUNTRIES = ["FR", "DE", "IT", "ES", "PT"]
 NUMERIC = ["x0", "x1", "x2"]

@@ -116,7 +116,7 @@ def test_a_skops_file_that_is_not_a_model(tmp_path):
 
 
 def test_confusion_counts_equal_sklearn():
-    from oocml.metrics import confusion_counts
+    from oocml.evaluation.metrics import confusion_counts
 
     rng = np.random.default_rng(0)
     y_true, y_pred = rng.integers(0, 4, 10_000), rng.integers(0, 4, 10_000)

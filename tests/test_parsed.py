@@ -15,7 +15,7 @@ import pytest
 import oocml
 from oocml.engine import parsed
 from oocml.engine.cache import CacheWarning
-from oocml.partitions import batches
+from oocml.io.partitions import batches
 
 
 def _coef(model: oocml.Model) -> np.ndarray:

@@ -16,9 +16,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from oocml import profile as profile_module
 from oocml.errors import ColumnNotFoundError, DataError, ParameterError
-from oocml.profile import COLUMNS, profile
+from oocml.evaluation import profile as profile_module
+from oocml.evaluation.profile import COLUMNS, profile
 
 CITIES = np.array(["paris", "rome", "oslo", "lima", "kyiv", "rabat", "quito", "hanoi"])
 WEIGHTS = np.array([30, 20, 14, 10, 9, 8, 5, 4]) / 100  # distinct counts: no ties at the top

@@ -14,8 +14,8 @@ from sklearn.linear_model import SGDClassifier
 
 import oocml
 from oocml.errors import ModelFileError, OocmlError, SourceError, StorageError
-from oocml.outputs import MANIFEST
-from oocml.partitions import ParquetPart, partitions
+from oocml.io.outputs import MANIFEST
+from oocml.io.partitions import ParquetPart, partitions
 
 TRAIN = ("TRAIN sgd ON {src} PREDICT y SCALE standard WITH (loss = 'log_loss') EPOCHS 2 SHUFFLE "
          "AS m")
@@ -51,9 +51,9 @@ def test_remote_parquet_trains_the_same_model_as_a_local_copy(remote_binary):
 def test_remote_row_groups_stream_or_are_fetched_alike(tmp_path, bucket, s3, monkeypatch):
     """Row groups over the fetch budget stream through a buffer; smaller runs are fetched in
     merged requests: the same batches as the local file either way."""
-    from oocml import partitions as parts_module
     from oocml.datasets import make_parquet_dataset
-    from oocml.partitions import batches
+    from oocml.io import partitions as parts_module
+    from oocml.io.partitions import batches
 
     make_parquet_dataset(tmp_path, rows=60_000, features=4, files=1, row_group_rows=7_000)
     s3.put(f"{tmp_path}/part-00000.parquet", f"{bucket[5:]}/rg/part-00000.parquet")
@@ -82,8 +82,8 @@ def test_remote_evaluate_predict_and_predict_into(remote_binary, bucket, s3, tmp
     listing = s3.ls(f"{bucket[5:]}/out", refresh=True)
     assert f"{bucket[5:]}/out/{MANIFEST}" in listing
     assert not any("_oocml_staging" in p for p in listing)
+    from oocml.io.sources import open_source
     from oocml.plan import Source
-    from oocml.sources import open_source
 
     written = open_source(Source(path=out)).compute()
     expected = open_source(Source(path=str(tmp_path / "out"))).compute()
@@ -107,8 +107,8 @@ def test_overwrite_keeps_foreign_objects_and_replaces_its_own(remote_binary, buc
     assert names == {"notes.txt", "theirs.parquet", MANIFEST, *second}
     assert not set(first) & names and len(second) == 2
     assert s3.cat(f"{out}/notes.txt") == b"mine"
+    from oocml.io.sources import open_source
     from oocml.plan import Source
-    from oocml.sources import open_source
 
     assert len(open_source(Source(path=out))) == 10_000  # the manifest's files only
 
@@ -210,7 +210,7 @@ def test_secrets_stay_out_of_explain_describe_errors_and_model_files(remote_bina
     assert secret not in session.sql("DESCRIBE m").to_string()
     model.save(tmp_path / "m.oocml")
     assert secret.encode() not in (tmp_path / "m.oocml").read_bytes()
-    from oocml.storage import redact_statement
+    from oocml.redaction import redact_statement
 
     assert secret not in redact_statement(statement) and "secret = '***'" in redact_statement(statement)
 
@@ -244,8 +244,8 @@ def test_predict_into_a_bucket_killed_midway_leaves_the_previous_output(remote_b
     s3.invalidate_cache()
     after = {p: s3.cat(p) for p in s3.find(out) if "/_oocml_staging/" not in p}
     assert after == before
+    from oocml.io.sources import open_source
     from oocml.plan import Source
-    from oocml.sources import open_source
 
     assert len(open_source(Source(path=out))) == 30_000
     session.sql(f"PREDICT USING m ON '{local}/part-00000.parquet' INTO '{out}' OVERWRITE")

@@ -20,8 +20,8 @@ import oocml
 from oocml.cli.complete import OocmlCompleter, suggestions
 from oocml.cli.repl import Shell
 from oocml.datasets import make_parquet_dataset
+from oocml.io.sources import open_source
 from oocml.plan import Source
-from oocml.sources import open_source
 
 SCRIPT = shutil.which("oocml-sql", path=str(Path(sys.executable).parent)) or "oocml-sql"
 

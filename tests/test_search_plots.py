@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 import oocml
-from oocml import plots
 from oocml.cli.complete import suggestions
 from oocml.cli.repl import Shell
 from oocml.datasets import make_parquet_dataset
 from oocml.errors import OocmlError
+from oocml.evaluation import plots
 
 GRID = {"alpha": [1e-5, 1e-4, 1e-3], "loss": ["hinge", "log_loss"]}
 

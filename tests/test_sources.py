@@ -7,9 +7,9 @@ import pytest
 from sklearn.linear_model import SGDClassifier
 
 from oocml.errors import SourceError
-from oocml.outputs import write_parquet
+from oocml.io.outputs import write_parquet
+from oocml.io.sources import open_source
 from oocml.plan import Source
-from oocml.sources import open_source
 
 
 def test_glob_folder_and_csv(binary_dir, tmp_path):
@@ -65,7 +65,7 @@ def test_where_filters_rows_before_training(binary, binary_dir):
 
     model = fit_plan(dataclasses.replace(plan, where=where), binary)
     assert model.info["rows"] == int((frame.x0 > cut).sum())
-    from oocml.conditions import parquet_filters, to_text
+    from oocml.io.conditions import parquet_filters, to_text
 
     assert parquet_filters(where) == [[("x0", ">", cut)]]
     assert to_text(where).startswith(f"x0 > {cut!r} AND NOT (x1 IS NULL) AND (y IN (0) OR")

@@ -82,7 +82,7 @@ def _source_columns(statement: str, session: Any, cache: dict) -> list[str]:
     source = Source(path=path.replace("''", "'")) if path is not None else Source(table=quoted or table)
     if source not in cache:
         try:
-            from ..sources import open_source
+            from ..io.sources import open_source
 
             cache[source] = [str(c) for c in open_source(
                 source, session.tables, storage_options=session.storage_options).columns]

@@ -219,7 +219,7 @@ def _table(shell: Any, argument: str) -> bool:
     if not path:
         return _usage(shell, COMMANDS["\\table"])
     try:
-        from ..sources import open_source
+        from ..io.sources import open_source
 
         shell.session.register(name, open_source(
             Source(path=path), storage_options=shell.session.storage_options))
@@ -272,7 +272,7 @@ def _plot(shell: Any, argument: str) -> bool:
     try:
         model = shell.session.catalog.get(name)
         args = [_frame(shell.session, source[0])] if source else []
-        from ..plots import save
+        from ..evaluation.plots import save
 
         written = save(getattr(model, PLOTS[view])(*args), path,
                        storage_options=shell.session.storage_options)
@@ -287,7 +287,7 @@ def _frame(session: Any, source: str) -> Any:
     """A registered table by name, else a path or URL opened as a statement's source is."""
     if source in session.tables:
         return session.tables[source]
-    from ..sources import open_source
+    from ..io.sources import open_source
 
     return open_source(Source(path=source), storage_options=session.storage_options)
 

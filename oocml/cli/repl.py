@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..errors import OocmlError, TrainingInterrupted
-from ..storage import redact_statement
+from ..redaction import redact_statement
 from . import meta, render
 from .statements import split_statements, statement_complete
 

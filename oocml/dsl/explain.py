@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..conditions import parquet_filters, to_text
+from ..io.conditions import parquet_filters, to_text
 from ..plan import REDUCTION_FACTOR, Distribution, Plan, Search, Source, StreamOptions
-from ..storage import redact_url
+from ..redaction import redact_url
 from . import ast
 
 CHECKPOINT_EVERY = 10  # the engine's default (oocml.engine.checkpoint.DEFAULT_EVERY)

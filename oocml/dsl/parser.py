@@ -12,7 +12,7 @@ from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, Unex
 
 from ..errors import OocmlError, OocmlSyntaxError, did_you_mean
 from ..plan import Condition
-from ..storage import MASK, secret_spans
+from ..redaction import MASK, secret_spans
 from . import ast
 from .grammar import KEYWORDS, keywords, lark_parser
 from .transform import ToAst

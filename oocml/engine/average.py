@@ -30,7 +30,7 @@ from dask.system import CPU_COUNT
 from .._compat import SGD_STATE, adopt_state, set_sgd_steps, settle_sgd_average, sgd_steps
 from ..errors import ParameterError, TrainingInterrupted
 from ..execution import Submitter, current_client, data_pass
-from ..partitions import FilePart
+from ..io.partitions import FilePart
 from ..progress import BlockProgress
 from .stream import (
     BlockRecipe,

@@ -262,7 +262,7 @@ def open_cache(plan: Any, summary: Any, labels: Any, on_cluster: bool,
         log.info("the prepared-block cache is not used: %s", reason)
         return None
     if isinstance(wanted, str):
-        from ..storage import is_url
+        from ..io.storage import is_url
 
         if is_url(wanted):
             from ..errors import ParameterError

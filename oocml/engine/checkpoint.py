@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelFileError, ParameterError
+from ..io.storage import exists, read_bytes, remove, write_bytes
 from ..modelfile import dumps, loads_trusted
 from ..plan import Plan
-from ..storage import exists, read_bytes, remove, write_bytes
 from .stats import Summary
 from .stream import Position, TrainingLog
 from .validation import HoldoutMonitor, ProgressiveScore

@@ -21,18 +21,18 @@ from dask.dataframe.utils import make_meta
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
-from ..conditions import check_columns, text_columns, text_compared
 from ..encoding import TextEncoder, encoder_and_rows, idf, is_categorical, with_defaults
 from ..errors import ColumnNotFoundError, DataError, ParameterError
 from ..estimators import build, task_of
 from ..execution import current_client
-from ..partitions import where_partitions
+from ..io.conditions import check_columns, text_columns, text_compared
+from ..io.partitions import where_partitions
+from ..io.sources import as_dask
+from ..io.storage import check_path
+from ..io.text_faults import named_parse_errors
 from ..plan import SPARSE_ENCODINGS, Plan, Step, encoding_of, validate
 from ..preprocessing import SCALERS, fitted_imputer
 from ..progress import progress_enabled
-from ..sources import as_dask
-from ..storage import check_path
-from ..text_faults import named_parse_errors
 from .average import check_averageable, default_workers, train_average
 from .cache import cache_bytes, open_cache
 from .checkpoint import DEFAULT_EVERY, Checkpoint, fingerprint

@@ -29,7 +29,7 @@ import pandas as pd
 import pyarrow as pa
 
 from .._compat import reads_text
-from ..partitions import FilePart, batches, file_parts
+from ..io.partitions import FilePart, batches, file_parts
 from .cache import MARGIN_BYTES, CacheWarning
 
 log = logging.getLogger("oocml")

@@ -29,9 +29,9 @@ import pandas as pd
 from ..blocks import prepared_rows
 from ..errors import DataError, ParameterError
 from ..estimators import build, spec_for
+from ..evaluation.metrics import add, add_all, score_from_totals
 from ..execution import compute, tree_reduce
-from ..metrics import add, add_all, score_from_totals
-from ..partitions import batches
+from ..io.partitions import batches
 from ..plan import Distribution, Plan, Search
 from .validation import holdout_mask
 
@@ -129,7 +129,7 @@ def _add_each(a: list[dict], b: list[dict]) -> list[dict]:
 def _holdout_totals(part: Any, fraction: float, prep: Any, estimators: list, features: list,
                     target: str | None, task: str, classes: list | None) -> list[dict]:
     """Each estimator's holdout totals on one partition, every batch prepared once."""
-    from ..metrics import block_totals
+    from ..evaluation.metrics import block_totals
 
     sums: list[list[dict]] = [[] for _ in estimators]
     for frame in batches(part):
@@ -265,29 +265,6 @@ def start_search(prepared: Any, steps: list[tuple[str, Any]], classes: Any) -> S
                          Pipeline(steps), prepared.features, plan.target, prepared.task,
                          None if classes is None else classes.tolist(), stream.holdout,
                          plan.search.reduction_factor, stream.patience, prepared.progress)
-
-
-def trials_table(trials: list[dict]) -> pd.DataFrame:
-    """``search_results_``: one row per candidate, in the spirit of scikit-learn's
-    ``cv_results_``: ``param_<name>`` columns, ``params``, the holdout score per rung,
-    the best, the rank, the rows each saw, and when and why it stopped."""
-    rungs = max((len(t["scores"]) for t in trials), default=0)
-    rows = []
-    for t in trials:
-        row = {f"param_{k}": v for k, v in t["params"].items()}
-        row["params"] = t["params"]
-        for r in range(rungs):
-            row[f"score_epoch_{r + 1}"] = t["scores"][r] if r < len(t["scores"]) else np.nan
-        row.update(best_score=t["best_score"], rank=0, rows_seen=t["rows_seen"],
-                   dropped_after_epoch=t["dropped_after"], stopped=t["reason"] or "")
-        rows.append(row)
-    # As halving chose: those that went further first, then the better best score (ties: the
-    # first candidate), so rank 1 is the model the search returned.
-    order = sorted(range(len(trials)), key=lambda k: (-len(trials[k]["scores"]),
-                                                     -(trials[k]["best_score"] or -math.inf), k))
-    for position, k in enumerate(order):
-        rows[k]["rank"] = position + 1
-    return pd.DataFrame(rows)
 
 
 def trial_records(monitor: SearchMonitor) -> list[dict]:

@@ -18,7 +18,7 @@ import pandas as pd
 from ..blocks import numeric_arrays
 from ..encoding import count_values, document_counts, merge_counts, merge_documents
 from ..execution import compute, tree_reduce
-from ..partitions import batches, read_ahead
+from ..io.partitions import batches, read_ahead
 from ..preprocessing import Moments, QuantileSketch
 from .validation import training_rows
 

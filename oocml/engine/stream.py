@@ -30,7 +30,7 @@ from scipy import sparse
 from ..blocks import apply_rows
 from ..errors import DataError, TrainingInterrupted, UnseenLabelError
 from ..execution import Submitter, compute_here, data_pass
-from ..partitions import FilePart, batches
+from ..io.partitions import FilePart, batches
 from ..progress import BlockProgress
 from .loading import Feed, prefetched
 from .validation import ProgressiveScore, training_rows

@@ -15,8 +15,8 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from ..errors import DataError
-from ..metrics import add_all, block_totals, score_from_totals, sum_totals
-from ..partitions import batches
+from ..evaluation.metrics import add_all, block_totals, score_from_totals, sum_totals
+from ..io.partitions import batches
 
 HASH_KEY = "oocml-holdout-v1"  # pandas wants exactly 16 characters
 _UNIT = float(2**53)

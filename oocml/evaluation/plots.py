@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import ColumnNotFoundError, OocmlError, ParameterError
+from ..errors import ColumnNotFoundError, OocmlError, ParameterError
 from .inspection import INTERCEPT
 
 CURVE_COLUMNS = ("class", "threshold", "tpr", "fpr", "precision", "recall")
@@ -221,7 +221,7 @@ def search_label(params: dict) -> str:
 def save(figure: Any, path: str | os.PathLike, storage_options: dict | None = None) -> str:
     """Write ``figure`` as a PNG to ``path`` (a path or any fsspec URL), whole or not at all,
     replacing any file there; returns the path."""
-    from .storage import write_bytes
+    from ..io.storage import write_bytes
 
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)

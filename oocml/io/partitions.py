@@ -2,7 +2,7 @@
 
 When a frame is a plain parquet read (local or remote, hive-partitioned, with or without
 ``filters``, after column projection), each partition becomes a :class:`ParquetPart`: the
-very files and row groups dask planned for it (read by :mod:`oocml.dask_plans`), on dask's
+very files and row groups dask planned for it (read by :mod:`oocml.io.dask_plans`), on dask's
 filesystem, read straight with pyarrow inside the task that uses them (the same rows in the
 same partitions, so the same model). Compressed CSV and JSON-lines files that oocml opened
 are :class:`TextPart` s. Consumers take the rows in batches of ``BATCH_BYTES`` (see
@@ -29,11 +29,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from dask.dataframe.utils import make_meta
 
+from ..errors import OocmlError, SourceError, StorageError
+from ..plan import And
+from ..redaction import redact_url
 from .conditions import columns_of, filter_block
 from .dask_plans import Piece, mapped_items, parquet_pieces
-from .errors import OocmlError, SourceError, StorageError
-from .plan import And
-from .storage import describe_error, redact_url
+from .storage import describe_error
 
 log = logging.getLogger("oocml")
 

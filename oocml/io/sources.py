@@ -9,7 +9,7 @@ registered by name. Rules:
   the files of the last complete write, never the parts of an interrupted one.
 - Hive-style folders (``region=asia/``) give their partition columns, as dask reads them.
 - Compressed text cannot be split, so each such file is one partition read a batch at a time
-  (:class:`~oocml.partitions.TextPart`): memory stays bounded whatever the file's size.
+  (:class:`~oocml.io.partitions.TextPart`): memory stays bounded whatever the file's size.
 """
 
 from __future__ import annotations
@@ -22,12 +22,13 @@ from typing import Any
 import dask.dataframe as dd
 import pandas as pd
 
+from ..errors import OocmlError, ParameterError, SourceError, did_you_mean, listing
+from ..plan import Source
+from ..redaction import redact_url
 from .conditions import columns_of, from_filters, parquet_filters, text_compared
-from .errors import OocmlError, ParameterError, SourceError, did_you_mean, listing
 from .outputs import manifest_files
 from .partitions import TextPart, whole
-from .plan import Source
-from .storage import filesystem, is_url, redact_url, translated
+from .storage import filesystem, is_url, translated
 
 FORMATS = {".parquet": "parquet", ".parq": "parquet", ".pq": "parquet", ".csv": "csv",
            ".jsonl": "json", ".ndjson": "json"}  # a .json file may be one document: FORMAT json
@@ -171,7 +172,7 @@ def hive_text_columns(found: Listing) -> set[str]:
 
 def typed_filters(filters: list, text: set[str]) -> list:
     """pyarrow ``filters`` comparing the ``text`` columns with text (see
-    :func:`~oocml.conditions.text_compared`)."""
+    :func:`~oocml.io.conditions.text_compared`)."""
     condition = from_filters(filters)
     if condition is None or not text & set(columns_of(condition)):
         return filters

@@ -2,7 +2,7 @@
 is derived exactly.
 
 A block's totals are a dict of numbers and arrays: rows, the confusion matrix, the
-log-loss sum and per-class histograms of the scores (:mod:`oocml.curves`) for a
+log-loss sum and per-class histograms of the scores (:mod:`oocml.evaluation.curves`) for a
 classifier; residual sums (and, when asked, a residual sketch) for a regressor; inertia
 for clustering. Totals of any blocks add up, so the sum over a partition, a holdout or a
 whole data set gives the same metrics whatever the partitioning, in one parallel pass.
@@ -20,11 +20,11 @@ import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 
-from .blocks import applied
+from ..blocks import applied
+from ..errors import DataError
+from ..execution import compute, tree_reduce
+from ..io.partitions import batches, partitions
 from .curves import BINS, average_precision, curves, histograms, roc_auc
-from .errors import DataError
-from .execution import compute, tree_reduce
-from .partitions import batches, partitions
 
 Totals = dict[str, Any]
 RESIDUAL_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
@@ -47,7 +47,7 @@ def block_totals(frame: pd.DataFrame, pipeline: Any, features: list, target: str
         totals = {"n": n, "sum_y": y.sum(), "sum_y2": (y * y).sum(),
                   "sse": (residual ** 2).sum(), "sae": np.abs(residual).sum()}
         if residuals:
-            from .preprocessing import QuantileSketch
+            from ..preprocessing import QuantileSketch
 
             totals["residuals"] = QuantileSketch.of_columns([residual])
         return totals

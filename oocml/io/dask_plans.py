@@ -19,7 +19,7 @@ from urllib.parse import unquote
 
 import pandas as pd
 
-from ._compat import (
+from .._compat import (
     ARROW_STRING_CONVERSION,
     PARQUET_OPERANDS_MUST_BE_EMPTY,
     PARQUET_READ,

@@ -39,9 +39,10 @@ from typing import Any
 import dask.dataframe as dd
 import pandas as pd
 
-from .errors import SourceError
-from .execution import data_pass
-from .storage import filesystem, is_url, redact_url, translated, write_bytes
+from ..errors import SourceError
+from ..execution import data_pass
+from ..redaction import redact_url
+from .storage import filesystem, is_url, translated, write_bytes
 
 log = logging.getLogger("oocml")
 

@@ -46,7 +46,7 @@ def describe_model(model: Any) -> pd.DataFrame:
 
 def _leaderboard(trials: list[dict], shown: int = 5) -> list[tuple[str, str]]:
     """TUNE's leaderboard: the candidates in the order the halving ranked them."""
-    from .engine.search import trials_table
+    from .trials import trials_table
 
     table = trials_table(trials).sort_values("rank")
     rows = [("search", f"{len(table)} candidates, successive halving on the holdout score; "

@@ -12,8 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import ColumnNotFoundError, DataError
-from .plan import And, Compare, Condition, In, IsNull, Not, Or
+from ..errors import ColumnNotFoundError, DataError
+from ..plan import And, Compare, Condition, In, IsNull, Not, Or
 
 _OPS = {"=": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
         ">": operator.gt, ">=": operator.ge}

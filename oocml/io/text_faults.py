@@ -20,11 +20,11 @@ from typing import Any
 import pandas as pd
 from dask.dataframe.utils import make_meta
 
-from ._compat import text_files
-from .errors import SourceError
+from .._compat import text_files
+from ..errors import SourceError
+from ..redaction import redact_url
 from .partitions import is_local
 from .sources import split_name
-from .storage import redact_url
 
 CHUNK_ROWS = 100_000  # rows parsed at once while looking for the bad line
 CHUNK_BYTES = 8 << 20  # bytes decoded at once while looking for a byte that is not UTF-8

@@ -8,7 +8,7 @@ the ``TOP`` most frequent values with their counts as text: ``"paris (120), rome
 
 Invariants:
 
-- One read. Each partition is read a batch at a time (:func:`oocml.partitions.batches`)
+- One read. Each partition is read a batch at a time (:func:`oocml.io.partitions.batches`)
   into a small mergeable :class:`Profile`; the partitions' profiles are merged in a fixed
   tree (:func:`oocml.execution.tree_reduce`), so the result is the same on any scheduler.
 - The numbers are pandas' on the same rows in memory: ``describe()``'s count, mean, std,
@@ -34,17 +34,17 @@ import numpy as np
 import pandas as pd
 from dask.dataframe.utils import make_meta
 
-from .blocks import numeric_arrays
-from .conditions import check_columns
-from .encoding import MAX_DISTINCT, is_categorical
-from .errors import ColumnNotFoundError, ParameterError
-from .execution import compute, tree_reduce
-from .partitions import batches, read_ahead, where_partitions
-from .plan import Condition
-from .preprocessing import Moments
-from .progress import progress_enabled
-from .sources import as_dask
-from .text_faults import named_parse_errors
+from ..blocks import numeric_arrays
+from ..encoding import MAX_DISTINCT, is_categorical
+from ..errors import ColumnNotFoundError, ParameterError
+from ..execution import compute, tree_reduce
+from ..io.conditions import check_columns
+from ..io.partitions import batches, read_ahead, where_partitions
+from ..io.sources import as_dask
+from ..io.text_faults import named_parse_errors
+from ..plan import Condition
+from ..preprocessing import Moments
+from ..progress import progress_enabled
 
 TOP = 5  # most frequent values shown per column
 COLUMNS = ("column", "dtype", "rows", "missing", "mean", "std", "min", "max", "distinct", "top")
