@@ -22,9 +22,17 @@ def stated_layers(readme: str) -> list[tuple[str, list[str]]]:
     """(layer, entries) from the README's Layout block, top to bottom: an entry is a file or a
     folder (ending in ``/``) below ``oocml/``."""
     block = readme.split("## Layout", 1)[1].split("```", 2)[1]
-    rows = re.findall(r"^  ([a-z]+) {2,}(.+)$", block, flags=re.MULTILINE)
+    rows: list[tuple[str, list[str]]] = []
+    for line in block.splitlines():
+        row = re.fullmatch(r"  ([a-z]+) {2,}(.+)", line)
+        if row:
+            rows.append((row.group(1), row.group(2).split()))
+        elif rows and line.startswith(" " * 18) and line.strip():  # a layer's next line
+            rows[-1][1].extend(line.split())
+        elif rows:
+            break
     assert rows, "the README's Layout section states no layers"
-    return [(name, entries.split()) for name, entries in rows]
+    return rows
 
 
 def layer_of(path: Path, layers: list[tuple[str, list[str]]]) -> int:

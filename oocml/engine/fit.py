@@ -31,8 +31,9 @@ from ..io.sources import as_dask
 from ..io.storage import check_path
 from ..io.text_faults import named_parse_errors
 from ..plan import SPARSE_ENCODINGS, Plan, Step, encoding_of, validate
-from ..preprocessing import SCALERS, fitted_imputer
+from ..preprocessing import SCALERS
 from ..progress import progress_enabled
+from ..sketches import fitted_imputer
 from .average import check_averageable, default_workers, train_average
 from .cache import cache_bytes, open_cache
 from .checkpoint import DEFAULT_EVERY, Checkpoint, fingerprint

@@ -19,7 +19,7 @@ from ..blocks import numeric_arrays
 from ..encoding import count_values, document_counts, merge_counts, merge_documents
 from ..execution import compute, tree_reduce
 from ..io.partitions import batches, read_ahead
-from ..preprocessing import Moments, QuantileSketch
+from ..sketches import Moments, QuantileSketch
 from .validation import training_rows
 
 

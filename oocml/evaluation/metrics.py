@@ -47,7 +47,7 @@ def block_totals(frame: pd.DataFrame, pipeline: Any, features: list, target: str
         totals = {"n": n, "sum_y": y.sum(), "sum_y2": (y * y).sum(),
                   "sse": (residual ** 2).sum(), "sae": np.abs(residual).sum()}
         if residuals:
-            from ..preprocessing import QuantileSketch
+            from ..sketches import QuantileSketch
 
             totals["residuals"] = QuantileSketch.of_columns([residual])
         return totals

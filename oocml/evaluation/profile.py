@@ -43,8 +43,8 @@ from ..io.partitions import batches, read_ahead, where_partitions
 from ..io.sources import as_dask
 from ..io.text_faults import named_parse_errors
 from ..plan import Condition
-from ..preprocessing import Moments
 from ..progress import progress_enabled
+from ..sketches import Moments
 
 TOP = 5  # most frequent values shown per column
 COLUMNS = ("column", "dtype", "rows", "missing", "mean", "std", "min", "max", "distinct", "top")
