@@ -8,16 +8,14 @@ A column named ``ml`` is shadowed by the accessor; ``ddf["ml"]`` still works.
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
-import logging
+import functools
 import os
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .errors import ParameterError
+from .import_hook import after_import
 from .plan import (
     ENCODINGS,
     REDUCTION_FACTOR,
@@ -206,48 +204,28 @@ class Chain:
 
 
 class MLAccessor:
-    """``df.ml``: starts a :class:`Chain` on this DataFrame."""
+    """``df.ml``: starts a :class:`Chain` on this DataFrame. Each method is the Chain's method
+    of the same name on a new, empty chain (``df.ml.scale()`` is ``Chain(df).scale()``)."""
+
+    STARTERS = ("scale", "impute", "encode", "reduce", "where", "select", "plan",
+                "fit_incremental", "profile")
 
     def __init__(self, frame: Any):
         self._frame = frame
 
-    def scale(self, kind: str = "standard", **params: Any) -> Chain:
-        """Start a chain with a scaling step (see :meth:`Chain.scale`)."""
-        return Chain(self._frame).scale(kind, **params)
 
-    def impute(self, kind: str = "mean") -> Chain:
-        """Start a chain with an imputation step (see :meth:`Chain.impute`)."""
-        return Chain(self._frame).impute(kind)
+def _starter(name: str) -> Callable[..., Any]:
+    method = getattr(Chain, name)
 
-    def encode(self, kind: str | None = None, *, columns: Sequence[str] | None = None,
-               **params: Any) -> Chain:
-        """Start a chain with an encoding step (see :meth:`Chain.encode`)."""
-        return Chain(self._frame).encode(kind, columns=columns, **params)
+    @functools.wraps(method)
+    def start(self: MLAccessor, *args: Any, **kwargs: Any) -> Any:
+        return method(Chain(self._frame), *args, **kwargs)
 
-    def reduce(self, kind: str = "pca", n_components: int = 10) -> Chain:
-        """Start a chain with a reduction step (see :meth:`Chain.reduce`)."""
-        return Chain(self._frame).reduce(kind, n_components)
+    return start
 
-    def where(self, condition: str | Condition) -> Chain:
-        """Start a chain that keeps the rows satisfying ``condition`` (see :meth:`Chain.where`)."""
-        return Chain(self._frame).where(condition)
 
-    def select(self, features: Sequence[str] | None = None, exclude: Sequence[str] = ()) -> Chain:
-        """Start a chain with chosen feature columns (see :meth:`Chain.select`)."""
-        return Chain(self._frame).select(features, exclude)
-
-    def plan(self, estimator: Any, target: str | None = None, **options: Any) -> Plan:
-        """The Plan of fitting with no preprocessing (see :meth:`Chain.plan`)."""
-        return Chain(self._frame).plan(estimator, target, **options)
-
-    def fit_incremental(self, estimator: Any, target: str | None = None, **options: Any) -> Model:
-        """Fit with no preprocessing (see :meth:`Chain.fit_incremental`)."""
-        return Chain(self._frame).fit_incremental(estimator, target, **options)
-
-    def profile(self, *, progress: bool | None = None) -> pd.DataFrame:
-        """One row per column: dtype, rows, missing, mean, std, min, max, distinct and top
-        values, in one parallel pass (see :meth:`Chain.profile`)."""
-        return Chain(self._frame).profile(progress=progress)
+for _name in MLAccessor.STARTERS:
+    setattr(MLAccessor, _name, _starter(_name))
 
 
 def register() -> None:
@@ -275,59 +253,3 @@ def _register_dask() -> None:
     with warnings.catch_warnings():  # so does dask
         warnings.simplefilter("ignore", UserWarning)
         register_dataframe_accessor("ml")(MLAccessor)
-
-
-_FILE_LOADERS = (importlib.machinery.SourceFileLoader, importlib.machinery.SourcelessFileLoader)
-
-
-def after_import(name: str, callback: Callable[[], None]) -> None:
-    """Run ``callback`` once module ``name`` is imported: now if it is, else right after the
-    module's own code runs, inside its import (so no caller can use the module before)."""
-    if name in sys.modules:
-        callback()
-    else:
-        sys.meta_path.insert(0, _AfterImport(name, callback))
-
-
-class _AfterImport:
-    """A meta-path finder that finds ``name`` as the others would, and runs ``callback``
-    after the module's code; it removes itself on first use."""
-
-    def __init__(self, name: str, callback: Callable[[], None]):
-        self.name, self.callback = name, callback
-
-    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
-        if fullname != self.name:
-            return None
-        if self in sys.meta_path:
-            sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(fullname)
-        loader = getattr(spec, "loader", None)
-        if not isinstance(loader, _FILE_LOADERS):  # not a loader of its own: run on the next
-            sys.meta_path.append(_Eventually(fullname, self.callback))  # import statement
-            return spec
-        run_module = loader.exec_module
-
-        def exec_module(module: Any) -> None:
-            run_module(module)
-            try:
-                self.callback()
-            except Exception:  # never break the user's import of the library
-                logging.getLogger("oocml").exception("registering the .ml accessor failed")
-
-        loader.exec_module = exec_module  # this module's own loader object: no one else's
-        return spec
-
-
-class _Eventually:
-    """Fallback of :class:`_AfterImport`: runs ``callback`` at the next import after ``name``
-    is loaded (never seen with CPython's own loaders; kept so registration never fails)."""
-
-    def __init__(self, name: str, callback: Callable[[], None]):
-        self.name, self.callback = name, callback
-
-    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> None:
-        if self.name in sys.modules and self in sys.meta_path:
-            sys.meta_path.remove(self)
-            self.callback()
-        return None

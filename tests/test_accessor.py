@@ -178,3 +178,16 @@ def test_same_coefficients_on_every_scheduler(binary_dir, scheduler):
     for ours, theirs in zip(model.pipeline.steps[1][1].__dict__.values(),
                             reference.pipeline.steps[1][1].__dict__.values()):
         np.testing.assert_array_equal(ours, theirs)
+
+
+def test_the_accessor_starts_a_chain_with_every_method_of_one():
+    """``df.ml`` offers each public Chain method, with its signature and docstring, on a new chain."""
+    import inspect
+
+    from oocml.accessor import Chain, MLAccessor
+
+    public = {name for name, _ in inspect.getmembers(Chain, inspect.isfunction) if not name.startswith("_")}
+    assert set(MLAccessor.STARTERS) == public
+    for name in public:
+        assert inspect.signature(getattr(MLAccessor, name)) == inspect.signature(getattr(Chain, name))
+        assert getattr(MLAccessor, name).__doc__ == getattr(Chain, name).__doc__
