@@ -243,6 +243,16 @@ SGD_STATE = ("coef_", "intercept_", "_standard_coef", "_standard_intercept",
              "_average_coef", "_average_intercept")
 
 
+def is_sgd_family(cls: type) -> bool:
+    """Whether estimators of ``cls`` are trained by scikit-learn's plain SGD (SGDClassifier,
+    SGDRegressor, Perceptron, the PassiveAggressive classes), so that their state between two
+    ``partial_fit`` calls is :data:`SGD_STATE` and ``t_``. Relies on the private base class
+    ``sklearn.linear_model._stochastic_gradient.BaseSGD`` (scikit-learn 1.9.1)."""
+    from sklearn.linear_model._stochastic_gradient import BaseSGD
+
+    return isinstance(cls, type) and issubclass(cls, BaseSGD)
+
+
 def sgd_steps(model: Any) -> float:
     """SGD's step counter ``t_``: 1 + rows seen (times epochs), from which ``partial_fit``
     continues its learning-rate schedule and the start of averaging (scikit-learn 1.9.1)."""

@@ -149,14 +149,20 @@ def spec_for(
     if random_state is not None and "random_state" in allowed and merged.get("random_state") is None:
         merged["random_state"] = random_state
     # Canonical: only what differs from the class defaults, so equal estimators give equal specs.
-    defaults = cls().get_params(deep=False)
-    merged = {k: v for k, v in merged.items() if not _same(v, defaults.get(k, _MISSING))}
+    merged = changed_params(cls, merged)
     spec = EstimatorSpec(_qualname(cls), freeze_params(merged))
     build(spec)  # validate names and values now, before any data is read
     return spec
 
 
 _MISSING = object()
+
+
+def changed_params(cls: type, params: dict[str, Any]) -> dict[str, Any]:
+    """The ``params`` of an estimator class that differ from its defaults: what a spec keeps,
+    what EXPLAIN's Python passes and what DESCRIBE shows (one rule, so they agree)."""
+    defaults = cls().get_params(deep=False)
+    return {k: v for k, v in params.items() if not _same(v, defaults.get(k, _MISSING))}
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -39,6 +39,7 @@ from oocml._compat import (
     fused_buckets,
     handle_zeros_in_scale,
     is_constant_feature,
+    is_sgd_family,
     operand,
     optimized_expr,
     parquet_plan,
@@ -46,6 +47,7 @@ from oocml._compat import (
     set_sgd_steps,
     settle_sgd_average,
     sgd_steps,
+    text_files,
     unwrap,
 )
 from oocml.io import dask_plans
@@ -377,3 +379,28 @@ def test_skops_trusts_exactly_the_optimizer_types_an_mlp_holds():
             found |= {t for t in sio.get_untrusted_types(data=sio.dumps(model))
                       if "_stochastic_optimizers" in t}
         assert found == set(SKLEARN_OPTIMIZER_TYPES)
+
+
+def test_the_sgd_family_is_scikit_learns_plain_sgd_estimators():
+    from sklearn.linear_model import Perceptron, SGDClassifier, SGDRegressor
+    from sklearn.naive_bayes import GaussianNB
+    from sklearn.neural_network import MLPClassifier
+
+    with private_api("sklearn.linear_model._stochastic_gradient.BaseSGD", "scikit-learn"):
+        assert all(is_sgd_family(c) for c in (SGDClassifier, SGDRegressor, Perceptron))
+        assert not any(is_sgd_family(c) for c in (GaussianNB, MLPClassifier, SGDClassifier()))
+
+
+def test_text_files_finds_the_files_behind_dask_text_readers(tmp_path):
+    """The OpenFiles among the tasks of read_csv and read_json's graphs (a parse error names
+    its file from them, oocml/io/text_faults.py)."""
+    frame = pd.DataFrame({"x": range(100), "y": [0, 1] * 50})
+    for i in range(2):
+        frame.to_csv(tmp_path / f"{i}.csv", index=False)
+        frame.to_json(tmp_path / f"{i}.jsonl", orient="records", lines=True)
+    with private_api("dask's text readers' graphs (OpenFile among task args)", "dask"):
+        for read in (dd.read_csv(str(tmp_path / "*.csv"), blocksize=300)[["x"]],
+                     dd.read_json(str(tmp_path / "*.jsonl"), lines=True, blocksize=2**20)):
+            found = [Path(f.path).name for f in text_files(read)]
+            assert found in (["0.csv", "1.csv"], ["0.jsonl", "1.jsonl"]), found
+        assert text_files(dd.from_pandas(frame, npartitions=2)) == []

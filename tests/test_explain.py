@@ -52,3 +52,22 @@ def test_equivalent_python_with_quoted_names(odd_names, clauses):
 def test_conditions_print_as_they_parse(text):
     condition = parse_condition(text)
     assert parse_condition(to_text(condition)) == condition
+
+
+@pytest.mark.parametrize("with_clause", ["", "WITH (alpha = 0.0001)", "WITH (alpha = 0.001, loss = 'hinge')",
+                                         "WITH (loss = 'log_loss', average = TRUE)"])
+def test_explain_and_describe_name_the_same_parameters(binary_dir, with_clause):
+    """One rule (estimators.changed_params) says which parameters differ from the defaults:
+    the equivalent Python passes exactly those, and DESCRIBE lists exactly those."""
+    import re
+
+    session = oocml.Session()
+    statement = f"TRAIN sgd ON '{binary_dir}' PREDICT y {with_clause} AS m"
+    python = equivalent_python(session.sql("EXPLAIN " + statement))
+    called = re.search(r"SGDClassifier\((.*?)\)", python)
+    explained = set(re.findall(r"(\w+)=", called.group(1))) if called else set()
+    session.sql(statement)
+    table = session.sql("DESCRIBE m").set_index("property")["value"]
+    described = set(re.findall(r"(\w+)=", table["parameters"]))
+    assert explained - {"random_state"} == described - {"random_state"}
+    assert ("alpha" in described) == ("0.001" in with_clause)

@@ -172,22 +172,14 @@ def _reader(source: Source | None) -> str:
 
 def _estimator_text(plan: Plan) -> tuple[str, str]:
     """('from module import Class', 'Class(param=...)' or 'Class')."""
-    from ..estimators import import_class
+    from ..estimators import changed_params, import_class
 
     cls = import_class(plan.estimator.qualname)
     module = plan.estimator.qualname.rsplit(".", 1)[0]
-    defaults = cls().get_params(deep=False)
-    shown = {k: v for k, v in plan.estimator.params
-             if not (k == "random_state" and v == plan.random_state) and _differs(v, defaults.get(k))}
+    shown = {k: v for k, v in changed_params(cls, dict(plan.estimator.params)).items()
+             if not (k == "random_state" and v == plan.random_state)}
     args = ", ".join(f"{k}={v!r}" for k, v in sorted(shown.items()))
     return f"from {module} import {cls.__name__}", f"{cls.__name__}({args})" if args else cls.__name__
-
-
-def _differs(a: Any, b: Any) -> bool:
-    try:
-        return bool(a != b) or type(a) is not type(b)
-    except Exception:
-        return True
 
 
 def _encoders_line(plan: Plan, frame: Any, features: list[str]) -> list[str]:

@@ -23,12 +23,12 @@ from typing import Any
 
 import dask
 import numpy as np
-import sklearn.linear_model as linear_model
 from dask.delayed import Delayed
 from dask.system import CPU_COUNT
 
-from .._compat import SGD_STATE, adopt_state, set_sgd_steps, settle_sgd_average, sgd_steps
+from .._compat import SGD_STATE, adopt_state, is_sgd_family, set_sgd_steps, settle_sgd_average, sgd_steps
 from ..errors import ParameterError, TrainingInterrupted
+from ..estimators import ALGORITHMS, import_class
 from ..execution import Submitter, current_client, data_pass
 from ..io.partitions import FilePart
 from ..progress import BlockProgress
@@ -44,27 +44,20 @@ from .stream import (
 )
 from .validation import ProgressiveScore
 
-# The SGD family: linear models trained by scikit-learn's _plain_sgd, whose whole state between
-# two partial_fit calls is the arrays below plus the step counter t_, so a mean of models is a
-# model. (PassiveAggressive* are deprecated since scikit-learn 1.8 and gone in 1.10.)
-AVERAGEABLE: tuple[type, ...] = tuple(
-    getattr(linear_model, name) for name in (
-        "SGDClassifier", "SGDRegressor", "Perceptron",
-        "PassiveAggressiveClassifier", "PassiveAggressiveRegressor")
-    if hasattr(linear_model, name))
-
-
 
 def check_averageable(estimator: Any) -> None:
-    """Refuse, naming the supported estimators, one whose models cannot be averaged."""
-    if not isinstance(estimator, AVERAGEABLE):
-        supported = ", ".join(cls.__name__ for cls in AVERAGEABLE)
-        raise ParameterError(
-            f"strategy='average' (PARALLEL) trains copies of a linear model in parallel and "
-            f"averages their coef_ and intercept_; {type(estimator).__name__} cannot be averaged "
-            f"that way. Supported: {supported} (algorithms sgd, sgd_regressor, perceptron, "
-            "passive_aggressive, passive_aggressive_regressor); train "
-            f"{type(estimator).__name__} with strategy='sequential' (leave out PARALLEL)")
+    """Refuse, naming the algorithms that can, an estimator whose models cannot be averaged:
+    only the SGD family's whole state between two partial_fit calls is arrays a mean of models
+    keeps a model (:func:`oocml._compat.is_sgd_family`)."""
+    if is_sgd_family(type(estimator)):
+        return
+    names = [a.name for a in ALGORITHMS.values() if is_sgd_family(import_class(a.qualname))]
+    raise ParameterError(
+        f"strategy='average' (PARALLEL) trains copies of a linear model in parallel and "
+        f"averages their coef_ and intercept_; {type(estimator).__name__} cannot be averaged "
+        f"that way. The SGD family can: algorithms {', '.join(names)} (SGDClassifier, "
+        f"SGDRegressor, Perceptron); train {type(estimator).__name__} with "
+        "strategy='sequential' (leave out PARALLEL)")
 
 
 def default_workers() -> int:

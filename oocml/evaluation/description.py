@@ -61,9 +61,9 @@ def _leaderboard(trials: list[dict], shown: int = 5) -> list[tuple[str, str]]:
 
 
 def _params_text(estimator: Any) -> str:
-    defaults = type(estimator)().get_params(deep=False)
-    changed = {k: v for k, v in estimator.get_params(deep=False).items()
-               if repr(v) != repr(defaults.get(k))}
+    from ..estimators import changed_params
+
+    changed = changed_params(type(estimator), estimator.get_params(deep=False))
     return ", ".join(f"{k}={v!r}" for k, v in sorted(changed.items())) or "(defaults)"
 
 
