@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-CHECKED_AGAINST = {"dask": "2026.8.0", "numpy": "2.4.6", "pandas": "3.1.1",
-                   "pyarrow": "26.0.1", "scikit-learn": "1.9.1"}
+CHECKED_AGAINST = {"dask": "2026.8.0", "distributed": "2026.8.0", "numpy": "2.4.6",
+                   "pandas": "3.1.1", "pyarrow": "26.0.1", "scikit-learn": "1.9.1"}
 
 
 def checked_against(*libraries: str) -> str:
@@ -179,6 +179,38 @@ def text_files(frame: Any) -> list[Any]:
                     seen.add(id(inner))
                     pending.append(inner)
     return [found[path] for path in sorted(found)]
+
+
+# --- dask: the scheduler and its graphs ---------------------------------------------------------
+
+def scheduler_client() -> Any | None:
+    """The ``distributed.Client`` whose ``get`` dask would use now, or None for a local
+    scheduler. Relies on ``dask.base.get_scheduler()`` returning the client's bound ``get``
+    when one is the default (dask and distributed 2026.8.0); distributed is not imported here
+    unless something else did."""
+    import sys
+
+    from dask.base import get_scheduler
+
+    owner = getattr(get_scheduler(), "__self__", None)
+    distributed = sys.modules.get("distributed")
+    if owner is None or distributed is None:
+        return None
+    return owner if isinstance(owner, distributed.Client) else None
+
+
+def graph_dependents(graph: Any) -> dict:
+    """Each key of a task graph mapped to the keys that depend on it. Relies on
+    ``dask.core.get_deps(graph) -> (dependencies, dependents)`` (dask 2026.8.0)."""
+    from dask.core import get_deps
+
+    return get_deps(graph)[1]
+
+
+def literal_keys(state: dict) -> Any:
+    """The keys a local scheduler's run holds as data rather than tasks (what its ``start_state``
+    callback sees in ``state["cache"]``; dask 2026.8.0)."""
+    return state.get("cache", {})
 
 
 # --- numpy ------------------------------------------------------------------------------------

@@ -16,21 +16,16 @@ from functools import reduce
 from typing import Any
 
 import dask
-from dask.base import get_scheduler
 from threadpoolctl import threadpool_limits
 
-from ._compat import set_numpy_hugepage
+from ._compat import graph_dependents, scheduler_client, set_numpy_hugepage
 from .errors import DataError
 from .progress import DaskProgress, PassLine, partition_keys
 
 
 def current_client() -> Any | None:
     """The ``distributed.Client`` dask would use now, or None on a local scheduler."""
-    scheduler = get_scheduler()
-    owner = getattr(scheduler, "__self__", None)
-    if owner is not None and type(owner).__name__ == "Client":
-        return owner
-    return None
+    return scheduler_client()
 
 
 @contextlib.contextmanager
@@ -83,7 +78,6 @@ def _compute_on(client: Any, objs: tuple, name: str) -> tuple:
     other collections, their outputs'); each is let go once counted, so the cluster keeps
     a result only while later tasks need it."""
     from dask.base import unpack_collections
-    from dask.core import get_deps
     from dask.delayed import Delayed
     from dask.utils import ensure_dict
     from distributed import as_completed
@@ -95,7 +89,7 @@ def _compute_on(client: Any, objs: tuple, name: str) -> tuple:
     for collection in collections:  # a DataFrame's graph is not built twice to look inside
         if isinstance(collection, Delayed):
             graph.update(ensure_dict(collection.__dask_graph__()))
-    watched = [Delayed(key, graph) for key in partition_keys(get_deps(graph)[1])]
+    watched = [Delayed(key, graph) for key in partition_keys(graph_dependents(graph))]
     futures = client.compute([*collections, *watched])
     outputs = futures[:len(collections)]
     done = as_completed(futures[len(collections):] or outputs)

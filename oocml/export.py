@@ -72,7 +72,7 @@ def opset(proto: Any) -> int:
 def onnx_inputs(model: Any, frame: pd.DataFrame) -> dict[str, np.ndarray]:
     """The onnxruntime feed for ``frame``'s rows: one ``[rows, 1]`` array per feature column,
     float64 for numbers (NaN stays NaN), strings for categories (missing as ``""``)."""
-    model._check_columns(frame)
+    model.check_columns(frame)
     encoded, feed = set(_encoded_columns(model.pipeline)), {}
     for column in model.features:
         values = frame[column]

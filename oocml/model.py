@@ -143,7 +143,7 @@ class Model:
             raise ParameterError(f"{type(self.estimator).__name__} has no {method}"
                                  + ("; PREDICT PROBA needs a probabilistic model (e.g. "
                                     "WITH (loss = 'log_loss'))" if method == "predict_proba" else ""))
-        self._check_columns(data)
+        self.check_columns(data)
         args = self._block_args(method, keep)
         if isinstance(data, dd.DataFrame):
             meta = _apply_block(make_meta(data), *args)
@@ -157,7 +157,7 @@ class Model:
         is for writing out, not for aligning with ``data``: ``predict`` keeps ``_apply``."""
         if not isinstance(data, dd.DataFrame):
             return None
-        self._check_columns(data)
+        self.check_columns(data)
         needed = self.features + [c for c in keep if c not in self.features]
         parts = partitions(data[needed])
         if not parts or not isinstance(parts[0], FilePart):
@@ -186,7 +186,9 @@ class Model:
             return pd.DataFrame(np.empty((0, len(columns))), columns=columns)
         return pd.Series(np.empty(0), name="score")
 
-    def _check_columns(self, data: Any, target: bool = False) -> None:
+    def check_columns(self, data: Any, target: bool = False) -> None:
+        """Refuse ``data`` lacking a feature column the model reads (or, with ``target``, the
+        target), naming it: a :class:`~oocml.errors.ColumnNotFoundError`."""
         columns = list(getattr(data, "columns", []))
         wanted = self.features + ([self.target] if target and self.target else [])
         for column in wanted:
@@ -269,7 +271,7 @@ class Model:
         ``scores`` and ``residuals``); a ``view`` (a classifier's) is checked first."""
         if view is not None:
             self._classifier_only(view)
-        self._check_columns(data, target=self.task != "clustering")
+        self.check_columns(data, target=self.task != "clustering")
         with named_parse_errors(data):
             return data_totals(data, self.pipeline, self.features, self.target, self.task,
                                self.classes, **what)

@@ -20,8 +20,9 @@ from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any, TextIO
 
 from dask.callbacks import Callback
-from dask.core import get_deps
 from dask.utils import key_split
+
+from ._compat import graph_dependents, literal_keys
 
 BAR_WIDTH = 24
 REDRAW_SECONDS = 0.1
@@ -147,8 +148,8 @@ class DaskProgress(Callback):
         return (None, self._start_state, None, self._posttask, self._finish)
 
     def _start_state(self, dsk: Mapping, state: dict) -> None:
-        _, dependents = get_deps(dsk)
-        loaded = state.get("cache", {})  # literal data, not tasks
+        dependents = graph_dependents(dsk)
+        loaded = literal_keys(state)  # literal data, not tasks
         self._keys = partition_keys({k: v for k, v in dependents.items() if k not in loaded})
         self._line = PassLine(self.name, len(self._keys), True, self.out)
 

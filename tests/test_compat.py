@@ -37,12 +37,15 @@ from oocml._compat import (
     expr_kind,
     from_map_call,
     fused_buckets,
+    graph_dependents,
     handle_zeros_in_scale,
     is_constant_feature,
     is_sgd_family,
+    literal_keys,
     operand,
     optimized_expr,
     parquet_plan,
+    scheduler_client,
     set_numpy_hugepage,
     set_sgd_steps,
     settle_sgd_average,
@@ -404,3 +407,33 @@ def test_text_files_finds_the_files_behind_dask_text_readers(tmp_path):
             found = [Path(f.path).name for f in text_files(read)]
             assert found in (["0.csv", "1.csv"], ["0.jsonl", "1.jsonl"]), found
         assert text_files(dd.from_pandas(frame, npartitions=2)) == []
+
+
+def test_the_scheduler_client_is_the_default_clients_only():
+    import distributed
+
+    with private_api("dask.base.get_scheduler() as a distributed Client's get", "dask"):
+        assert scheduler_client() is None
+        with distributed.Client(processes=False, n_workers=1, dashboard_address=None) as client:
+            assert scheduler_client() is client
+            with dask.config.set(scheduler="sync"):
+                assert scheduler_client() is None
+        assert scheduler_client() is None
+
+
+def test_graph_dependents_and_the_literal_keys_of_a_local_run():
+    from dask.callbacks import Callback
+
+    one = dask.delayed(sum)([1, 2])
+    two = dask.delayed(lambda a, b: a + b)(one, 3)
+    seen = {}
+
+    class Look(Callback):
+        def _start_state(self, dsk, state):
+            seen["dependents"] = graph_dependents(dsk)
+            seen["literal"] = set(literal_keys(state))
+
+    with private_api("dask.core.get_deps and the local scheduler's state['cache']", "dask"), Look():
+        assert two.compute(scheduler="sync") == 6
+        assert seen["dependents"][one.key] == {two.key}
+        assert two.key not in seen["literal"] and one.key not in seen["literal"]
