@@ -32,7 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import seed  # the seed benchmark's helpers: data, memory, machine, versions, load
+import scaled_sgd as shared  # the scaled-SGD benchmark's helpers: data, memory, machine, versions, load
 
 from oocml.testing import local_s3_server  # noqa: E402
 
@@ -131,14 +131,14 @@ def ensure_layouts(root: Path, rows: int, features: int, wanted: list[str], *,
     there with this shape. Refuses a folder the user named that holds files it did not write."""
     marker = read_marker(root)
     if marker is None and not owned and root.is_dir() and any(root.iterdir()):
-        seed.fail(f"{root} holds files this benchmark did not write; pass an empty or new "
+        shared.fail(f"{root} holds files this benchmark did not write; pass an empty or new "
                   "folder to --data")
     shape = {"rows": rows, "features": features}
     done = set(marker["layouts"]) if marker and marker.get("shape") == shape else set()
     root.mkdir(parents=True, exist_ok=True)
     anchor = layout_path(root, ANCHOR)
     anchor.mkdir(parents=True, exist_ok=True)
-    if seed.ensure_data(anchor, rows, FILES, features, "float64", owned=True) or not done:
+    if shared.ensure_data(anchor, rows, FILES, features, "float64", owned=True) or not done:
         done = {ANCHOR}  # new rows: every layout written from the old ones is stale
         for name in LAYOUTS:
             if name not in (ANCHOR, "s3"):
@@ -172,13 +172,13 @@ def describe_layout(root: Path, name: str) -> dict[str, Any]:
 
 
 def warm(root: Path, name: str) -> None:
-    """Read a local layout's files once, as seed.py does, so every child starts from a warm
+    """Read a local layout's files once, as scaled_sgd.py does, so every child starts from a warm
     page cache. The S3 layout's objects live in the server (this process); nothing to warm."""
     if name == "s3":
         return
     path = layout_path(root, name)
     if path.is_dir():
-        return seed.warm_page_cache(path)
+        return shared.warm_page_cache(path)
     with open(path, "rb") as f:
         while f.read(COPY_BYTES):
             pass
@@ -212,17 +212,17 @@ def child_main(source: str, anchor: Path, result_file: Path, clause: str = "") -
 
     warnings.simplefilter("ignore")
     import dask.dataframe as dd
-    import sklearn.linear_model  # noqa: F401  (imported before the timing, as in seed.py)
+    import sklearn.linear_model  # noqa: F401  (imported before the timing, as in scaled_sgd.py)
 
     import oocml
     import oocml.engine.fit  # noqa: F401  (oocml imports its engine on first use)
 
     session = oocml.Session(progress=False)
-    baseline = seed.rss_mb()
+    baseline = shared.rss_mb()
     start = time.perf_counter()
     model = session.sql(STATEMENT.format(source=source) + clause)
     fit = time.perf_counter() - start
-    fit_peak = seed.rss_mb()
+    fit_peak = shared.rss_mb()
     accuracy = float(model.score(dd.read_parquet(anchor)))
     info = {k: v for k, v in dict(model.info).items()
             if isinstance(v, (int, float)) and not isinstance(v, bool)}
@@ -230,7 +230,7 @@ def child_main(source: str, anchor: Path, result_file: Path, clause: str = "") -
         "fit_s": fit, "rows": info.get("rows_seen", info.get("rows")),
         "stats_seconds": info.get("stats_seconds"), "train_seconds": info.get("train_seconds"),
         "accuracy": accuracy, "baseline_rss_mb": baseline, "fit_peak_rss_mb": fit_peak,
-        "peak_rss_mb": seed.rss_mb(), "info": info}))
+        "peak_rss_mb": shared.rss_mb(), "info": info}))
 
 
 def run_child(source: str, anchor: Path, clause: str = "") -> dict[str, Any]:
@@ -337,12 +337,12 @@ def main(argv: list[str] | None = None) -> None:
     ensure_layouts(root, args.rows, args.features, names, owned=owned)
     print(f"data: {root}; the page cache is warmed (every file of the layout read once) before "
           f"each local layout", flush=True)
-    started = time.perf_counter(), seed.cpu_seconds()
+    started = time.perf_counter(), shared.cpu_seconds()
     results: dict[str, Any] = {
         "data": {"rows": args.rows, "features": args.features, "files": FILES,
                  "dtype": "float64", "folder": str(root)},
-        "statement": STATEMENT, "repeat": args.repeat, "machine": seed.machine(),
-        "versions": seed.versions(), "layouts": {}}
+        "statement": STATEMENT, "repeat": args.repeat, "machine": shared.machine(),
+        "versions": shared.versions(), "layouts": {}}
     with contextlib.ExitStack() as stack:
         sources = {n: str(layout_path(root, n)) for n in names if n != "s3"}
         if "s3" in names:
@@ -363,9 +363,9 @@ def main(argv: list[str] | None = None) -> None:
     for r in results["layouts"].values():
         if anchor and "fit_s" in r:
             r["fit_over_files20"] = r["fit_s"] / anchor
-    results["machine"].update(seed.interference(started[1], time.perf_counter() - started[0]))
+    results["machine"].update(shared.interference(started[1], time.perf_counter() - started[0]))
     print_table(results)
-    seed.print_load(results["machine"])
+    shared.print_load(results["machine"])
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
         print(f"wrote {args.json}")

@@ -11,7 +11,7 @@ process, one after the other, after the page cache was warmed (every file read o
 
 - ``oocml``: ``ddf.ml.scale().fit_incremental(SGDClassifier, loss="log_loss", epochs=E,
   shuffle=True)`` (the prepared-block cache at its default: on for several epochs);
-- ``dask-ml``: seed.py's pipeline, ``StandardScaler`` + ``Incremental(SGDClassifier)``;
+- ``dask-ml``: scaled_sgd.py's pipeline, ``StandardScaler`` + ``Incremental(SGDClassifier)``;
   epochs after the first are ``Incremental.partial_fit`` over the whole dask data again;
 - ``river``: ``StandardScaler() | LogisticRegression()`` fed ``learn_many`` with pandas
   batches of 50k rows read by pyarrow, the files re-read every epoch;

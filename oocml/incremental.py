@@ -1,6 +1,6 @@
 """``oocml.Incremental``: any ``partial_fit`` estimator, fitted block-wise on dask (or in-memory) data.
 
-The seed's style: ``make_pipeline(StandardScaler(), Incremental(SGDClassifier(), classes=[0, 1]))``.
+dask-ml's style: ``make_pipeline(StandardScaler(), Incremental(SGDClassifier(), classes=[0, 1]))``.
 Blocks stream through the same engine as ``.ml.fit_incremental`` (bounded
 prefetch, epochs, seeded shuffling); prediction and scoring are block-wise and
 lazy for dask input. It follows scikit-learn's estimator conventions and passes

@@ -31,7 +31,7 @@ from .evaluation.metrics import (
     scored,
 )
 from .execution import compute
-from .io.partitions import FilePart, batches, partitions, whole
+from .io.partitions import FilePart, batches, partitions, whole_partition
 from .io.text_faults import named_parse_errors
 from .modelfile import is_onnx_path, read_model, write_model, write_onnx
 
@@ -381,7 +381,7 @@ def _apply_part(part: Any, *args: Any) -> Any:
 
 def _sample_rows(part: Any, n: int, seed: int) -> pd.DataFrame:
     """Up to ``n`` rows of a partition, the same ones on every run."""
-    frame = whole(part)
+    frame = whole_partition(part)
     if len(frame) <= n:
         return frame
     rows = np.sort(np.random.default_rng([seed, len(frame)]).choice(len(frame), n, replace=False))

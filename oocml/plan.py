@@ -222,7 +222,7 @@ SEARCH_HOLDOUT = 0.2  # the holdout fraction TUNE compares candidates on, unless
 
 # -- the rules, each one function that returns the value it accepts -------------------------------
 
-def whole(name: str, value: Any, minimum: int = 1) -> int:
+def whole_number(name: str, value: Any, minimum: int = 1) -> int:
     """A whole number >= ``minimum`` (not a bool)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ParameterError(f"{name} takes a whole number >= {minimum}, not {value!r}")
@@ -290,25 +290,25 @@ def _none_or(*choices: str) -> Callable[[str, Any], Any]:
 # What each step method takes: parameter -> rule. Defaults live with the steps themselves.
 STEP_PARAMETERS: dict[tuple[str, str], dict[str, Callable[[str, Any], Any]]] = {
     ("impute", "mean"): {}, ("impute", "median"): {}, ("impute", "zero"): {},
-    ("encode", "onehot"): {"max_categories": whole, "columns": column_names},
+    ("encode", "onehot"): {"max_categories": whole_number, "columns": column_names},
     ("encode", "ordinal"): {"columns": column_names},
-    ("encode", "hash"): {"n_features": whole, "columns": column_names},
-    ("encode", "text"): {"n_features": whole, "ngram_range": ngrams, "lowercase": flag,
+    ("encode", "hash"): {"n_features": whole_number, "columns": column_names},
+    ("encode", "text"): {"n_features": whole_number, "ngram_range": ngrams, "lowercase": flag,
                          "stop_words": _none_or("english"), "alternate_sign": flag,
                          "norm": _none_or("l1", "l2"), "binary": flag, "tfidf": flag,
                          "columns": column_names},
     ("scale", "standard"): {"with_mean": flag, "with_std": flag, "copy": flag},
     ("scale", "minmax"): {"feature_range": value_range, "clip": flag, "copy": flag},
     ("scale", "maxabs"): {"copy": flag},
-    ("reduce", "pca"): {"n_components": whole},
+    ("reduce", "pca"): {"n_components": whole_number},
 }
 STREAM_RULES: dict[str, Callable[[str, Any], Any]] = {
-    "epochs": whole, "block_rows": _optional(whole), "shuffle": flag, "prefetch": whole,
+    "epochs": whole_number, "block_rows": _optional(whole_number), "shuffle": flag, "prefetch": whole_number,
     "strategy": lambda name, value: one_of("strategy", value, STRATEGIES),
-    "holdout": _optional(fraction), "patience": _optional(whole),
+    "holdout": _optional(fraction), "patience": _optional(whole_number),
     "checkpoint": lambda name, value: value if value is None or isinstance(value, str) else
     _fail(f"checkpoint takes a path, not {value!r}"),
-    "checkpoint_every": _optional(whole), "resume": flag,
+    "checkpoint_every": _optional(whole_number), "resume": flag,
     "precision": lambda name, value: None if value is None else one_of("precision", value,
                                                                         PRECISIONS),
     "cache": lambda name, value: value if value is None or isinstance(value, bool | str) else
@@ -432,7 +432,7 @@ def check_search(search: Search, stream: StreamOptions) -> None:
         else:
             grid *= len(values)
     if search.trials is not None:
-        whole("TRIALS", search.trials)
+        whole_number("TRIALS", search.trials)
         if not sampled and search.trials > grid:
             raise ParameterError(f"TRIALS {search.trials} asks for more candidates than the "
                                  f"grid's {grid}: drop TRIALS to try every one, or use a "
@@ -440,7 +440,7 @@ def check_search(search: Search, stream: StreamOptions) -> None:
     elif sampled:
         raise ParameterError("a TUNE distribution needs TRIALS n (n_candidates=): how many "
                              "candidates to draw")
-    whole("reduction_factor", search.reduction_factor, minimum=2)
+    whole_number("reduction_factor", search.reduction_factor, minimum=2)
     if stream.holdout is None:
         raise ParameterError("TUNE compares candidates on held-out rows: give HOLDOUT "
                              f"(holdout=); the faces default it to {SEARCH_HOLDOUT}")
@@ -475,5 +475,5 @@ def validate(plan: Plan) -> Plan:
     if isinstance(plan.features, str) or isinstance(plan.exclude, str):
         raise ParameterError("features= and exclude= take lists of column names, not a string")
     if plan.random_state is not None:
-        whole("random_state", plan.random_state, minimum=0)
+        whole_number("random_state", plan.random_state, minimum=0)
     return plan

@@ -30,7 +30,7 @@ import oocml.engine.average as average
 from oocml.engine.average import check_averageable, default_workers, mix, train_average
 from oocml.engine.stream import BlockRecipe, TrainOptions, train
 from oocml.errors import OocmlError, ParameterError, TrainingInterrupted
-from oocml.io.partitions import partitions, whole
+from oocml.io.partitions import partitions, whole_partition
 
 distributed = pytest.importorskip("distributed")
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/
@@ -213,8 +213,8 @@ def test_the_same_model_on_sync_and_threads(binary_data):
     threads, _ = _fit(binary_data, SGDClassifier(random_state=0), 3, scheduler="threads",
                       **options)
     _same(sync, threads)
-    in_memory = [(whole(p).drop(columns="y"),
-                  whole(p)["y"].to_numpy()) for p in binary_data.parts]
+    in_memory = [(whole_partition(p).drop(columns="y"),
+                  whole_partition(p)["y"].to_numpy()) for p in binary_data.parts]
     from_memory = SGDClassifier(random_state=0)
     train_average(from_memory, in_memory, binary_data.recipe(),
                   TrainOptions(workers=3, epochs=2, shuffle=True, seed=5,
@@ -316,11 +316,11 @@ def _slow_read(path: str) -> pd.DataFrame:
 def test_a_killed_worker_changes_nothing(binary_data, tmp_path, client):
     files = []
     for i, part in enumerate(binary_data.parts):  # 12 files: 24 reads over 2 epochs
-        frame = whole(part)
+        frame = whole_partition(part)
         for j, half in enumerate((frame.iloc[:2_500], frame.iloc[2_500:])):
             files.append(str(tmp_path / f"part-{i:02d}-{j}.parquet"))
             half.to_parquet(files[-1])
-    parts = partitions(dd.from_map(_slow_read, files, meta=whole(binary_data.parts[0]).iloc[:0]))
+    parts = partitions(dd.from_map(_slow_read, files, meta=whole_partition(binary_data.parts[0]).iloc[:0]))
     data = Data(parts, binary_data.prep, "y", binary_data.labels, binary_data.X, binary_data.y)
     options = dict(epochs=2, shuffle=True, seed=5)
     reference, _ = _fit(data, SGDClassifier(random_state=0), 2, scheduler="sync", **options)

@@ -1,4 +1,4 @@
-"""The seed benchmark runs end to end on tiny data and writes every figure it promises.
+"""The scaled-SGD benchmark (scaled_sgd.py) runs end to end on tiny data and writes every figure it promises.
 
 Only shapes and sane values are checked, never wall-clock figures.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from helpers import load_module, positive, run_script
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "seed.py"
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "scaled_sgd.py"
 HAS_DASKML = importlib.util.find_spec("dask_ml") is not None
 CONTENDERS = ["oocml", "oocml_parallel", "oocml_checkpoint"] + (["daskml"] if HAS_DASKML else [])
 
@@ -25,7 +25,7 @@ def bench(*args: str, env: dict | None = None):
 
 def load_bench_module():
     """The benchmark script imported as a module, for its helpers."""
-    return load_module(BENCH, "seed_benchmark")
+    return load_module(BENCH, "scaled_sgd_benchmark")
 
 
 @pytest.fixture(scope="module")
@@ -135,8 +135,8 @@ def test_data_folder_holds_parquet_and_a_reusable_marker(tiny_run):
     _, stdout, data = tiny_run
     names = sorted(p.name for p in data.iterdir())
     assert names == ["_oocml_bench.json"] + [f"part-{i:05d}.parquet" for i in range(4)]
-    seed = load_bench_module()
-    assert seed.ensure_data(data, 20_000, 4, 5, "float64") is False  # same shape: reused
+    bench = load_bench_module()
+    assert bench.ensure_data(data, 20_000, 4, 5, "float64") is False  # same shape: reused
     assert "page cache" in stdout
 
 

@@ -15,7 +15,7 @@ from sklearn.linear_model import SGDClassifier, SGDRegressor
 import oocml.io.partitions
 from oocml.blocks import apply_rows, numeric_head
 from oocml.datasets import make_parquet_dataset
-from oocml.io.partitions import batches, partitions, whole
+from oocml.io.partitions import batches, partitions, whole_partition
 
 
 @pytest.fixture
@@ -42,8 +42,8 @@ def test_batches_are_the_partition_cut_in_order(binary_dir, small_batches, colum
     for part, theirs in zip(partitions(frame), frame.to_delayed(), strict=True):
         pieces = list(batches(part))
         assert len(pieces) > 1
-        pd.testing.assert_frame_equal(pd.concat(pieces), whole(part), check_column_type=False)
-        pd.testing.assert_frame_equal(whole(part), theirs.compute())
+        pd.testing.assert_frame_equal(pd.concat(pieces), whole_partition(part), check_column_type=False)
+        pd.testing.assert_frame_equal(whole_partition(part), theirs.compute())
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

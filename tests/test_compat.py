@@ -55,7 +55,7 @@ from oocml._compat import (
 )
 from oocml.io import dask_plans
 from oocml.io.dask_plans import parquet_pieces
-from oocml.io.partitions import partitions, whole
+from oocml.io.partitions import partitions, whole_partition
 
 PACKAGES = {"dask": "dask", "numpy": "numpy", "pandas": "pandas", "pyarrow": "pyarrow",
             "scikit-learn": "scikit-learn"}
@@ -230,7 +230,7 @@ def test_direct_reader_pieces_match_dask(flat, hive):
         assert [group[0][2] for group in hived.pieces] == [
             (("year", y), ("k", k)) for y in ("2020", "2021") for k in ("x", "y z")]
         for read in (frame, dd.read_parquet(hive_root)[["k", "a"]]):
-            ours = [whole(p) for p in partitions(read)]
+            ours = [whole_partition(p) for p in partitions(read)]
             for a, b in zip(ours, dask.compute(*read.to_delayed()), strict=True):
                 pd.testing.assert_frame_equal(a, b)
 

@@ -206,12 +206,12 @@ def test_every_user_error_is_an_oocml_error(binary):
 def test_direct_parquet_reads_equal_dasks_partitions(binary_dir):
     import dask
 
-    from oocml.io.partitions import parquet_pieces, partitions, whole
+    from oocml.io.partitions import parquet_pieces, partitions, whole_partition
 
     frame = dd.read_parquet(binary_dir)[["x3", "x0", "y"]]
     assert parquet_pieces(frame) is not None
     assert len(parquet_pieces(frame).pieces) < 6  # dask fuses files when few columns are read
-    ours = [whole(p) for p in partitions(frame)]
+    ours = [whole_partition(p) for p in partitions(frame)]
     theirs = dask.compute(*frame.to_delayed())
     assert len(ours) == len(theirs)
     for a, b in zip(ours, theirs):
@@ -226,13 +226,13 @@ def test_direct_reads_apply_filters_as_dask_does(binary_dir):
     reader, and its rows are dask's, even when the filtered column is not selected."""
     import dask
 
-    from oocml.io.partitions import ParquetPart, partitions, whole
+    from oocml.io.partitions import ParquetPart, partitions, whole_partition
 
     filters = [[("x0", ">", 0), ("y", "in", [1])], [("x1", "<=", -3.0)]]
     frame = dd.read_parquet(binary_dir, filters=filters)[["x2", "y"]]
     parts = partitions(frame)
     assert all(isinstance(p, ParquetPart) for p in parts)
-    ours = pd.concat([whole(p) for p in parts])
+    ours = pd.concat([whole_partition(p) for p in parts])
     theirs = pd.concat(dask.compute(*frame.to_delayed()))
     pd.testing.assert_frame_equal(ours.reset_index(drop=True), theirs.reset_index(drop=True))
 
@@ -241,14 +241,14 @@ def test_direct_reads_split_row_groups_like_dask(tmp_path):
     import dask
 
     from oocml.datasets import make_parquet_dataset
-    from oocml.io.partitions import parquet_pieces, partitions, whole
+    from oocml.io.partitions import parquet_pieces, partitions, whole_partition
 
     make_parquet_dataset(tmp_path, rows=40_000, features=3, files=2, row_group_rows=5_000)
     frame = dd.read_parquet(tmp_path, split_row_groups=True)
     pieces = parquet_pieces(frame).pieces
     assert len(pieces) == frame.npartitions
     assert sum(len(group) for group in pieces) == 8  # 2 files x 4 row groups
-    for a, b in zip([whole(p) for p in partitions(frame)], dask.compute(*frame.to_delayed())):
+    for a, b in zip([whole_partition(p) for p in partitions(frame)], dask.compute(*frame.to_delayed())):
         pd.testing.assert_frame_equal(a, b)
 
 
@@ -272,10 +272,10 @@ def test_direct_reads_when_dask_aggregates_row_groups(tmp_path):
     import dask
 
     from oocml.datasets import make_parquet_dataset
-    from oocml.io.partitions import parquet_pieces, partitions, whole
+    from oocml.io.partitions import parquet_pieces, partitions, whole_partition
 
     make_parquet_dataset(tmp_path, rows=40_000, features=3, files=1, row_group_rows=5_000)
     frame = dd.read_parquet(tmp_path, blocksize="300kB")
     assert parquet_pieces(frame) is not None
-    for a, b in zip([whole(p) for p in partitions(frame)], dask.compute(*frame.to_delayed())):
+    for a, b in zip([whole_partition(p) for p in partitions(frame)], dask.compute(*frame.to_delayed())):
         pd.testing.assert_frame_equal(a, b)

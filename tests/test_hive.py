@@ -13,7 +13,7 @@ import pytest
 
 import oocml
 from oocml.errors import OocmlError
-from oocml.io.partitions import ParquetPart, partitions, whole
+from oocml.io.partitions import ParquetPart, partitions, whole_partition
 
 REGIONS = np.array(["asia", "europe", "america"])
 
@@ -38,7 +38,7 @@ def test_partition_columns_are_read_as_dask_reads_them(hive):
     frame = dd.read_parquet(hive)
     parts = partitions(frame)
     assert all(isinstance(p, ParquetPart) for p in parts)
-    for ours, theirs in zip([whole(p) for p in parts], dask.compute(*frame.to_delayed())):
+    for ours, theirs in zip([whole_partition(p) for p in parts], dask.compute(*frame.to_delayed())):
         pd.testing.assert_frame_equal(ours, theirs)
 
 

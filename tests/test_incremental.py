@@ -1,4 +1,4 @@
-"""oocml.Incremental: scikit-learn's own estimator checks, and the seed's pipeline on dask data."""
+"""oocml.Incremental: scikit-learn's own estimator checks, and the scaled-SGD pipeline on dask data."""
 
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ from ..plan import (
     fraction,
     freeze_params,
     one_of,
-    whole,
+    whole_number,
 )
 from . import ast
 from .grammar import keywords
@@ -80,7 +80,7 @@ def _checked(position: tuple[int, int], rule: Any, *args: Any) -> Any:
 
 
 def _whole(value: Any, clause: str, position: tuple[int, int], minimum: int = 1) -> int:
-    return _checked(position, whole, clause, value, minimum)
+    return _checked(position, whole_number, clause, value, minimum)
 
 
 def _choice(value: str, choices: tuple[str, ...], what: str, position: tuple[int, int]) -> str:

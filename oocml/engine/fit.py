@@ -4,7 +4,7 @@ The data is read exactly ``1 + epochs`` times: once for every statistic the
 plan needs (all steps, class labels, row counts), then once per epoch (plus a
 holdout pass per epoch and a projection pass, when the plan asks for them).
 :func:`fit_plan` runs the steps in order: :func:`prepare`, :func:`statistics`,
-:func:`preprocess`, :func:`train_estimator`, :func:`describe`.
+:func:`preprocess`, :func:`train_estimator`, :func:`fit_result`.
 """
 
 from __future__ import annotations
@@ -300,7 +300,7 @@ def fit_plan(plan: Plan, data: Any, *, progress: bool | None = None,
             if copy is not None:
                 copy.remove()
         where = "after the training passes, while describing the fit"
-        return describe(prepared, summary, steps, classes, training, stats_seconds)
+        return fit_result(prepared, summary, steps, classes, training, stats_seconds)
     except KeyboardInterrupt:
         raise TrainingInterrupted(f"training interrupted {where}; the model was not kept") from None
 
@@ -443,7 +443,7 @@ def train_estimator(prepared: Prepared, summary: Summary, steps: list[tuple[str,
     return Training(estimator, record, monitor, options.workers, cached, search=search)
 
 
-def describe(prepared: Prepared, summary: Summary, steps: list[tuple[str, Any]],
+def fit_result(prepared: Prepared, summary: Summary, steps: list[tuple[str, Any]],
              classes: np.ndarray | None, training: Training, stats_seconds: float) -> Fitted:
     """The :class:`Fitted` result: the whole pipeline, and what the fit did (``info``)."""
     plan, record, monitor = prepared.plan, training.record, training.monitor

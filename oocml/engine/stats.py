@@ -54,7 +54,7 @@ class Summary:
                        documents, self.target_infinite + other.target_infinite)
 
 
-def summarize(frame: pd.DataFrame, training: pd.DataFrame, features: list[str],
+def summarize_batch(frame: pd.DataFrame, training: pd.DataFrame, features: list[str],
               target: str | None, labels: bool, categorical: tuple[str, ...] = (),
               texts: dict[str, dict] | None = None) -> Summary:
     """The summary of one batch of rows, computed column by column.
@@ -100,7 +100,7 @@ def summarize_part(part: Any, features: list[str], target: str | None, labels: b
                    categorical: tuple[str, ...] = (), ahead: bool = False,
                    copy: Any = None, index: int = 0,
                    texts: dict[str, dict] | None = None) -> Summary:
-    """The summary of one partition, merged from its batches (see :func:`summarize`); with
+    """The summary of one partition, merged from its batches (see :func:`summarize_batch`); with
     ``ahead``, the next batch is read while this one is summarized; with ``copy`` (a
     :class:`~oocml.engine.parsed.ParsedCopy`), the parsed batches are kept as partition
     ``index``."""
@@ -108,7 +108,7 @@ def summarize_part(part: Any, features: list[str], target: str | None, labels: b
     frames = batches(part) if copy is None else copy.tee(index, batches(part))
     for frame in (read_ahead if ahead else iter)(frames):
         training = training_rows(frame, holdout)
-        one = summarize(frame, training, features, target, labels, categorical, texts)
+        one = summarize_batch(frame, training, features, target, labels, categorical, texts)
         summary = one if summary is None else summary.merge(one)
         if quantiles:  # one sketch of the whole partition: merging per batch would widen its error
             columns.append(numeric_arrays(training, features))

@@ -6,7 +6,7 @@ in a small queue (a :class:`Feed`); ``prefetch`` partitions load at once. Memory
 thus holds a few blocks, whatever the size of the data or of its partitions, and
 reading, decoding and scaling overlap with training. On a ``distributed``
 cluster, each partition is one task that prepares its blocks where the data is.
-Block order and the row permutation inside a block depend only on the seed,
+Block order and the row permutation inside a block depend only on the random seed,
 never on the scheduler.
 """
 
@@ -54,7 +54,8 @@ class BlockRecipe:
     dtype: str | None = None  # "float32": dense blocks cast to it (PRECISION float32)
 
 
-def prepare(part: Any, recipe: BlockRecipe, index: int, row_seed: Sequence[int] | None) -> list[Block]:
+def partition_blocks(part: Any, recipe: BlockRecipe, index: int,
+                     row_seed: Sequence[int] | None) -> list[Block]:
     """Partition -> list of (X, y) blocks (see :func:`blocks_of`): what a dask task returns."""
     return list(_local_blocks(part, recipe, index, row_seed))
 
@@ -333,7 +334,7 @@ def _load_task(part: Any, recipe: BlockRecipe, recipe_task: Any, index: int,
     """A dask task returning a partition's blocks, on a cluster (read where the task runs); on
     this machine, a :class:`Feed` that makes them a batch at a time on a loader thread."""
     if submitter.client is not None and isinstance(part, Delayed | FilePart):
-        return dask.delayed(prepare)(part, recipe_task, index, row_seed)
+        return dask.delayed(partition_blocks)(part, recipe_task, index, row_seed)
     return Feed(partial(_local_blocks, part, recipe, index, row_seed, cache))
 
 

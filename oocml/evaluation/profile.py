@@ -93,7 +93,7 @@ def value_counts(values: pd.Series) -> pd.Series:
     return counts.astype(np.int64)
 
 
-def summarize(frame: pd.DataFrame, numeric: list[str], other: list[str]) -> Profile:
+def profile_batch(frame: pd.DataFrame, numeric: list[str], other: list[str]) -> Profile:
     """The profile of one batch of rows."""
     columns = numeric_arrays(frame, numeric)
     infinite = np.zeros(len(numeric), np.int64)
@@ -112,7 +112,7 @@ def profile_part(part: Any, numeric: list[str], other: list[str], ahead: bool = 
     is read while this one is summarized."""
     result = None
     for frame in (read_ahead if ahead else iter)(batches(part)):
-        one = summarize(frame, numeric, other)
+        one = profile_batch(frame, numeric, other)
         result = one if result is None else result.merge(one)
     return result
 
@@ -149,7 +149,7 @@ def profile(frame: Any, *, columns: Sequence[str] | None = None, exclude: Sequen
             (result,) = compute(tree_reduce(summaries, _merge),
                                 progress="profile" if progress_enabled(progress) else False)
     else:  # no partitions at all: an empty data set
-        result = summarize(meta[chosen], numeric, other)
+        result = profile_batch(meta[chosen], numeric, other)
     return table(result, meta.dtypes if dtypes is None else dtypes, chosen, numeric, other)
 
 

@@ -183,7 +183,7 @@ def read_ahead(items: Iterator[Any]) -> Iterator[Any]:
             yield item
 
 
-def whole(part: Any) -> pd.DataFrame:
+def whole_partition(part: Any) -> pd.DataFrame:
     """A partition in one frame."""
     return part.frame() if isinstance(part, FilePart) else part
 
@@ -431,7 +431,7 @@ def partitions(frame: dd.DataFrame) -> list[Any]:
 def file_parts(frame: dd.DataFrame) -> list[FilePart] | None:
     """The :class:`FilePart` partitions of a frame oocml opened with ``dd.from_map`` (compressed
     text), projected on ``frame``'s columns; None for any other frame."""
-    parts = mapped_items(frame, whole)
+    parts = mapped_items(frame, whole_partition)
     if parts is None or not all(isinstance(p, FilePart) for p in parts):
         return None
     return [replace(p, columns=tuple(frame.columns)) for p in parts]

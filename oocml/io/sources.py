@@ -27,7 +27,7 @@ from ..plan import Source
 from ..redaction import redact_url
 from .conditions import columns_of, from_filters, parquet_filters, text_compared
 from .outputs import manifest_files
-from .partitions import TextPart, whole
+from .partitions import TextPart, whole_partition
 from .storage import filesystem, is_url, translated
 
 FORMATS = {".parquet": "parquet", ".parq": "parquet", ".pq": "parquet", ".csv": "csv",
@@ -184,7 +184,7 @@ def _open_compressed(fs: Any, files: list[str], fmt: str) -> dd.DataFrame:
     parts = [TextPart(f, fs, fmt, split_name(f)[1]) for f in files]
     meta = parts[0].sample_meta()
     parts = [replace(p, columns=tuple(meta.columns), meta=meta) for p in parts]
-    return dd.from_map(whole, parts, meta=meta, enforce_metadata=False, label=f"read-{fmt}")
+    return dd.from_map(whole_partition, parts, meta=meta, enforce_metadata=False, label=f"read-{fmt}")
 
 
 def describe_files(source: Source, storage_options: Mapping[str, Any] | None = None) -> str:

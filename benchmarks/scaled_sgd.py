@@ -1,9 +1,9 @@
-"""The seed's benchmark: StandardScaler + SGDClassifier out-of-core, oocml vs dask-ml, one run.
+"""The scaled-SGD benchmark: StandardScaler + SGDClassifier out-of-core, oocml vs dask-ml, one run.
 
-    python benchmarks/seed.py                       # 10M rows x 20 float64 in 20 parquet files
-    python benchmarks/seed.py --rows 1_000_000 --files 10 --json result.json
-    python benchmarks/seed.py --only oocml --dtype float32 --repeat 3
-    python benchmarks/seed.py --only oocml oocml_parallel --cluster 2   # on a LocalCluster
+    python benchmarks/scaled_sgd.py                       # 10M rows x 20 float64 in 20 parquet files
+    python benchmarks/scaled_sgd.py --rows 1_000_000 --files 10 --json result.json
+    python benchmarks/scaled_sgd.py --only oocml --dtype float32 --repeat 3
+    python benchmarks/scaled_sgd.py --only oocml oocml_parallel --cluster 2   # on a LocalCluster
 
 Each contender runs in its own child process (so its peak RSS is its own), one
 after the other, on the same files, each after the page cache was warmed the
@@ -83,7 +83,7 @@ def warm_page_cache(folder: Path) -> None:
 
 
 def run_oocml(folder: Path, **options: Any) -> dict[str, Any]:
-    """The seed's task through oocml's accessor: scale, fit incrementally, score."""
+    """The scaled-SGD task through oocml's accessor: scale, fit incrementally, score."""
     import dask.dataframe as dd
     from sklearn.linear_model import SGDClassifier
 
@@ -110,7 +110,7 @@ def run_oocml(folder: Path, **options: Any) -> dict[str, Any]:
 
 
 def run_daskml(folder: Path) -> dict[str, Any]:
-    """The seed's pipeline, fitted exactly as the seed does.
+    """dask-ml's scaled-SGD pipeline, fitted exactly as its documentation does it.
 
     One adaptation: under dask-expr ``pipe.score(X, y)`` raises (X and y are projected
     separately and their partitionings diverge), so accuracy is computed from
