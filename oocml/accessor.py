@@ -16,23 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ParameterError
 from .import_hook import after_import
-from .plan import (
-    ENCODINGS,
-    REDUCTION_FACTOR,
-    SCALINGS,
-    SEARCH_HOLDOUT,
-    And,
-    Condition,
-    Plan,
-    Search,
-    Step,
-    StreamOptions,
-    check_step,
-    freeze_params,
-    one_of,
-    search_space,
-    validate,
-)
+from .plan import REDUCTION_FACTOR, And, Condition, Plan, Search, Step, StreamOptions, freeze_params
+from .plan_rules import ENCODINGS, SCALINGS, SEARCH_HOLDOUT, check_step, one_of, search_space, validate
 
 if TYPE_CHECKING:
     import pandas as pd

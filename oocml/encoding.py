@@ -26,10 +26,10 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
 
 from .errors import DataError, ParameterError
-from .plan import SPARSE_ENCODINGS
+from .plan_rules import SPARSE_ENCODINGS
 
 # Each encoding's parameters and their defaults (which parameters exist, and their rules, are
-# the Plan validator's: oocml.plan.STEP_PARAMETERS).
+# the Plan validator's: oocml.plan_rules.STEP_PARAMETERS).
 DEFAULTS = {"onehot": {"max_categories": 32}, "ordinal": {}, "hash": {"n_features": 256},
             "text": {"n_features": 2**20, "ngram_range": (1, 1), "lowercase": True,
                      "stop_words": None, "alternate_sign": True, "norm": "l2", "binary": False,

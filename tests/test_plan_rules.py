@@ -8,16 +8,8 @@ import pytest
 import oocml
 from oocml.engine.fit import fit_plan
 from oocml.errors import OocmlSyntaxError, ParameterError
-from oocml.plan import (
-    ENCODINGS,
-    SCALINGS,
-    STEP_PARAMETERS,
-    EstimatorSpec,
-    Plan,
-    Step,
-    StreamOptions,
-    validate,
-)
+from oocml.plan import EstimatorSpec, Plan, Step, StreamOptions
+from oocml.plan_rules import ENCODINGS, SCALINGS, STEP_PARAMETERS, validate
 
 SGD = EstimatorSpec("sklearn.linear_model.SGDClassifier")
 

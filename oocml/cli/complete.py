@@ -26,7 +26,8 @@ from prompt_toolkit.completion import Completer, Completion
 from ..dsl.parser import KEYWORDS
 from ..errors import OocmlError
 from ..estimators import ALGORITHMS, accepted_params, import_class
-from ..plan import DISTRIBUTIONS, ENCODINGS, IMPUTATIONS, REDUCTIONS, SCALINGS, Source
+from ..plan import Source
+from ..plan_rules import DISTRIBUTIONS, ENCODINGS, IMPUTATIONS, REDUCTIONS, SCALINGS
 from . import meta
 
 _TOKEN = re.compile(r"'(?:[^']|'')*'?|\"(?:[^\"]|\"\")*\"?|--[^\n]*|/\*[\s\S]*?(?:\*/|$)|[\w.]+|[^\s\w]")

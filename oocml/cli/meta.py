@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import OocmlError
-from ..plan import ENCODINGS, IMPUTATIONS, REDUCTIONS, SCALINGS, Source
+from ..plan import Source
+from ..plan_rules import ENCODINGS, IMPUTATIONS, REDUCTIONS, SCALINGS
 from . import render
 
 _TRAIN_CLAUSES = (  # (syntax, help); "\n" breaks a long help

@@ -8,7 +8,8 @@ plans, so both give the same model bit for bit. Compiling reads no data.
 from __future__ import annotations
 
 from ..errors import ParameterError
-from ..plan import SEARCH_HOLDOUT, Plan, Step, StreamOptions, freeze_params, validate
+from ..plan import Plan, Step, StreamOptions, freeze_params
+from ..plan_rules import SEARCH_HOLDOUT, validate
 from . import ast
 
 

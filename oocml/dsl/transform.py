@@ -11,13 +11,7 @@ from lark import Token, Transformer, v_args
 
 from ..errors import OocmlSyntaxError, ParameterError
 from ..plan import (
-    DISTRIBUTIONS,
-    ENCODINGS,
-    IMPUTATIONS,
-    PRECISIONS,
     REDUCTION_FACTOR,
-    REDUCTIONS,
-    SCALINGS,
     And,
     Compare,
     Distribution,
@@ -27,9 +21,17 @@ from ..plan import (
     Or,
     Search,
     Source,
+    freeze_params,
+)
+from ..plan_rules import (
+    DISTRIBUTIONS,
+    ENCODINGS,
+    IMPUTATIONS,
+    PRECISIONS,
+    REDUCTIONS,
+    SCALINGS,
     check_distribution,
     fraction,
-    freeze_params,
     one_of,
     whole_number,
 )

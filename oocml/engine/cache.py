@@ -232,7 +232,7 @@ def cache_bytes(steps: list[tuple[str, Any]], rows: int, precision: str | None) 
 def cache_off(plan: Any) -> str | None:
     """Why ``plan`` streams without the cache whatever the machine, or None (EXPLAIN says it;
     :func:`open_cache` obeys it)."""
-    from ..plan import SPARSE_ENCODINGS
+    from ..plan_rules import SPARSE_ENCODINGS
 
     stream, wanted = plan.stream, plan.stream.cache
     if wanted is False:

@@ -30,7 +30,8 @@ from ..io.partitions import where_partitions
 from ..io.sources import as_dask
 from ..io.storage import check_path
 from ..io.text_faults import named_parse_errors
-from ..plan import SPARSE_ENCODINGS, Plan, Step, encoding_of, validate
+from ..plan import Plan, Step
+from ..plan_rules import SPARSE_ENCODINGS, encoding_of, validate
 from ..preprocessing import SCALERS
 from ..progress import progress_enabled
 from ..sketches import fitted_imputer
