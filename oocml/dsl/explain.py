@@ -36,7 +36,7 @@ def explain_apply(statement: ast.Predict | ast.Evaluate, model: Any, frame: Any,
 def explain_train(plan: Plan, frame: Any, files: str, rows: int | None = None) -> str:
     """EXPLAIN TRAIN: source, schema, features, steps, every pass over the data, the cache,
     the equivalent Python (``rows``: the data's, from metadata, when known)."""
-    from ..engine.fit import resolve_columns
+    from ..engine.checks import resolve_columns
     from ..estimators import build, task_of
 
     features = resolve_columns(plan, list(frame.columns))
@@ -187,7 +187,8 @@ def _encoders_line(plan: Plan, frame: Any, features: list[str]) -> list[str]:
     from dask.dataframe.utils import make_meta
 
     from ..encoding import with_defaults
-    from ..engine.fit import encoder_params, encoding_groups, split_features
+    from ..engine.checks import split_features
+    from ..engine.steps import encoder_params, encoding_groups
 
     if not any(s.kind == "encode" for s in plan.steps):
         return []
