@@ -47,10 +47,10 @@ start = time.perf_counter()
 model = oocml.sql(f"TRAIN sgd ON '{folder}' PREDICT y SCALE standard EPOCHS {epochs} SHUFFLE "
                   f"CACHE {cache} PRECISION {precision}")
 fit = time.perf_counter() - start
-ends = [e["seconds"] for e in model.info["history"]]
+ends = [e["seconds"] for e in model.report.history]
 epoch = [ends[0]] + [b - a for a, b in zip(ends, ends[1:])]
-print(json.dumps({"fit": fit, "train": model.info["train_seconds"],
-                  "stats": model.info["stats_seconds"], "epochs": epoch,
+print(json.dumps({"fit": fit, "train": model.report.train_seconds,
+                  "stats": model.report.stats_seconds, "epochs": epoch,
                   "coef": model.estimator.coef_.ravel().tolist(),
                   "peak_mb": peak_mb()}))
 """

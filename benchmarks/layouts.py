@@ -224,7 +224,7 @@ def child_main(source: str, anchor: Path, result_file: Path, clause: str = "") -
     fit = time.perf_counter() - start
     fit_peak = shared.rss_mb()
     accuracy = float(model.score(dd.read_parquet(anchor)))
-    info = {k: v for k, v in dict(model.info).items()
+    info = {k: v for k, v in model.report.as_dict().items()
             if isinstance(v, (int, float)) and not isinstance(v, bool)}
     result_file.write_text(json.dumps({
         "fit_s": fit, "rows": info.get("rows_seen", info.get("rows")),

@@ -102,7 +102,7 @@ def run_oocml(folder: Path, **options: Any) -> dict[str, Any]:
         start = time.perf_counter()
         model.write_predictions(ddf, Path(tmp) / "predictions")
         predict_into = time.perf_counter() - start
-    info = {k: v for k, v in dict(model.info).items()
+    info = {k: v for k, v in model.report.as_dict().items()
             if isinstance(v, (int, float)) and not isinstance(v, bool)}
     return {"fit_s": fit, "predict_score_s": score, "predict_into_s": predict_into,
             "accuracy": accuracy, "coef_dtype": str(model.estimator.coef_.dtype),

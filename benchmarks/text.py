@@ -47,7 +47,7 @@ if name.startswith("oocml"):
                       f"USING (ngram_range = (1, 2){{weighting}}) EPOCHS {{epochs}} SHUFFLE")
     fit = time.perf_counter() - start
     accuracy = float(model.score(dd.read_parquet(folder + "/test")))
-    rows = model.info["rows_seen"]
+    rows = model.report.rows_seen
 else:
     from sklearn.feature_extraction.text import (HashingVectorizer, TfidfTransformer,
                                                  TfidfVectorizer)

@@ -82,10 +82,10 @@ def holdout_accuracy(model, test: Path) -> float:
 def budget(model, rows_seen) -> dict:
     """Epochs trained by the winner and by all candidates together, from the rows each saw
     and the training rows of one epoch (the holdout's rows excluded)."""
-    if rows_seen is None or not model.info.get("rows"):
+    if rows_seen is None or not model.report.rows:
         return {}
-    return {"winner_epochs": max(rows_seen) / model.info["rows"],
-            "candidate_epochs": sum(rows_seen) / model.info["rows"]}
+    return {"winner_epochs": max(rows_seen) / model.report.rows,
+            "candidate_epochs": sum(rows_seen) / model.report.rows}
 
 
 def run_search(train: list[Path], test: Path, epochs: int) -> dict:
@@ -113,7 +113,7 @@ def run_single(train: list[Path], test: Path, epochs: int) -> dict:
     start = time.perf_counter()
     model = fit_oocml(train, epochs, **SINGLE)
     fit, fit_peak = time.perf_counter() - start, peak_mb()
-    return {"fit_s": fit, "fit_peak_mb": fit_peak, **budget(model, [model.info["rows_seen"]]),
+    return {"fit_s": fit, "fit_peak_mb": fit_peak, **budget(model, [model.report.rows_seen]),
             "best_params": {k: model.estimator.get_params()[k] for k in GRID},
             "accuracy": holdout_accuracy(model, test)}
 

@@ -39,8 +39,8 @@ def main() -> None:
     start = time.perf_counter()
     model = train.ml.scale().fit_incremental(SGDClassifier, target="y", epochs=2, shuffle=True,
                                              loss="log_loss", alpha=1e-5)
-    print(f"   {model.info['rows_seen']:,} rows in {time.perf_counter() - start:.1f}s, "
-          f"{model.info['passes']} passes over the data")
+    print(f"   {model.report.rows_seen:,} rows in {time.perf_counter() - start:.1f}s, "
+          f"{model.report.passes} passes over the data")
 
     print("3. evaluating on the test files")
     print(model.evaluate(test).to_string(index=False))

@@ -76,11 +76,11 @@ def main(folder: str = "reviews") -> dict:
     start = time.perf_counter()
     model = session.sql(STATEMENT.format(folder=folder))
     seconds, fit_peak = time.perf_counter() - start, peak_mb()  # before the baseline's
-    rows = model.info["rows_seen"]
+    rows = model.report.rows_seen
     results = {"oocml_accuracy": float(model.score(dd.read_parquet(test))),
                "sklearn_in_memory_accuracy": in_memory_baseline(train, test),
                "fit_seconds": seconds, "rows_per_second": rows / seconds,
-               "peak_mb": fit_peak, "train_reviews": model.info["rows"]}
+               "peak_mb": fit_peak, "train_reviews": model.report.rows}
     print(session.sql("EXPLAIN " + STATEMENT.format(folder=folder)).split("\n  blocks:")[0])
     print(f"oocml ENCODE text, 3 epochs:      accuracy {results['oocml_accuracy']:.4f} on "
           f"{len(pd.read_parquet(test)):,} held-out reviews; {results['train_reviews']:,} reviews "

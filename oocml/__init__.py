@@ -16,6 +16,7 @@ from .accessor import Chain
 from .accessor import register as _register_accessor
 from .errors import OocmlError
 from .plan import Plan
+from .report import FitReport
 
 _register_accessor()
 
@@ -23,8 +24,8 @@ _LAZY = {"Incremental": ".incremental", "Model": ".model", "load_model": ".model
          "preprocessing": ".preprocessing", "Session": ".session", "sql": ".session",
          "default_session": ".session"}
 
-__all__ = ["Chain", "Incremental", "Model", "OocmlError", "Plan", "Session", "default_session",
-           "load_model", "preprocessing", "sql"]
+__all__ = ["Chain", "FitReport", "Incremental", "Model", "OocmlError", "Plan", "Session",
+           "default_session", "load_model", "preprocessing", "sql"]
 __version__ = "0.1.0"
 
 

@@ -128,8 +128,8 @@ class Catalog:
             rows.append({"name": name, "algorithm": type(model.estimator).__name__,
                          "task": model.task, "target": model.target,
                          "features": len(model.features),
-                         "rows_seen": model.info.get("rows_seen"),
-                         "epochs": model.info.get("epochs")})
+                         "rows_seen": model.report.rows_seen,
+                         "epochs": model.report.epochs})
         columns = ["name", "algorithm", "task", "target", "features", "rows_seen", "epochs"]
         import pandas as pd
 

@@ -35,8 +35,9 @@ MISSING = ""  # how a missing categorical value is fed to the graph
 
 
 def to_onnx(model: Any, target_opset: int | None = None) -> Any:
-    """The ONNX graph (an ``onnx.ModelProto``) computing ``model``'s predictions; records the
-    opset in ``model.info["onnx_opset"]``. Refuses steps without an exact converter."""
+    """The ONNX graph (an ``onnx.ModelProto``) computing ``model``'s predictions (the model is
+    left as it was; :func:`opset` reads the graph's operator set). Refuses steps without an
+    exact converter."""
     try:
         from skl2onnx import convert_sklearn
         from skl2onnx.common.exceptions import MissingConverter, MissingShapeCalculator
@@ -60,7 +61,6 @@ def to_onnx(model: Any, target_opset: int | None = None) -> Any:
                              "no ONNX converter in skl2onnx; save it as an oocml model "
                              "(SAVE MODEL ... TO 'm.oocml') or use the raw scikit-learn "
                              "pipeline, model.pipeline") from None
-    model.info["onnx_opset"] = opset(proto)
     return proto
 
 

@@ -7,7 +7,10 @@ never be misaligned, and predictions keep the input's partitions and index.
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import dask
@@ -34,29 +37,39 @@ from .execution import compute
 from .io.partitions import FilePart, batches, partitions, whole_partition
 from .io.text_faults import named_parse_errors
 from .modelfile import is_onnx_path, read_model, write_model, write_onnx
+from .plan import Plan
+from .report import FitReport
 
 SILHOUETTE_SAMPLE = 10_000
+log = logging.getLogger("oocml")
 
 
 class Model:
     """A fitted model: ``predict``/``score``/``evaluate`` on dask or pandas data, ``save``, ``pipeline``."""
 
     def __init__(self, pipeline: Pipeline, *, features: list[str], target: str | None,
-                 task: str, classes: list | None = None, plan: dict | None = None,
-                 info: dict | None = None):
+                 task: str, classes: list | None = None, plan: Plan | None = None,
+                 report: FitReport | None = None):
         self.pipeline = pipeline
         self.features = list(features)
         self.target = target
         self.task = task
         self.classes = None if classes is None else list(classes)
-        self.plan = plan or {}
-        self.info = info or {}
+        self.plan = plan  # the plan it was fitted by (secrets masked); None if not known
+        self.report = report if report is not None else FitReport.from_dict({})
 
     @classmethod
     def from_fit(cls, fitted: Any) -> Model:
         """The Model of an engine fit (:class:`oocml.engine.fit.Fitted`)."""
         return cls(fitted.pipeline, features=fitted.features, target=fitted.target,
-                   task=fitted.task, classes=fitted.classes, plan=fitted.plan, info=fitted.info)
+                   task=fitted.task, classes=fitted.classes, plan=fitted.plan,
+                   report=fitted.report)
+
+    @property
+    def info(self) -> Mapping[str, Any]:
+        """:attr:`report` as a read-only mapping (``info["rows_seen"]``), for code written
+        for oocml 0.1, whose models kept a dict; read ``report.rows_seen`` instead."""
+        return MappingProxyType(self.report.as_dict())
 
     # -- what it is -------------------------------------------------------------------------
     @property
@@ -73,7 +86,7 @@ class Model:
     def history_(self) -> pd.DataFrame:
         """One row per epoch: rows trained on, seconds, and the progressive and holdout
         scores when the fit had a holdout."""
-        return pd.DataFrame(self.info.get("history", []))
+        return pd.DataFrame(list(self.report.history))
 
     @property
     def search_results_(self) -> pd.DataFrame:
@@ -81,11 +94,11 @@ class Model:
         ``cv_results_``: ``param_<name>``, ``params``, the holdout score after each epoch,
         ``best_score``, ``rank``, ``rows_seen``, and when (``dropped_after_epoch``) and why
         (``stopped``: halved or patience) it stopped; the model is the best candidate's."""
-        if "search" not in self.info:
+        if self.report.search is None:
             raise AttributeError("search_results_ is only set by a search (TUNE / search=)")
         from .evaluation.trials import trials_table
 
-        return trials_table(self.info["search"])
+        return trials_table(list(self.report.search))
 
     def __repr__(self) -> str:
         steps = " -> ".join(name for name, _ in self.pipeline.steps)
@@ -315,12 +328,12 @@ class Model:
 
     def plot_search(self) -> Any:
         """A Figure of each search candidate's holdout score per epoch, its stop and the winner."""
-        if "search" not in self.info:
+        if self.report.search is None:
             raise ParameterError("this model was not searched, so there is no search to plot: "
                                  "train it with TUNE (...) or fit_incremental(search={...})")
         from .evaluation.plots import plot_search
 
-        return plot_search(self.search_results_, self.info.get("best_candidate"))
+        return plot_search(self.search_results_, self.report.best_candidate)
 
     # -- persistence --------------------------------------------------------------------------
     def save(self, path: str | os.PathLike, storage_options: dict | None = None, *,
@@ -332,24 +345,41 @@ class Model:
             return write_onnx(path, self.to_onnx(), storage_options=storage_options,
                               overwrite=overwrite)
         meta = {"features": self.features, "target": self.target, "task": self.task,
-                "classes": _jsonable(self.classes), "plan": self.plan, "info": self.info}
+                "classes": _jsonable(self.classes),
+                "plan": None if self.plan is None else self.plan.as_dict(),
+                "report": self.report.as_dict()}
         return write_model(path, self.pipeline, meta, storage_options=storage_options,
                            overwrite=overwrite)
 
     def to_onnx(self, target_opset: int | None = None) -> Any:
         """The model as an ONNX graph (``onnx.ModelProto``) for onnxruntime: see
-        :func:`oocml.export.to_onnx` (the "onnx" extra); the opset lands in ``info``."""
+        :func:`oocml.export.to_onnx` (the "onnx" extra); ``oocml.export.opset(graph)`` is
+        the operator set it uses."""
         from .export import to_onnx
 
         return to_onnx(self, target_opset)
 
 
 def load_model(path: str | os.PathLike, storage_options: dict | None = None) -> Model:
-    """Read a model written by :meth:`Model.save` from a path or any fsspec URL; refuses files
-    holding types oocml does not write."""
+    """Read a model written by :meth:`Model.save` (by this oocml or an earlier one) from a path
+    or any fsspec URL; refuses files holding types oocml does not write."""
     pipeline, meta = read_model(path, storage_options)
     return Model(pipeline, features=meta["features"], target=meta["target"], task=meta["task"],
-                 classes=meta["classes"], plan=meta.get("plan"), info=meta.get("info"))
+                 classes=meta["classes"], plan=_plan(meta.get("plan"), path),
+                 report=FitReport.from_dict(meta.get("report") or meta.get("info") or {}))
+
+
+def _plan(data: dict | None, path: Any) -> Plan | None:
+    """The plan a model file holds; None (with a warning) where it cannot be read back whole:
+    oocml 0.1 wrote a WHERE that mixes AND and OR so that the two cannot be told apart."""
+    if not data:
+        return None
+    try:
+        return Plan.from_dict(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        log.warning("the plan kept in %s cannot be read back (%s); the model is whole, and "
+                    "its plan is left out (Model.plan is None)", path, exc)
+        return None
 
 
 # -- block functions (run on workers) ------------------------------------------------------------

@@ -20,7 +20,7 @@ from .io.storage import check_path, read_bytes, write_bytes
 from .redaction import redact_url
 
 FORMAT = "oocml.model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the fit's report and a tagged plan; 1 (oocml 0.1): an info dict
 # The classes a file oocml writes may hold beyond those skops trusts by default: oocml's own,
 # the optimizer state MLP models keep to go on training with partial_fit, and numpy.dtype,
 # which scikit-learn 1.9's SimpleImputer keeps of its input (a dtype runs no code).

@@ -8,7 +8,7 @@ Plan must meet are :mod:`oocml.plan_rules` (:func:`~oocml.plan_rules.validate`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from .redaction import redact, redact_url
@@ -187,13 +187,92 @@ class Plan:
         """The same plan with no source and no name: what the accessor and the DSL share."""
         return replace(self, source=None, name=None)
 
+    def masked(self) -> Plan:
+        """The same plan with the values of its source's secret-looking options masked: what a
+        Model keeps, shows and saves."""
+        if self.source is None or not self.source.options:
+            return self
+        masked = tuple(redact(self.source.options_over()).items())
+        return replace(self, source=replace(self.source, options=masked))
+
     def as_dict(self) -> dict:
-        """A JSON-friendly dict of the plan (for model files and DESCRIBE); secrets masked."""
+        """A JSON-friendly dict of the plan (model files); secrets masked; conditions tagged by
+        kind, so that :meth:`from_dict` reads it back to an equal plan."""
         import json
         from dataclasses import asdict
 
-        plan = self
-        if plan.source is not None and plan.source.options:
-            masked = tuple(redact(plan.source.options_over()).items())
-            plan = replace(plan, source=replace(plan.source, options=masked))
-        return json.loads(json.dumps(asdict(plan), default=repr))
+        plan = self.masked()
+        data = json.loads(json.dumps(asdict(plan), default=repr))
+        data["where"] = None if plan.where is None else condition_dict(plan.where)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Plan:
+        """The plan :meth:`as_dict` wrote (also by oocml 0.1, whose conditions were untagged:
+        one that mixes AND and OR cannot be read back, a ValueError)."""
+        search = data.get("search")
+        source = data.get("source")
+        return cls(
+            estimator=EstimatorSpec(data["estimator"]["qualname"],
+                                    _pairs(data["estimator"].get("params", ()))),
+            target=data.get("target"),
+            features=None if data.get("features") is None else tuple(data["features"]),
+            exclude=tuple(data.get("exclude", ())),
+            where=None if data.get("where") is None else condition_from_dict(data["where"]),
+            steps=tuple(Step(s["kind"], s["method"], _pairs(s.get("params", ())))
+                        for s in data.get("steps", ())),
+            classes=None if data.get("classes") is None else tuple(data["classes"]),
+            stream=StreamOptions(**{f.name: data["stream"][f.name] for f in fields(StreamOptions)
+                                    if f.name in data.get("stream", {})}),
+            random_state=data.get("random_state"),
+            source=None if source is None else Source(source.get("path"), source.get("format"),
+                                                      source.get("table"),
+                                                      _pairs(source.get("options", ()))),
+            name=data.get("name"),
+            search=None if search is None else Search(
+                tuple((name, Distribution(**values) if isinstance(values, dict)
+                       else freeze_params({"v": values})[0][1]) for name, values in search["space"]),
+                search.get("trials"), search.get("reduction_factor", REDUCTION_FACTOR)))
+
+
+def _pairs(items: Any) -> Params:
+    """``(name, value)`` pairs as a plan holds them (lists of a JSON file become tuples)."""
+    return tuple((str(k), freeze_params({"v": v})[0][1]) for k, v in items)
+
+
+_CONDITIONS: dict[str, type] = {"compare": Compare, "in": In, "is_null": IsNull, "and": And,
+                                "or": Or, "not": Not}
+
+
+def condition_dict(condition: Condition) -> dict:
+    """A condition as a JSON-friendly dict tagged with its ``kind``."""
+    kind = next(k for k, t in _CONDITIONS.items() if type(condition) is t)
+    if isinstance(condition, And | Or):
+        return {"kind": kind, "items": [condition_dict(item) for item in condition.items]}
+    if isinstance(condition, Not):
+        return {"kind": kind, "item": condition_dict(condition.item)}
+    values = {f.name: getattr(condition, f.name) for f in fields(condition)}
+    if isinstance(condition, In):
+        values["values"] = list(condition.values)
+    return {"kind": kind, **values}
+
+
+def condition_from_dict(data: dict) -> Condition:
+    """The condition :func:`condition_dict` wrote (or oocml 0.1's untagged dataclass dict)."""
+    kind = data.get("kind") or _untagged_kind(data)
+    if kind in ("and", "or"):
+        return _CONDITIONS[kind](tuple(condition_from_dict(item) for item in data["items"]))
+    if kind == "not":
+        return Not(condition_from_dict(data["item"]))
+    if kind == "in":
+        return In(data["column"], tuple(data["values"]), data.get("negated", False))
+    if kind == "is_null":
+        return IsNull(data["column"], data.get("negated", False))
+    return Compare(data["column"], data["op"], data["value"])
+
+
+def _untagged_kind(data: dict) -> str:
+    if "items" in data:
+        raise ValueError("an untagged AND or OR (oocml 0.1 wrote both alike)")
+    return ("not" if "item" in data else "compare" if "op" in data
+            else "in" if "values" in data else "is_null")

@@ -121,7 +121,7 @@ class Session:
 
     def _run_showtrials(self, stmt: ast.ShowTrials) -> pd.DataFrame:
         model = self.catalog.get(stmt.model)
-        if "search" not in model.info:
+        if model.report.search is None:
             raise ParameterError(f"model {stmt.model!r} was not trained with TUNE: it has no "
                                  "trials to show")
         table = model.search_results_.drop(columns="params").sort_values("rank")

@@ -49,7 +49,7 @@ def test_fit_predict_score_on_parquet(binary, binary_dir):
 def test_pandas_accessor_gives_the_dask_model(binary_dir):
     frame = pd.read_parquet(binary_dir)
     model = frame.ml.scale().fit_incremental(SGDClassifier, target="y", block_rows=5_000)
-    assert model.info["blocks_seen"] == 6
+    assert model.report.blocks_seen == 6
     assert model.score(frame) > 0.85
 
 
@@ -86,9 +86,9 @@ def test_explicit_classes_are_used(binary):
 
 def test_epochs_read_each_block_once_per_epoch(binary):
     model = binary.ml.scale().fit_incremental(SGDClassifier, target="y", epochs=3, cache=False)
-    assert model.info["epochs"] == 3
-    assert model.info["rows_seen"] == 3 * 30_000
-    assert model.info["passes"] == 4
+    assert model.report.epochs == 3
+    assert model.report.rows_seen == 3 * 30_000
+    assert model.report.passes == 4
     one = binary.ml.scale().fit_incremental(SGDClassifier, target="y")
     assert not np.array_equal(one.estimator.coef_, model.estimator.coef_)
 
@@ -105,7 +105,7 @@ def test_shuffle_is_seeded(binary):
 
 def test_block_rows_splits_partitions(binary):
     model = binary.ml.scale().fit_incremental(SGDClassifier, target="y", block_rows=2_000)
-    assert model.info["blocks_seen"] == 6 * 3  # 5,000-row partitions in 2,000-row blocks
+    assert model.report.blocks_seen == 6 * 3  # 5,000-row partitions in 2,000-row blocks
 
 
 def test_regression_evaluate(regression, regression_dir):

@@ -100,7 +100,7 @@ def test_the_model_depends_on_neither_prefetch_nor_scheduler(binary, small_batch
         with dask.config.set(scheduler=scheduler):
             models.append(binary.ml.scale().fit_incremental(
                 SGDClassifier, target="y", prefetch=prefetch, shuffle=True, epochs=2))
-    assert models[0].info["blocks_seen"] > 2 * 2 * binary.npartitions  # several blocks each
+    assert models[0].report.blocks_seen > 2 * 2 * binary.npartitions  # several blocks each
     for other in models[1:]:
         np.testing.assert_array_equal(other.estimator.coef_, models[0].estimator.coef_)
-        assert other.info["blocks_seen"] == models[0].info["blocks_seen"]
+        assert other.report.blocks_seen == models[0].report.blocks_seen

@@ -44,12 +44,12 @@ def _coef(model: oocml.Model) -> np.ndarray:
 ])
 def test_later_epochs_read_the_cache_and_the_model_is_the_same(binary, source_reads, options):
     without = binary.ml.scale().fit_incremental("sgd", target="y", cache=False, **options)
-    assert source_reads["n"] == 6 * without.info["epochs"]
+    assert source_reads["n"] == 6 * without.report.epochs
     source_reads["n"] = 0
     cached = binary.ml.scale().fit_incremental("sgd", target="y", cache=True, **options)
     assert source_reads["n"] == 6  # the first epoch only
     np.testing.assert_array_equal(_coef(cached), _coef(without))
-    assert cached.info["history"][-1]["rows"] == without.info["history"][-1]["rows"]
+    assert cached.report.history[-1]["rows"] == without.report.history[-1]["rows"]
 
 
 def test_string_labels_multiclass_and_regression(multiclass_dir, regression, tmp_path):
@@ -202,11 +202,11 @@ def test_the_default_cache_needs_room_on_the_disk(binary, binary_dir, tmp_path, 
 
     monkeypatch.setattr(cache, "MARGIN_BYTES", shutil.disk_usage(tempfile.gettempdir()).free)
     fit = binary.ml.scale().fit_incremental("sgd", target="y", epochs=2)
-    assert fit.info["cached_epochs"] == 0 and fit.info["passes"] == 3
+    assert fit.report.cached_epochs == 0 and fit.report.passes == 3
     explained = oocml.sql(f"EXPLAIN TRAIN sgd ON '{binary_dir}' PREDICT y EPOCHS 2")
     assert "cache:      off: about 1 MB would not fit in the" in explained
     with pytest.warns(CacheWarning, match="it would pass its budget of 0 MB"):
         named = binary.ml.scale().fit_incremental("sgd", target="y", epochs=2,
                                                   cache=str(tmp_path / "mine"))
-    assert named.info["cached_epochs"] == 0
+    assert named.report.cached_epochs == 0
     np.testing.assert_array_equal(_coef(named), _coef(fit))

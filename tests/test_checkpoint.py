@@ -73,7 +73,7 @@ def test_a_killed_run_resumes_to_the_same_model(many_dir, tmp_path, caplog):
     reference = _uninterrupted(many_dir)
     np.testing.assert_array_equal(resumed.estimator.coef_, reference.estimator.coef_)
     np.testing.assert_array_equal(resumed.estimator.intercept_, reference.estimator.intercept_)
-    assert resumed.info["rows_seen"] == reference.info["rows_seen"] == 3 * 24_000
+    assert resumed.report.rows_seen == reference.report.rows_seen == 3 * 24_000
     assert not checkpoint.exists()  # a completed training leaves no checkpoint behind
 
 

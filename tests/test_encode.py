@@ -147,7 +147,7 @@ def test_reduce_pca_has_its_own_pass_and_matches_sklearn(binary_dir):
 
     frame = counted_frame(binary_dir)
     model = frame.ml.scale().reduce("pca", n_components=3).fit_incremental(SGDClassifier, target="y")
-    assert len(READS) == 6 * 3 and model.info["passes"] == 3
+    assert len(READS) == 6 * 3 and model.report.passes == 3
     pca = model.pipeline.named_steps["reduce"]
     truth = pd.read_parquet(binary_dir)
     X = StandardScaler().fit_transform(truth[model.feature_names])

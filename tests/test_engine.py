@@ -47,7 +47,7 @@ def test_scale_and_sgd_read_the_data_one_plus_epochs_times(binary_dir, epochs):
     model = frame.ml.scale().fit_incremental(SGDClassifier, target="y", epochs=epochs,
                                              cache=False)
     assert sorted(READS) == sorted(list(range(6)) * (1 + epochs))
-    assert model.info["passes"] == 1 + epochs
+    assert model.report.passes == 1 + epochs
     READS.clear()  # with the prepared-block cache (the default for several epochs): twice
     frame.ml.scale().fit_incremental(SGDClassifier, target="y", epochs=epochs)
     assert sorted(READS) == sorted(list(range(6)) * (1 + min(epochs, 1)))
@@ -73,8 +73,8 @@ with dask.config.set(scheduler="threads"):
     direct = all(isinstance(p, ParquetPart) for p in partitions(ddf))
     model = ddf.ml.scale().fit_incremental(SGDClassifier, target="y", epochs=2)
 peak = re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1)
-print(json.dumps({"rss_mb": int(peak) / 1024, "rows": model.info["rows"], "direct": direct,
-                  "cached": model.info["cached_epochs"]}))
+print(json.dumps({"rss_mb": int(peak) / 1024, "rows": model.report.rows, "direct": direct,
+                  "cached": model.report.cached_epochs}))
 """
 
 
@@ -262,7 +262,7 @@ def test_empty_partitions_are_skipped(binary, strategy):
     thinned = binary.map_partitions(_empty_odd_partitions, meta=binary._meta)
     model = thinned.ml.scale().fit_incremental(SGDClassifier, target="y", strategy=strategy,
                                                random_state=0)
-    assert model.info["rows"] == len(thinned) < len(binary)
+    assert model.report.rows == len(thinned) < len(binary)
     assert model.score(binary) > 0.85
 
 

@@ -185,7 +185,7 @@ def test_show_weights_and_the_plots_from_every_face(penguins_dir, tmp_path):
     assert "usage" in err.getvalue().lower() or "\\plot" in err.getvalue()
     described = session.sql("DESCRIBE m").set_index("property")["value"]
     assert described["learning curve"].startswith(("▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"))
-    scores = [e["holdout_score"] for e in model.info["history"]]
+    scores = [e["holdout_score"] for e in model.report.history]
     assert list(model.history_["holdout_score"]) == scores  # the DSL and history_ agree
 
 

@@ -44,7 +44,7 @@ def test_equivalent_python_with_quoted_names(odd_names, clauses):
     trained = session.sql(statement)
     np.testing.assert_array_equal(namespace["model"].estimator.coef_, trained.estimator.coef_)
     if "TUNE" in statement:
-        assert namespace["model"].info["search"] == trained.info["search"]
+        assert namespace["model"].report.search == trained.report.search
 
 
 @pytest.mark.parametrize("text", ['"my col" > 0', '"and" = 1 OR x IN (1, 2)',

@@ -82,7 +82,7 @@ def test_a_column_of_another_type_in_one_file(folder):
 def test_an_empty_file_is_skipped_and_an_empty_folder_of_them_refused(folder, tmp_path):
     _rewrite(folder / "part-00005.parquet", lambda f: f.iloc[:0])
     model = oocml.Session().sql(TRAIN.format(folder=folder))
-    assert model.info["rows"] == 25_000  # five files of 5,000 rows
+    assert model.report.rows == 25_000  # five files of 5,000 rows
     empty = tmp_path / "empty"
     empty.mkdir()
     _rewrite_to = empty / "part-0.parquet"
@@ -102,7 +102,7 @@ def test_nan_in_the_target_is_refused_with_a_count(folder):
              lambda f: f.assign(y=f.y.astype("float64").where(f.index % 100 != 0)))
     _fit_both_faces(folder, DataError, r"target column 'y' has 50 missing value\(s\)")
     model = oocml.Session().sql(TRAIN.format(folder=folder) + " WHERE y IS NOT NULL")
-    assert model.info["rows"] == 30_000 - 50
+    assert model.report.rows == 30_000 - 50
 
 
 def test_a_string_feature_without_encode_then_with_it(folder):

@@ -46,7 +46,7 @@ def test_every_compression_gives_the_same_model(rows, tmp_path):
         if suffix != "csv":  # compressed: one streamed partition per file
             assert all(isinstance(p, TextPart) for p in partitions(open_source(Source(str(folder)))))
         models[suffix] = oocml.Session().sql(TRAIN.format(f"'{folder}'") + " IMPUTE mean")
-        assert models[suffix].info["rows"] == len(rows)
+        assert models[suffix].report.rows == len(rows)
     for suffix in ["csv.bz2", "csv.zst", "csv.xz"]:
         np.testing.assert_array_equal(models[suffix].estimator.coef_, models["csv.gz"].estimator.coef_)
     np.testing.assert_allclose(models["csv"].estimator.coef_, models["csv.gz"].estimator.coef_,

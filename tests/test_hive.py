@@ -71,7 +71,7 @@ def test_where_on_a_partition_column_opens_only_matching_folders(tmp_path):
                  "FEATURES x0, x1, year ENCODE onehot SCALE standard AS asia")
     model = session.sql(statement)
     flat = _table().to_pandas()
-    assert model.info["rows"] == int(((flat.region == "asia") & (flat.x0 > -1)).sum())
+    assert model.report.rows == int(((flat.region == "asia") & (flat.x0 > -1)).sum())
     assert "pushed down to parquet" in session.sql(f"EXPLAIN {statement}")
     with pytest.raises(OocmlError, match="not a readable parquet file"):  # without WHERE
         oocml.Session().sql(f"TRAIN sgd ON '{folder}' PREDICT y FEATURES x0, x1")
@@ -85,7 +85,7 @@ def test_remote_hive_dataset_is_the_local_one(hive, bucket, s3):
     np.testing.assert_array_equal(remote.estimator.coef_, local.estimator.coef_)
     pruned = oocml.Session().sql(f"TRAIN sgd ON '{bucket}/sales' PREDICT y WHERE year = 2021 "
                                  "FEATURES x0, x1 SCALE standard")
-    assert pruned.info["rows"] == int((_table().to_pandas().year == 2021).sum())
+    assert pruned.report.rows == int((_table().to_pandas().year == 2021).sum())
 
 
 def test_a_file_outside_the_partition_folders_is_named(tmp_path):

@@ -153,7 +153,7 @@ def test_an_infinite_target_is_refused_by_name(regression_copy, value):
         dd.read_parquet(regression_copy).ml.fit_incremental("sgd_regressor", target="y")
     kept = oocml.sql(f"TRAIN sgd_regressor ON '{regression_copy}' PREDICT y "
                      "WHERE y BETWEEN -1e300 AND 1e300")  # the fix the message gives works
-    assert kept.info["rows_seen"] == 20_000 - 1
+    assert kept.report.rows_seen == 20_000 - 1
 
 
 def test_an_infinite_target_in_a_holdout_row_is_refused_too(regression_copy):
@@ -179,7 +179,7 @@ def test_a_missing_target_in_a_file_of_whole_numbers_names_the_file(binary_dir, 
             run()
     fixed = (dd.read_parquet(folder).astype({"y": "float64"}).dropna(subset=["y"])  # as it says
              .ml.fit_incremental("sgd", target="y"))
-    assert fixed.info["rows_seen"] == 30_000 - 3
+    assert fixed.report.rows_seen == 30_000 - 3
 
 
 # -- data that breaks the readers: named by file, line and fix -------------------------------------
@@ -258,9 +258,9 @@ def hive_years(frame, tmp_path_factory):
                                          ("year = 2021 OR year = 'abc'", 2_000)])
 def test_a_number_compared_with_text_folders_compares_as_text(hive_years, where, rows):
     model = oocml.sql(f"TRAIN sgd ON '{hive_years}' PREDICT y FEATURES x0, x1 WHERE {where}")
-    assert model.info["rows_seen"] == rows
+    assert model.report.rows_seen == rows
     chain = dd.read_parquet(hive_years).ml.where(where).select(["x0", "x1"])
-    assert chain.fit_incremental("sgd", target="y").info["rows_seen"] == rows
+    assert chain.fit_incremental("sgd", target="y").report.rows_seen == rows
 
 
 def test_ordering_text_folders_by_a_number_is_refused_by_name(hive_years):

@@ -63,7 +63,7 @@ def test_save_and_load_round_trip(model, binary, tmp_path):
     loaded = oocml.load_model(path)
     np.testing.assert_array_equal(loaded.predict(binary).compute(), model.predict(binary).compute())
     assert loaded.features == model.features and loaded.classes == model.classes
-    assert loaded.info["rows_seen"] == 30_000
+    assert loaded.report.rows_seen == 30_000
     assert loaded.describe().set_index("property").loc["algorithm", "value"] == "SGDClassifier"
 
 

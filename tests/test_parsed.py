@@ -50,8 +50,8 @@ def test_text_is_parsed_once_and_the_model_is_the_same(text_dir, source):
     statement = f"TRAIN sgd ON '{text_dir / source}' PREDICT y {STEPS} EPOCHS 2 SHUFFLE"
     twice = oocml.sql(statement + " CACHE OFF")
     once = oocml.sql(statement)
-    assert once.info["parsed_once"] and once.info["passes"] == 1
-    assert not twice.info["parsed_once"] and twice.info["passes"] == 3
+    assert once.report.parsed_once and once.report.passes == 1
+    assert not twice.report.parsed_once and twice.report.passes == 3
     np.testing.assert_array_equal(_coef(once), _coef(twice))
     assert once.classes == ["no", "yes"]
 
@@ -60,9 +60,9 @@ def test_with_a_holdout_and_early_stopping(text_dir):
     statement = (f"TRAIN sgd ON '{text_dir / 'csv'}' PREDICT y {STEPS} EPOCHS 3 SHUFFLE "
                  "HOLDOUT 0.2 EARLY STOP PATIENCE 1")
     once, twice = oocml.sql(statement), oocml.sql(statement + " CACHE OFF")
-    assert once.info["parsed_once"]
+    assert once.report.parsed_once
     np.testing.assert_array_equal(_coef(once), _coef(twice))
-    assert once.info["holdout_score"] == twice.info["holdout_score"]
+    assert once.report.holdout_score == twice.report.holdout_score
 
 
 def test_the_accessor_on_dask_text_readers(text_dir):
@@ -71,19 +71,19 @@ def test_the_accessor_on_dask_text_readers(text_dir):
     data = dd.read_csv(text_dir / "csv" / "*.csv")
     model = data.ml.impute("mean").scale().encode("onehot").fit_incremental(
         "sgd", target="y", epochs=2, shuffle=True)
-    assert model.info["parsed_once"]
+    assert model.report.parsed_once
     statement = oocml.sql(f"TRAIN sgd ON '{text_dir / 'csv'}' PREDICT y {STEPS} EPOCHS 2 SHUFFLE")
     np.testing.assert_array_equal(_coef(model), _coef(statement))
     lines = dd.read_json(text_dir / "all.jsonl", lines=True, blocksize=2**18)
     assert lines.ml.impute("mean").fit_incremental(
-        "sgd", target="y", features=["x0", "x1", "x2"]).info["parsed_once"]
+        "sgd", target="y", features=["x0", "x1", "x2"]).report.parsed_once
 
 
 def test_parquet_and_memory_are_not_copied(binary, text_dir):
-    assert not binary.ml.scale().fit_incremental("sgd", target="y").info["parsed_once"]
+    assert not binary.ml.scale().fit_incremental("sgd", target="y").report.parsed_once
     frame = pd.read_csv(text_dir / "csv" / "a.csv")
     assert not dd.from_pandas(frame, npartitions=2).ml.impute("mean").fit_incremental(
-        "sgd", target="y", features=["x0", "x1"]).info["parsed_once"]
+        "sgd", target="y", features=["x0", "x1"]).report.parsed_once
 
 
 def test_the_copy_is_removed_after_the_fit(text_dir, tmp_path):
@@ -147,8 +147,8 @@ def test_text_on_an_object_store_is_parsed_once(text_dir, bucket, s3, name):
     s3.put(str(text_dir / name), f"{bucket}/{name}")
     statement = f"TRAIN sgd ON '{bucket}/{name}' PREDICT y {STEPS} EPOCHS 2 SHUFFLE"
     once, twice = oocml.sql(statement), oocml.sql(statement + " CACHE OFF")
-    assert once.info["parsed_once"] and once.info["passes"] == 1
-    assert not twice.info["parsed_once"]
+    assert once.report.parsed_once and once.report.passes == 1
+    assert not twice.report.parsed_once
     np.testing.assert_array_equal(_coef(once), _coef(twice))
 
 

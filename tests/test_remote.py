@@ -152,7 +152,7 @@ def test_remote_csv_json_and_compressed_text(binary_dir, bucket, s3, tmp_path):
                       ("local_gz", f"'{tmp_path}/a.csv.gz'"), ("jsonl", f"'{tmp_path}/a.jsonl'"),
                       ("json", f"'{tmp_path}/a.jsonl' FORMAT json")]:
         models[name] = oocml.Session().sql(TRAIN.format(src=src))
-        assert models[name].info["rows"] == 30_000
+        assert models[name].report.rows == 30_000
     # The same parser (pandas') reads plain and compressed text: the same model.
     np.testing.assert_array_equal(models["gz"].estimator.coef_, models["local_gz"].estimator.coef_)
     np.testing.assert_array_equal(models["jsonl"].estimator.coef_, models["json"].estimator.coef_)
@@ -222,7 +222,7 @@ def test_session_storage_options_reach_every_url(remote_binary, s3_server, monke
         oocml.Session(storage_options={"endpoint_url": "http://127.0.0.1:9"}).sql(
             TRAIN.format(src=f"'{url}'"))
     session = oocml.Session(storage_options={"endpoint_url": s3_server})
-    assert session.sql(TRAIN.format(src=f"'{url}'")).info["rows"] == 30_000
+    assert session.sql(TRAIN.format(src=f"'{url}'")).report.rows == 30_000
 
 
 def test_predict_into_a_bucket_killed_midway_leaves_the_previous_output(remote_binary, bucket, s3,

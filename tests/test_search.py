@@ -32,25 +32,25 @@ def searched(binary_dir):
 
 def test_successive_halving_schedule(searched):
     """8 candidates, a third kept after each epoch: 8 -> 3 -> 1, each seeing only its rungs."""
-    assert [h["candidates"] for h in searched.info["history"]] == [8, 3, 1]
+    assert [h["candidates"] for h in searched.report.history] == [8, 3, 1]
     results = searched.search_results_
     assert len(results) == 8 and set(results["param_loss"]) == {"hinge", "log_loss"}
     dropped = results["dropped_after_epoch"].value_counts(dropna=False).to_dict()
     assert dropped[1] == 5 and dropped[2] == 2 and results["dropped_after_epoch"].isna().sum() == 1
-    per_epoch = searched.info["history"][0]["rows"]
+    per_epoch = searched.report.history[0]["rows"]
     assert sorted(results["rows_seen"]) == [per_epoch] * 5 + [2 * per_epoch] * 2 + [3 * per_epoch]
     assert results["score_epoch_1"].notna().all() and results["score_epoch_2"].notna().sum() == 3
     # the survivors of a rung were the best of it
     first = results.sort_values("score_epoch_1", ascending=False)
     assert set(first.index[:3]) == set(results.index[results["score_epoch_2"].notna()])
     winner = results[results["rank"] == 1].iloc[0]
-    assert winner["params"] == searched.info["best_params"]
-    assert searched.info["holdout"] == 0.2  # TUNE's default holdout
+    assert winner["params"] == searched.report.best_params
+    assert searched.report.holdout == 0.2  # TUNE's default holdout
 
 
 def test_each_candidate_is_the_candidate_trained_alone(searched, binary_dir):
     data = dd.read_parquet(binary_dir)
-    best = searched.info["best_params"]
+    best = searched.report.best_params
     alone = data.ml.scale().fit_incremental("sgd", target="y", epochs=3, shuffle=True,
                                             holdout=0.2, **best)
     np.testing.assert_array_equal(_coef(alone), _coef(searched))
@@ -59,7 +59,7 @@ def test_each_candidate_is_the_candidate_trained_alone(searched, binary_dir):
         params = results.loc[k, "params"]
         one = data.ml.scale().fit_incremental("sgd", target="y", epochs=1, shuffle=True,
                                               holdout=0.2, **params)
-        assert results.loc[k, "score_epoch_1"] == one.info["holdout_score"]
+        assert results.loc[k, "score_epoch_1"] == one.report.holdout_score
 
 
 def test_the_language_gives_the_accessor_model(searched, binary_dir):
@@ -84,7 +84,7 @@ def test_random_search_from_both_faces(binary_dir):
         assert model.search_results_["params"].tolist() == fits[0].search_results_["params"].tolist()
     alphas = fits[0].search_results_["param_alpha"]
     assert len(set(alphas)) == 5 and alphas.between(1e-6, 1e-2).all()
-    assert [h["candidates"] for h in statement.info["history"]] == [5, 3]
+    assert [h["candidates"] for h in statement.report.history] == [5, 3]
 
 
 def test_patience_per_candidate(binary_dir):
@@ -94,7 +94,7 @@ def test_patience_per_candidate(binary_dir):
         search={"alpha": [1e-4, 1e-1]}, reduction_factor=2)
     results = model.search_results_
     winner = results[results["rank"] == 1].iloc[0]
-    assert model.info["best_epoch"] <= 6
+    assert model.report.best_epoch <= 6
     if winner["stopped"] == "patience":  # kept its best epoch's model
         assert winner["dropped_after_epoch"] < 6
     alone = data.ml.scale().fit_incremental("sgd", target="y", epochs=6, shuffle=True,
@@ -135,7 +135,7 @@ def test_every_registry_algorithm(algorithm, binary_dir, regression_dir, tmp_pat
     literal = ", ".join(repr(v) for v in values)
     model = oocml.sql(f"TRAIN {algorithm} ON '{source}' {target} IMPUTE mean {scale} "
                       f"ENCODE onehot TUNE ({name} IN ({literal})) EPOCHS 2 SHUFFLE")
-    best = model.info["best_params"]
+    best = model.report.best_params
     steps = f"IMPUTE mean {scale} ENCODE onehot"
     alone = oocml.sql(f"TRAIN {algorithm} ON '{source}' {target} {steps} "
                       f"WITH ({name} = {best[name]!r}) HOLDOUT 0.2 EPOCHS 2 SHUFFLE")
@@ -143,7 +143,7 @@ def test_every_registry_algorithm(algorithm, binary_dir, regression_dir, tmp_pat
     np.testing.assert_array_equal(alone.predict(data).compute(), model.predict(data).compute())
     assert len(model.search_results_) == 2
     # threads only where they are faster (benchmarks/gil.py): not for the MLPs
-    assert model.info["workers"] == (os.cpu_count() if threads_help(model.estimator) else 1)
+    assert model.report.workers == (os.cpu_count() if threads_help(model.estimator) else 1)
 
 
 @pytest.mark.parametrize("clause, message", [
@@ -205,11 +205,11 @@ def test_explain_show_trials_describe_and_a_saved_model(binary_dir, tmp_path):
     assert trials["rank"].tolist() == list(range(1, 9))
     assert {"candidate", "alpha", "loss", "score_epoch_1", "best_score", "rows_seen",
             "dropped_after_epoch", "stopped"} <= set(trials.columns)
-    assert trials.iloc[0]["candidate"] == model.info["best_candidate"]
+    assert trials.iloc[0]["candidate"] == model.report.best_candidate
     described = session.sql("DESCRIBE best").set_index("property")["value"]
     assert described["search"].startswith("8 candidates, successive halving")
     assert described["rank 1"].startswith(", ".join(f"{k}={v!r}" for k, v in
-                                                    model.info["best_params"].items()))
+                                                    model.report.best_params.items()))
     model.save(tmp_path / "best.skops")
     again = oocml.Session(progress=False)
     again.sql(f"LOAD MODEL best FROM '{tmp_path / 'best.skops'}'")

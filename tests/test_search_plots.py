@@ -44,7 +44,7 @@ def _stop_marks(figure):
 
 
 def test_one_line_per_candidate_with_its_score_after_each_epoch(searched):
-    trials = searched.info["search"]
+    trials = searched.report.search
     assert len(trials) == 6 and max(len(t["scores"]) for t in trials) == 3
     lines = _candidate_lines(searched.plot_search())
     assert len(lines) == len(trials)
@@ -55,7 +55,7 @@ def test_one_line_per_candidate_with_its_score_after_each_epoch(searched):
 
 
 def test_the_last_score_of_each_stopped_candidate_is_marked_with_its_reason(searched):
-    trials = searched.info["search"]
+    trials = searched.report.search
     marks = _stop_marks(searched.plot_search())
     stopped = [t for t in trials if t["reason"]]
     assert stopped, "halving by 3 over 3 epochs stops some of 6 candidates"
@@ -69,13 +69,13 @@ def test_the_last_score_of_each_stopped_candidate_is_marked_with_its_reason(sear
 
 def test_the_winner_is_the_model_and_is_drawn_thick_and_first_in_the_legend(searched):
     figure = searched.plot_search()
-    best = searched.info["best_candidate"]
+    best = searched.report.best_candidate
     lines = list(_candidate_lines(figure).values())
     winner = lines[best]
     assert winner.get_label().endswith(" (best)")
     assert sum(line.get_label().endswith(" (best)") for line in lines) == 1
     assert all(winner.get_linewidth() > line.get_linewidth() for line in lines if line is not winner)
-    assert searched.info["search"][best]["params"] == searched.info["best_params"]
+    assert searched.report.search[best]["params"] == searched.report.best_params
     assert searched.search_results_.loc[best, "rank"] == 1
     legend = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
     assert legend[0] == winner.get_label() and legend[-1].startswith("stopped: ")

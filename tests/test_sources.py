@@ -64,7 +64,7 @@ def test_where_filters_rows_before_training(binary, binary_dir):
     import dataclasses
 
     model = fit_plan(dataclasses.replace(plan, where=where), binary)
-    assert model.info["rows"] == int((frame.x0 > cut).sum())
+    assert model.report.rows == int((frame.x0 > cut).sum())
     from oocml.io.conditions import parquet_filters, to_text
 
     assert parquet_filters(where) == [[("x0", ">", cut)]]

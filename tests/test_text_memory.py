@@ -132,7 +132,7 @@ import json, re, sys
 import oocml
 model = oocml.sql(f"TRAIN sgd ON '{sys.argv[1]}' PREDICT y ENCODE text(review)")
 peak = re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1)
-print(json.dumps({"rss_mb": int(peak) / 1024, "rows": model.info["rows"]}))
+print(json.dumps({"rss_mb": int(peak) / 1024, "rows": model.report.rows}))
 """
 
 

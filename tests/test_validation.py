@@ -48,7 +48,7 @@ def test_holdout_scores_every_epoch_and_keeps_statistics_to_training_rows(binary
     # The last epoch's holdout score is the model's score on exactly the held-out rows.
     assert history["holdout_score"].iloc[-1] == pytest.approx(
         (model.pipeline.predict(held_rows) == held_rows["y"]).mean(), abs=1e-6)
-    assert model.info["passes"] == 1 + 1 + 3 and model.info["cached_epochs"] == 2  # the cache
+    assert model.report.passes == 1 + 1 + 3 and model.report.cached_epochs == 2  # the cache
 
 
 def test_holdout_reads_once_more_per_epoch(binary_dir):
@@ -66,11 +66,11 @@ def test_early_stopping_keeps_the_best_epoch(binary_dir):
         SGDClassifier, target="y", epochs=40, holdout=0.2, patience=2,
         learning_rate="constant", eta0=0.5)  # a noisy learner: its holdout score wanders
     history = model.history_
-    assert model.info["stopped_early"] and len(history) < 40
+    assert model.report.stopped_early and len(history) < 40
     best = history["holdout_score"].idxmax()
-    assert model.info["best_epoch"] == history["epoch"][best]
+    assert model.report.best_epoch == history["epoch"][best]
     assert (history["holdout_score"].iloc[best + 1:] <= history["holdout_score"][best]).all()
-    assert len(history) == model.info["best_epoch"] + 2
+    assert len(history) == model.report.best_epoch + 2
     _, held_rows = _split(binary_dir)
     assert (model.pipeline.predict(held_rows) == held_rows["y"]).mean() == pytest.approx(
         history["holdout_score"][best], abs=1e-6)

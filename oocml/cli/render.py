@@ -55,11 +55,11 @@ def result(value: Any, fmt: str = "table") -> str:
         return ""
     model = sys.modules.get("oocml.model")  # a Model exists only once its module is loaded
     if model is not None and isinstance(value, model.Model):
-        info = value.info
-        seconds = info.get("stats_seconds", 0) + info.get("train_seconds", 0)
-        return (f"trained {type(value.estimator).__name__} on {info.get('rows_seen', 0):,} rows "
-                f"({info.get('epochs', 0)} epoch{'s' if info.get('epochs') != 1 else ''}, "
-                f"{info.get('passes', 0)} passes over the data, {seconds:.2f}s); "
+        report = value.report
+        seconds = report.stats_seconds + report.train_seconds
+        return (f"trained {type(value.estimator).__name__} on {report.rows_seen:,} rows "
+                f"({report.epochs} epoch{'s' if report.epochs != 1 else ''}, "
+                f"{report.passes} passes over the data, {seconds:.2f}s); "
                 f"features: {', '.join(value.features)}")
     import dask.dataframe as dd
     import pandas as pd

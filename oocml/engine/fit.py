@@ -31,6 +31,7 @@ from ..io.text_faults import named_parse_errors
 from ..plan import Plan
 from ..plan_rules import SPARSE_ENCODINGS, encoding_of, validate
 from ..progress import progress_enabled
+from ..report import FitReport
 from .average import check_averageable, default_workers, train_average
 from .cache import cache_bytes, open_cache
 from .checkpoint import DEFAULT_EVERY, Checkpoint, fingerprint
@@ -61,8 +62,8 @@ class Fitted:
     target: str | None
     task: str
     classes: list | None
-    plan: dict
-    info: dict
+    plan: Plan  # as fitted, secrets masked
+    report: FitReport
 
 
 @dataclass
@@ -242,33 +243,34 @@ def train_estimator(prepared: Prepared, summary: Summary, steps: list[tuple[str,
 
 
 def fit_result(prepared: Prepared, summary: Summary, steps: list[tuple[str, Any]],
-             classes: np.ndarray | None, training: Training, stats_seconds: float) -> Fitted:
-    """The :class:`Fitted` result: the whole pipeline, and what the fit did (``info``)."""
+               classes: np.ndarray | None, training: Training, stats_seconds: float) -> Fitted:
+    """The :class:`Fitted` result: the whole pipeline, and what the fit did (its report)."""
     plan, record, monitor = prepared.plan, training.record, training.monitor
     reduced = any(s.kind == "reduce" for s in plan.steps)
-    info = {"rows_seen": record.rows_seen, "epochs": record.epochs,
-            "blocks_seen": record.blocks_seen, "partitions": len(summary.partition_rows),
-            "rows": summary.rows, "strategy": plan.stream.strategy,
-            "workers": training.workers,
-            "passes": 1 if prepared.parsed else (
-                1 + reduced + (1 if training.cached else record.epochs)
-                + (record.epochs if monitor or training.search else 0)),
-            "parsed_once": prepared.parsed,
-            "cached_epochs": record.epochs - 1 if training.cached else 0,
-            "stats_seconds": round(stats_seconds, 6),
-            "train_seconds": round(record.seconds, 6), "history": record.history}
-    if monitor is not None:
-        info.update(holdout=plan.stream.holdout, best_epoch=monitor.best_epoch,
-                    holdout_score=round(monitor.best_score, 6),
-                    stopped_early=monitor.stopped_early)
-    if training.search is not None:
-        searched = training.search
-        winner = searched.winner()
-        best = searched.trials[winner]
-        info.update(holdout=plan.stream.holdout, best_epoch=best.best_epoch,
-                    holdout_score=round(best.best_score, 6), best_candidate=winner,
-                    best_params=best.params, search=trial_records(searched))
+    passes = 1 if prepared.parsed else (1 + reduced + (1 if training.cached else record.epochs)
+                                        + (record.epochs if monitor or training.search else 0))
+    report = FitReport(
+        rows=summary.rows, partitions=len(summary.partition_rows), rows_seen=record.rows_seen,
+        epochs=record.epochs, blocks_seen=record.blocks_seen, strategy=plan.stream.strategy,
+        workers=training.workers, passes=passes, parsed_once=prepared.parsed,
+        cached_epochs=record.epochs - 1 if training.cached else 0,
+        stats_seconds=round(stats_seconds, 6), train_seconds=round(record.seconds, 6),
+        history=tuple(record.history), **_choice(plan, monitor, training.search))
     return Fitted(Pipeline([*steps, ("model", training.estimator)]), features=prepared.features,
                   target=plan.target, task=prepared.task,
-                  classes=None if classes is None else classes.tolist(), plan=plan.as_dict(),
-                  info=info)
+                  classes=None if classes is None else classes.tolist(), plan=plan.masked(),
+                  report=report)
+
+
+def _choice(plan: Plan, monitor: HoldoutMonitor | None, search: Any) -> dict[str, Any]:
+    """What a holdout (the best epoch) or a search (the best candidate) chose, for the report."""
+    if search is not None:
+        winner = search.winner()
+        best = search.trials[winner]
+        return dict(holdout=plan.stream.holdout, best_epoch=best.best_epoch,
+                    holdout_score=round(best.best_score, 6), best_candidate=winner,
+                    best_params=best.params, search=tuple(trial_records(search)))
+    if monitor is not None:
+        return dict(holdout=plan.stream.holdout, best_epoch=monitor.best_epoch,
+                    holdout_score=round(monitor.best_score, 6), stopped_early=monitor.stopped_early)
+    return {}

@@ -27,11 +27,11 @@ def describe_model(model: Any) -> pd.DataFrame:
             ("classes", None if model.classes is None else ", ".join(map(str, model.classes)))]
     for name, step in _fitted_steps(model.pipeline):
         rows.append((f"step {name}", _step_text(step)))
+    report = model.report
     for key in ("rows_seen", "epochs", "blocks_seen", "strategy", "workers", "train_seconds",
-                "stats_seconds", "passes", "onnx_opset"):
-        if key in model.info:
-            rows.append((key.replace("_", " "), model.info[key]))
-    history = model.info.get("history", [])
+                "stats_seconds", "passes"):
+        rows.append((key.replace("_", " "), getattr(report, key)))
+    history = report.history
     for entry in history:
         extra = {k: v for k, v in entry.items() if k not in ("epoch",)}
         rows.append((f"epoch {entry['epoch']}", json.dumps(extra)))
@@ -39,8 +39,8 @@ def describe_model(model: Any) -> pd.DataFrame:
     if scores:
         rows.append(("learning curve", f"{sparkline(scores)}  holdout score per epoch, "
                                        f"{min(scores):.4g} .. {max(scores):.4g}"))
-    if "search" in model.info:
-        rows += _leaderboard(model.info["search"])
+    if report.search is not None:
+        rows += _leaderboard(list(report.search))
     return pd.DataFrame(rows, columns=["property", "value"]).astype({"value": object})
 
 
