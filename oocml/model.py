@@ -21,7 +21,6 @@ from dask.dataframe.utils import make_meta
 from sklearn.pipeline import Pipeline
 from sklearn.utils.metaestimators import available_if
 
-from .blocks import applied
 from .errors import ColumnNotFoundError, ParameterError
 from .evaluation.metrics import (
     class_report,
@@ -34,10 +33,11 @@ from .evaluation.metrics import (
     scored,
 )
 from .execution import compute
-from .io.partitions import FilePart, batches, partitions, whole_partition
+from .io.partitions import FilePart, partitions
 from .io.text_faults import named_parse_errors
 from .modelfile import is_onnx_path, read_model, write_model, write_onnx
 from .plan import Plan
+from .predictions import apply_block, apply_part, sample_rows
 from .report import FitReport
 
 SILHOUETTE_SAMPLE = 10_000
@@ -159,9 +159,9 @@ class Model:
         self.check_columns(data)
         args = self._block_args(method, keep)
         if isinstance(data, dd.DataFrame):
-            meta = _apply_block(make_meta(data), *args)
-            return data.map_partitions(_apply_block, *args, meta=meta, align_dataframes=False)
-        return _apply_block(data, *args)
+            meta = apply_block(make_meta(data), *args)
+            return data.map_partitions(apply_block, *args, meta=meta, align_dataframes=False)
+        return apply_block(data, *args)
 
     def _read_and_apply(self, data: Any, method: str, keep: tuple) -> dd.DataFrame | None:
         """``_apply`` on a plain parquet read, with oocml's reader: each partition read and
@@ -176,11 +176,11 @@ class Model:
         if not parts or not isinstance(parts[0], FilePart):
             return None
         args = self._block_args(method, keep)
-        return dd.from_map(_apply_part, parts, args=args, meta=_apply_block(make_meta(data), *args),
+        return dd.from_map(apply_part, parts, args=args, meta=apply_block(make_meta(data), *args),
                            enforce_metadata=False)
 
     def _block_args(self, method: str, keep: tuple) -> tuple:
-        """The arguments of :func:`_apply_block` after the frame. The output is described with
+        """The arguments of :func:`apply_block` after the frame. The output is described with
         plain values: a pandas argument would be taken for a collection."""
         meta = self._meta(method)
         shape = (tuple(meta.columns) if isinstance(meta, pd.DataFrame) else meta.name,
@@ -260,11 +260,11 @@ class Model:
         if isinstance(data, dd.DataFrame):
             parts = partitions(data[self.features])
             each = -(-SILHOUETTE_SAMPLE // len(parts))
-            (samples,) = compute([dask.delayed(_sample_rows)(p, each, i)
+            (samples,) = compute([dask.delayed(sample_rows)(p, each, i)
                                   for i, p in enumerate(parts)])
             sample = pd.concat(samples)
         else:
-            sample = _sample_rows(data[self.features], SILHOUETTE_SAMPLE, 0)
+            sample = sample_rows(data[self.features], SILHOUETTE_SAMPLE, 0)
         X = self.pipeline[:-1].transform(sample)
         labels = self.estimator.predict(X)
         if len(np.unique(labels)) < 2:
@@ -382,40 +382,6 @@ def _plan(data: dict | None, path: Any) -> Plan | None:
         return None
 
 
-# -- block functions (run on workers) ------------------------------------------------------------
-
-def _apply_block(frame: pd.DataFrame, pipeline: Pipeline, features: list, method: str,
-                 shape: tuple, keep: tuple = ()) -> Any:
-    """``pipeline.method`` on one partition; ``shape`` is (column names or series name, dtype)."""
-    names, dtype = shape
-    as_numpy = dtype if isinstance(dtype, np.dtype) else np.dtype(object)  # string labels
-    if len(frame) == 0:
-        out = np.empty((0, len(names)) if isinstance(names, tuple) else 0, dtype=as_numpy)
-    else:
-        out = np.asarray(applied(pipeline, frame[features], method)).astype(as_numpy, copy=False)
-    if isinstance(names, tuple):
-        result = pd.DataFrame(out.reshape(len(frame), len(names)), index=frame.index,
-                              columns=list(names))
-    else:
-        result = pd.Series(out, index=frame.index, name=names, dtype=dtype)
-    if not keep:
-        return result
-    return pd.concat([result.to_frame() if isinstance(result, pd.Series) else result,
-                      frame[list(keep)]], axis=1)
-
-
-def _apply_part(part: Any, *args: Any) -> Any:
-    """:func:`_apply_block` on a partition, a batch at a time (``args`` as there)."""
-    return pd.concat([_apply_block(frame, *args) for frame in batches(part)])
-
-
-def _sample_rows(part: Any, n: int, seed: int) -> pd.DataFrame:
-    """Up to ``n`` rows of a partition, the same ones on every run."""
-    frame = whole_partition(part)
-    if len(frame) <= n:
-        return frame
-    rows = np.sort(np.random.default_rng([seed, len(frame)]).choice(len(frame), n, replace=False))
-    return frame.iloc[rows]
 
 
 def _jsonable(values: list | None) -> list | None:

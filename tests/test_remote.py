@@ -52,6 +52,7 @@ def test_remote_row_groups_stream_or_are_fetched_alike(tmp_path, bucket, s3, mon
     """Row groups over the fetch budget stream through a buffer; smaller runs are fetched in
     merged requests: the same batches as the local file either way."""
     from oocml.datasets import make_parquet_dataset
+    from oocml.io import parquet as parquet_module
     from oocml.io import partitions as parts_module
     from oocml.io.partitions import batches
 
@@ -60,7 +61,7 @@ def test_remote_row_groups_stream_or_are_fetched_alike(tmp_path, bucket, s3, mon
     monkeypatch.setattr(parts_module, "BATCH_BYTES", 8 * 5 * 2_500)  # 2,500-row batches
     local = pd.concat(batches(partitions(dd.read_parquet(tmp_path))[0]))
     for budget in (10**9, 100_000):  # runs of row groups fetched; each row group streamed
-        monkeypatch.setattr(parts_module, "REMOTE_FETCH_BYTES", budget)
+        monkeypatch.setattr(parquet_module, "REMOTE_FETCH_BYTES", budget)
         (part,) = partitions(dd.read_parquet(f"{bucket}/rg/"))
         remote = list(batches(part))
         assert [len(b) for b in remote[:-1]] == [2_500] * (len(remote) - 1)

@@ -23,7 +23,7 @@ from dask.dataframe.utils import make_meta
 from .._compat import text_files
 from ..errors import SourceError
 from ..redaction import redact_url
-from .partitions import is_local
+from .parquet import is_local
 from .sources import split_name
 
 CHUNK_ROWS = 100_000  # rows parsed at once while looking for the bad line
