@@ -9,21 +9,21 @@ import pytest
 import oocml  # noqa: F401  (registers the .ml accessor)
 from oocml.datasets import make_parquet_dataset
 
-# Modules whose every test is slow: real clusters, killed workers, benchmark smoke runs.
-SLOW_MODULES = ("test_distributed", "test_worker_loss", "test_benchmark_smoke",
-                "test_benchmark_layouts", "test_benchmark_rules")
-
 
 def pytest_collection_modifyitems(config, items):
-    """``cluster``: a test on a real distributed cluster (it uses the ``client`` fixture or
-    lives in a cluster module); ``slow``: those and the benchmark smoke runs. ``pytest -m
-    "not slow"`` is the quick loop; CI runs everything."""
+    """``slow`` is set one way, where the test is: ``pytestmark = pytest.mark.slow`` for a module
+    (clusters, killed workers, benchmark smoke runs), ``@pytest.mark.slow`` for a test (memory
+    peaks in child processes, real corpora). ``pytest -m "not slow"`` is the quick loop; CI runs
+    everything. A test on a real cluster (the ``client`` fixture) is marked ``cluster`` here,
+    and must be marked slow: collection fails, naming it, if it is not."""
+    unmarked = []
     for item in items:
-        module = item.module.__name__.rsplit(".", 1)[-1]
-        if "client" in item.fixturenames or module in ("test_distributed", "test_worker_loss"):
+        if "client" in item.fixturenames:
             item.add_marker(pytest.mark.cluster)
-        if module in SLOW_MODULES or "client" in item.fixturenames:
-            item.add_marker(pytest.mark.slow)
+            if item.get_closest_marker("slow") is None:
+                unmarked.append(item.nodeid)
+    if unmarked:
+        raise pytest.UsageError(f"tests on a real cluster must be marked slow: {unmarked}")
 
 
 @pytest.fixture(autouse=True)

@@ -290,6 +290,7 @@ def test_ctrl_c_raises_training_interrupted(binary_data, monkeypatch):
         _fit(binary_data, SGDClassifier(random_state=0), 2)
 
 
+@pytest.mark.slow
 def test_on_a_cluster_the_same_model_runs_on_the_workers(binary_data, client):
     options = dict(epochs=2, shuffle=True, seed=5)
     local, _ = _fit(binary_data, SGDClassifier(random_state=0), 2, scheduler="threads", **options)
@@ -313,6 +314,7 @@ def _slow_read(path: str) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
+@pytest.mark.slow
 def test_a_killed_worker_changes_nothing(binary_data, tmp_path, client):
     files = []
     for i, part in enumerate(binary_data.parts):  # 12 files: 24 reads over 2 epochs

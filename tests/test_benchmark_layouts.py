@@ -17,9 +17,9 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "layouts.py"
 LAYOUTS = ["files20", "one_rowgroup", "rowgroups_1m", "csv", "csv_gz", "s3"]
 ROWS, FEATURES = 40_000, 4
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     any(importlib.util.find_spec(m) is None for m in ("moto", "s3fs")),
-    reason="the s3 layout needs moto[server] and s3fs")
+    reason="the s3 layout needs moto[server] and s3fs")]  # a benchmark smoke run
 
 
 def bench(*args: str):

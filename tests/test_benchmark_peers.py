@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from helpers import positive, run_script
 
-pytestmark = pytest.mark.slow  # a benchmark smoke run (conftest's SLOW_MODULES lists the others)
+pytestmark = pytest.mark.slow  # a benchmark smoke run
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "peers.py"
 MODULES = {"oocml": "oocml", "daskml": "dask_ml", "river": "river", "vw": "vowpalwabbit"}

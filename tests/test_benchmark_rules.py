@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from helpers import positive, run_script
 
+pytestmark = pytest.mark.slow  # a benchmark smoke run
+
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "rules.py"
 RULES = {
     "block size": "oocml/engine/stream.py: BLOCK_BYTES",

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from helpers import load_module, positive, run_script
 
+pytestmark = pytest.mark.slow  # a benchmark smoke run
+
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "scaled_sgd.py"
 HAS_DASKML = importlib.util.find_spec("dask_ml") is not None
 CONTENDERS = ["oocml", "oocml_parallel", "oocml_checkpoint"] + (["daskml"] if HAS_DASKML else [])

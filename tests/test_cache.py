@@ -200,7 +200,7 @@ def test_the_default_cache_needs_room_on_the_disk(binary, binary_dir, tmp_path, 
 
     from oocml.engine import cache
 
-    monkeypatch.setattr(cache, "MARGIN_BYTES", shutil.disk_usage(tempfile.gettempdir()).free)
+    monkeypatch.setattr(cache, "MARGIN_BYTES", shutil.disk_usage(tempfile.gettempdir()).total)  # > free
     fit = binary.ml.scale().fit_incremental("sgd", target="y", epochs=2)
     assert fit.report.cached_epochs == 0 and fit.report.passes == 3
     explained = oocml.sql(f"EXPLAIN TRAIN sgd ON '{binary_dir}' PREDICT y EPOCHS 2")

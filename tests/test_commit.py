@@ -9,7 +9,9 @@ knows nothing of oocml's manifest) must see each row exactly once; a foreign fil
 
 from __future__ import annotations
 
+import functools
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -64,45 +66,56 @@ def tagged(files: list[str], write: int, on_read: Callable[[], None] | None = No
     return dd.from_map(_Load(tuple(files), write, on_read), range(len(files)), meta=meta)
 
 
-CHILD = """
-import collections, os, signal, sys, threading
-sys.path.insert(0, {tests!r})
-import oocml
-from oocml.io import outputs
-from test_commit import tagged
+def _write_and_die(step: str, count: int, model: str, files: list[str], out: str,
+                   env: dict[str, str]) -> None:
+    """In a child: write ``files`` (write 2) into ``out`` OVERWRITE, SIGKILLing this process the
+    ``count``-th time it reaches ``step`` of the protocol (``outputs._step``, the manifest's
+    write, or a partition read)."""
+    import collections
+    import threading
 
-STEP, COUNT = {step!r}, {count}
-seen, lock = collections.Counter(), threading.Lock()
+    from oocml.io import outputs
 
-def reached(step):
-    with lock:
-        seen[step] += 1
-        if step == STEP and seen[step] == COUNT:
-            os.kill(os.getpid(), signal.SIGKILL)
+    os.environ.update(env)  # the S3 server's endpoint, set after the fork server started
+    seen, lock = collections.Counter(), threading.Lock()
 
-outputs._step = reached
-real_write_bytes = outputs.write_bytes
+    def reached(name: str) -> None:
+        with lock:
+            seen[name] += 1
+            if name == step and seen[name] == count:
+                os.kill(os.getpid(), signal.SIGKILL)
 
-def write_bytes(path, *args, **kwargs):  # works on any version of the protocol
-    written = real_write_bytes(path, *args, **kwargs)
-    if str(path).endswith(outputs.MANIFEST):
-        reached("manifest written")
-    return written
+    real_write_bytes = outputs.write_bytes
 
-outputs.write_bytes = write_bytes
-model = oocml.load_model({model!r})
-model.write_predictions(tagged({files!r}, 2, on_read=lambda: reached("read")), {out!r},
-                        keep=["row", "write"], overwrite=True)
-"""
+    def write_bytes(path, *args, **kwargs):  # works on any version of the protocol
+        written = real_write_bytes(path, *args, **kwargs)
+        if str(path).endswith(outputs.MANIFEST):
+            reached("manifest written")
+        return written
+
+    outputs._step, outputs.write_bytes = reached, write_bytes
+    oocml.load_model(model).write_predictions(tagged(files, 2, on_read=lambda: reached("read")), out,
+                                              keep=["row", "write"], overwrite=True)
+
+
+@functools.cache
+def _forks() -> Any:
+    """Children forked from a server that imported oocml, dask and scikit-learn once: a kill
+    test then costs the write, not a fresh interpreter's imports (seconds each)."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["oocml.model", "oocml.io.outputs", "dask.dataframe",
+                                    "sklearn.linear_model", "pyarrow.parquet", "s3fs", "test_commit"])
+    return context
 
 
 def killed_at(step: str, count: int, model: str, files: list[str], out: str) -> None:
-    """Write ``files`` (write 2) into ``out`` OVERWRITE in a child SIGKILLed at the ``count``-th
-    time it reaches ``step``; fails if the child ends any other way."""
-    script = CHILD.format(tests=TESTS, step=step, count=count, model=model, files=files, out=out)
-    child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                           timeout=180)
-    assert child.returncode == -signal.SIGKILL, (child.returncode, child.stderr[-3000:])
+    """Write ``files`` (write 2) into ``out`` OVERWRITE in a child process SIGKILLed at the
+    ``count``-th time it reaches ``step``; fails if the child ends any other way."""
+    child = _forks().Process(target=_write_and_die,
+                             args=(step, count, model, files, out, dict(os.environ)))
+    child.start()
+    child.join(timeout=180)
+    assert child.exitcode == -signal.SIGKILL, child.exitcode
 
 
 @dataclass
@@ -140,7 +153,7 @@ class Place:
         return frame[["row", "write"]].sort_values("row", ignore_index=True)
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.slow)])  # s3: the whole suite
 def place(request, tmp_path) -> Place:
     import pyarrow.fs as pafs
 

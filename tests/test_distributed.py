@@ -12,6 +12,8 @@ import oocml
 from oocml.engine.checkpoint import Checkpoint
 from oocml.errors import TrainingInterrupted
 
+pytestmark = pytest.mark.slow  # real LocalClusters
+
 distributed = pytest.importorskip("distributed")
 
 

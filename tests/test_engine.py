@@ -84,6 +84,7 @@ def _peak_rss(folder: Path) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # a memory peak in child processes
 def test_peak_memory_does_not_grow_with_the_data(tmp_path):
     from oocml.datasets import make_parquet_dataset
 
@@ -96,6 +97,7 @@ def test_peak_memory_does_not_grow_with_the_data(tmp_path):
     assert b["rss_mb"] < a["rss_mb"] * 1.25 + 40, (a, b)
 
 
+@pytest.mark.slow  # a memory peak in child processes
 def test_peak_memory_does_not_grow_with_the_partition_size(tmp_path):
     """One file of 2M rows (320 MB of float64, one partition per row group) against one of
     200k rows: the engine holds batches and blocks, never a partition."""
@@ -111,6 +113,7 @@ def test_peak_memory_does_not_grow_with_the_partition_size(tmp_path):
     assert b["rss_mb"] < a["rss_mb"] + 120, (a, b)
 
 
+@pytest.mark.slow  # a memory peak in child processes
 def test_peak_memory_does_not_grow_when_dask_aggregates_row_groups(tmp_path):
     """One file of 2M rows in 250k-row groups, which dask's plan groups into partitions of
     several row groups: still read directly, a batch at a time."""

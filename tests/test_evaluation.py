@@ -145,6 +145,7 @@ def test_a_class_absent_from_the_evaluation_data_is_reported(multiclass, multicl
 
 
 @pytest.mark.cluster
+@pytest.mark.slow
 def test_the_views_on_a_cluster_equal_local(client, binary, binary_dir):
     import dask
 

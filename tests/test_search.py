@@ -183,6 +183,7 @@ def test_bad_searches_in_python(binary):
         _ = binary.ml.scale().fit_incremental("sgd", target="y").search_results_
 
 
+@pytest.mark.slow
 def test_on_a_local_cluster(client, binary_dir, searched):
     """The holdout passes run on the workers, the candidates on the client: the same model."""
     data = dd.read_parquet(binary_dir)

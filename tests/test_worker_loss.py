@@ -19,6 +19,8 @@ from sklearn.linear_model import SGDClassifier
 import oocml  # noqa: F401  (the accessor)
 from oocml.datasets import make_parquet_dataset
 
+pytestmark = pytest.mark.slow  # a real LocalCluster whose workers are killed
+
 distributed = pytest.importorskip("distributed")
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/
 
