@@ -9,6 +9,7 @@ import sys
 import tempfile
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 
 def peak_mb() -> float:
@@ -27,14 +28,15 @@ def warm_page_cache(folder: Path) -> None:
                 pass
 
 
-def run_child(script: str, name: str, folder: Path, epochs: int) -> dict:
+def run_child(script: str, name: str, folder: Path, **flags: Any) -> dict:
     """Contender ``name`` of ``script`` in a fresh interpreter (``--child name --data folder
-    --epochs n --result file``): its figures, or the error it died of."""
+    --result file`` and ``--flag value`` for each of ``flags``): its figures, or the error it
+    died of."""
+    options = [item for flag, value in flags.items() for item in (f"--{flag}", str(value))]
     with tempfile.TemporaryDirectory() as tmp:
         result = Path(tmp) / "result.json"
         done = subprocess.run([sys.executable, script, "--child", name, "--data", str(folder),
-                               "--epochs", str(epochs), "--result", str(result)],
-                              capture_output=True, text=True)
+                               *options, "--result", str(result)], capture_output=True, text=True)
         if done.returncode == 0 and result.is_file():
             return json.loads(result.read_text())
     tail = (done.stderr or done.stdout).strip().splitlines()

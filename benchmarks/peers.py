@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"running {CONTENDERS[name][0]}, {epochs} epoch(s) ...", flush=True)
                 warm_page_cache(Path(folder))
                 r = {"contender": name, "label": CONTENDERS[name][0], "epochs": epochs,
-                     **run_child(__file__, name, Path(folder), epochs)}
+                     **run_child(__file__, name, Path(folder), epochs=epochs)}
                 if "fit_s" in r:
                     r["rows_per_s"] = train_rows * epochs / r["fit_s"]
                 results.append(r)

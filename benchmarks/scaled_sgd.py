@@ -28,6 +28,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from children import run_child  # noqa: E402
+
 CONTENDERS = ("oocml", "oocml_parallel", "oocml_checkpoint", "daskml")
 LABELS = {"oocml": "oocml", "oocml_parallel": "oocml PARALLEL", "oocml_checkpoint": "oocml CKPT",
           "daskml": "dask-ml"}
@@ -199,25 +203,12 @@ def warm_worker(name: str) -> None:
         importlib.import_module(module)
 
 
-def run_child(name: str, folder: Path, cluster: int = 0) -> dict[str, Any]:
-    """Run one contender in a fresh interpreter; its figures, or the error it died of."""
-    with tempfile.TemporaryDirectory() as tmp:
-        result_file = Path(tmp) / "result.json"
-        done = subprocess.run([sys.executable, __file__, "--child", name, "--data", str(folder),
-                               "--result", str(result_file), "--cluster", str(cluster)],
-                              capture_output=True, text=True)
-        if done.returncode == 0 and result_file.is_file():
-            return json.loads(result_file.read_text())
-    tail = (done.stderr or done.stdout).strip().splitlines()
-    return {"error": tail[-1] if tail else f"exit code {done.returncode}", "stderr_tail": tail[-20:]}
-
-
 def run_contender(name: str, folder: Path, repeat: int, cluster: int = 0) -> dict[str, Any]:
     """``repeat`` fresh child runs of one contender; best times, mean accuracy, worst memory."""
     runs = []
     for _ in range(repeat):
         warm_page_cache(folder)
-        runs.append(run_child(name, folder, cluster))
+        runs.append(run_child(__file__, name, folder, cluster=cluster))
         if "error" in runs[-1]:
             return runs[-1]
     best = min(runs, key=lambda r: r["fit_s"])

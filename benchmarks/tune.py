@@ -349,7 +349,7 @@ def main(argv: list[str] | None = None) -> None:
         for name in names:
             print(f"running {CONTENDERS[name]} ...", flush=True)
             warm_page_cache(Path(folder))
-            results[name] = run_child(__file__, name, Path(folder), args.epochs)
+            results[name] = run_child(__file__, name, Path(folder), epochs=args.epochs)
     compared = comparisons(results)
     print(f"\n{args.rows - held_out:,} training rows x 20 float64 in {args.files - 1} files, held out "
           f"{held_out:,} rows (the last file); {len(GRID['alpha']) * len(GRID['loss'])} candidates, "

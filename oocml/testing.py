@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 ENVIRONMENT = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
@@ -22,15 +23,7 @@ def local_s3_server() -> Iterator[str]:
     """A moto S3 server on 127.0.0.1 and a free port for the duration of the block, with
     ``AWS_ENDPOINT_URL``, dummy credentials and no instance-metadata lookups set in the
     environment (child processes inherit them; restored after). Yields the endpoint URL."""
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one log line per request otherwise
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
+    server, endpoint = start_moto_server()
     env = {"AWS_ENDPOINT_URL": endpoint, **ENVIRONMENT}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
@@ -43,3 +36,17 @@ def local_s3_server() -> Iterator[str]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def start_moto_server() -> tuple[Any, str]:
+    """(a started moto ``ThreadedMotoServer`` on 127.0.0.1 and a free port, its endpoint URL):
+    for a test that stops it (``server.stop()``) while oocml talks to it."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one log line per request otherwise
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    return server, f"http://127.0.0.1:{port}"

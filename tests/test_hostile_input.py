@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 import threading
 from pathlib import Path
 
@@ -276,17 +275,12 @@ def test_an_endpoint_lost_mid_fit_is_a_storage_error_naming_the_url(s3_server, t
     error that names the object and the fix, and keeps no model."""
     import s3fs
     from dask.callbacks import Callback
-    from moto.server import ThreadedMotoServer
 
     from oocml.datasets import make_parquet_dataset
+    from oocml.testing import start_moto_server
 
     make_parquet_dataset(tmp_path / "data", rows=40_000, features=4, files=4)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
+    server, endpoint = start_moto_server()
     options = {"endpoint_url": endpoint,
                "config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 2}}
     fs = s3fs.S3FileSystem(skip_instance_cache=True, **options)
