@@ -78,8 +78,11 @@ def _check_distinct(column: str, counts: pd.Series) -> None:
 
 
 def encoder_and_rows(method: str, params: dict[str, Any], columns: list[str],
-                     counts: dict[str, pd.Series] | None) -> tuple[Any, pd.DataFrame]:
-    """An unfitted encoder and the few synthetic rows that fit it as the counts say."""
+                     counts: dict[str, pd.Series] | None,
+                     missing: float = -1) -> tuple[Any, pd.DataFrame]:
+    """An unfitted encoder and the few synthetic rows that fit it as the counts say; ``missing``
+    is the code ordinal encoding gives a missing or unseen value (NaN for trees, which learn
+    where it goes)."""
     params = with_defaults(method, params)
     if method in SPARSE_ENCODINGS:  # stateless: nothing learned from the data
         encoder = HashEncoder(**params) if method == "hash" else TextEncoder(**params)
@@ -113,8 +116,8 @@ def encoder_and_rows(method: str, params: dict[str, Any], columns: list[str],
                                 sparse_output=False)
     else:
         encoder = OrdinalEncoder(categories=[kept[c] for c in columns],
-                                 handle_unknown="use_encoded_value", unknown_value=-1,
-                                 encoded_missing_value=-1)
+                                 handle_unknown="use_encoded_value", unknown_value=missing,
+                                 encoded_missing_value=missing)
     return encoder, synthetic
 
 

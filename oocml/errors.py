@@ -83,6 +83,10 @@ class SourceError(OocmlError):
     """A data source (glob, folder, URL, table) cannot be opened."""
 
 
+class MissingPackageError(OocmlError, ImportError):
+    """A feature needs a package that is not installed; the message names the extra."""
+
+
 class StorageError(SourceError):
     """A path or URL cannot be read or written: unknown scheme, missing package, credentials,
     endpoint, bucket or key."""

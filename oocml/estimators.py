@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._compat import validate_params
-from .errors import ParameterError, UnknownAlgorithmError, did_you_mean, listing
+from .errors import MissingPackageError, ParameterError, UnknownAlgorithmError, did_you_mean, listing
 from .plan import EstimatorSpec, Params, freeze_params
 
 if TYPE_CHECKING:
@@ -60,8 +60,21 @@ ALGORITHMS: dict[str, Algorithm] = {
                   "Bernoulli naive Bayes"),
         Algorithm("minibatch_kmeans", "sklearn.cluster.MiniBatchKMeans", "clustering",
                   "k-means clustering on mini-batches"),
+        Algorithm("xgboost", "oocml.boosting.BoostedTreesClassifier", "classification",
+                  "gradient-boosted trees (XGBoost, out-of-core through its external memory)"),
+        Algorithm("xgboost_regressor", "oocml.boosting.BoostedTreesRegressor", "regression",
+                  "gradient-boosted regression trees (XGBoost, out-of-core)"),
     ]
 }
+BOOSTED = "oocml.boosting"  # the module of the estimators the engine boosts from external memory
+EXTRAS = {BOOSTED: ("XGBoost", "xgboost")}  # registry modules that need an extra: (package, extra)
+
+
+def is_boosted(estimator: Any) -> bool:
+    """Whether the engine trains ``estimator`` (or its class) as boosted trees, from an
+    external-memory matrix of the prepared blocks, rather than by ``partial_fit``."""
+    cls = estimator if isinstance(estimator, type) else type(estimator)
+    return cls.__module__ == BOOSTED
 
 
 def import_class(qualname: str, *, sklearn_only: bool = False) -> type:
@@ -74,9 +87,15 @@ def import_class(qualname: str, *, sklearn_only: bool = False) -> type:
         )
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError, ValueError) as exc:
+    except ImportError as exc:
+        if module_name in EXTRAS:
+            package, extra = EXTRAS[module_name]
+            raise MissingPackageError(f"{class_name} needs {package}, which is not installed: "
+                                      f'pip install "oocml[{extra}]"') from None
         raise UnknownAlgorithmError(f"cannot import estimator class {qualname!r}: {exc}") from None
-    if not (isinstance(cls, type) and hasattr(cls, "partial_fit")):
+    except (AttributeError, ValueError) as exc:
+        raise UnknownAlgorithmError(f"cannot import estimator class {qualname!r}: {exc}") from None
+    if not (isinstance(cls, type) and (hasattr(cls, "partial_fit") or is_boosted(cls))):
         raise UnknownAlgorithmError(f"{qualname!r} is not an estimator class with partial_fit")
     return cls
 
@@ -97,8 +116,12 @@ def _qualname(cls: type) -> str:
 
 
 def accepted_params(cls: type) -> list[str]:
-    """The constructor parameters of an estimator class, as scikit-learn's get_params sees them."""
-    return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    """The constructor parameters of an estimator class, as scikit-learn's get_params sees them
+    (an ``__init__`` that takes ``**kwargs``, as XGBoost's, lists them in ``get_params``)."""
+    parameters = inspect.signature(cls.__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return list(cls().get_params(deep=False))
+    return [p for p in parameters if p != "self"]
 
 
 def spec_for(
@@ -136,7 +159,7 @@ def spec_for(
             f"{estimator!r} is not an estimator with partial_fit; pass a scikit-learn class such as "
             "SGDClassifier, an instance of one, or an algorithm name"
         )
-    if not hasattr(cls, "partial_fit"):
+    if not (hasattr(cls, "partial_fit") or is_boosted(cls)):
         raise ParameterError(f"{cls.__name__} has no partial_fit, so it cannot learn out-of-core")
     merged.update(params or {})
     allowed = accepted_params(cls)
@@ -177,7 +200,10 @@ def build(spec: EstimatorSpec) -> BaseEstimator:
     cls = import_class(spec.qualname)
     try:
         estimator = cls(**spec.param_dict())
-        validate_params(estimator)
+        if is_boosted(estimator):
+            estimator.check_params()  # XGBoost's own checks (it has no _parameter_constraints)
+        else:
+            validate_params(estimator)
     except (TypeError, ValueError) as exc:
         raise ParameterError(f"bad parameter for {cls.__name__}: {exc}") from None
     return estimator
@@ -201,7 +227,13 @@ def algorithms_table() -> list[dict[str, Any]]:
 
     rows = []
     for algo in ALGORITHMS.values():
-        cls = import_class(algo.qualname)
+        try:
+            cls = import_class(algo.qualname)
+        except MissingPackageError as exc:
+            rows.append({"name": algo.name, "task": algo.task, "estimator": "(not installed)",
+                         "summary": f"{algo.summary}; {str(exc).split(': ', 1)[-1]}",
+                         "encode text/hash": "", "parameters": ""})
+            continue
         fixed = dict(algo.defaults)
         params = [p for p in cls().get_params(deep=False) if p not in fixed]
         rows.append({"name": algo.name, "task": algo.task, "estimator": cls.__name__,

@@ -25,6 +25,7 @@ FORMAT_VERSION = 2  # 2: the fit's report and a tagged plan; 1 (oocml 0.1): an i
 # the optimizer state MLP models keep to go on training with partial_fit, and numpy.dtype,
 # which scikit-learn 1.9's SimpleImputer keeps of its input (a dtype runs no code).
 OOCML_TYPES = ["oocml.encoding.HashEncoder", "oocml.encoding.TextEncoder", "numpy.dtype",
+               "oocml.boosting.BoostedTreesClassifier", "oocml.boosting.BoostedTreesRegressor",
                *SKLEARN_OPTIMIZER_TYPES]
 
 

@@ -272,6 +272,28 @@ def check_distribution(name: str, distribution: Distribution) -> None:
         raise ParameterError(f"RANDINT({low}, {high}) for {name!r} takes whole numbers")
 
 
+BOOSTED_MODULE = "oocml.boosting."  # estimators the engine boosts from external memory
+
+
+def check_boosted(plan: Plan) -> None:
+    """What boosted trees cannot take: each streaming option that means nothing to them is
+    refused by name, with what to do instead."""
+    stream, name = plan.stream, plan.estimator.class_name
+    refused = [
+        (stream.epochs != 1, f"EPOCHS {stream.epochs}: every boosting round reads every row; the "
+                             "rounds are n_estimators (WITH (n_estimators = 300))"),
+        (stream.shuffle, "SHUFFLE: every boosting round sees every row, so their order changes "
+                         "nothing; leave SHUFFLE out"),
+        (stream.strategy == "average", "PARALLEL: XGBoost trains its trees on every core "
+                                       "already; leave PARALLEL out"),
+        (stream.checkpoint is not None, "CHECKPOINT and RESUME: a boosted fit cannot resume "
+                                        "yet; leave them out"),
+    ]
+    for wrong, why in refused:
+        if wrong:
+            raise ParameterError(f"{name} (boosted trees) does not take {why}")
+
+
 def validate(plan: Plan) -> Plan:
     """``plan`` if it meets every rule; else a :class:`ParameterError` naming the culprit.
 
@@ -280,6 +302,8 @@ def validate(plan: Plan) -> Plan:
     """
     check_steps(plan.steps)
     check_stream(plan.stream)
+    if plan.estimator.qualname.startswith(BOOSTED_MODULE):
+        check_boosted(plan)
     if plan.search is not None:
         check_search(plan.search, plan.stream)
     if isinstance(plan.features, str) or isinstance(plan.exclude, str):

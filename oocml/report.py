@@ -27,7 +27,7 @@ class FitReport:
     workers: int = 1
     passes: int = 0  # reads of the source (a text source parsed once: 1)
     parsed_once: bool = False
-    cached_epochs: int = 0  # epochs read from the prepared-block cache
+    cached_epochs: int = 0  # epochs (boosted trees: matrix passes) read from the block cache
     stats_seconds: float = 0.0
     train_seconds: float = 0.0
     history: tuple[dict, ...] = ()  # per epoch: epoch, rows, scores, seconds

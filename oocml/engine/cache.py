@@ -229,15 +229,16 @@ def cache_bytes(steps: list[tuple[str, Any]], rows: int, precision: str | None) 
     return int(rows * width * np.dtype(precision).itemsize)
 
 
-def cache_off(plan: Any) -> str | None:
+def cache_off(plan: Any, passes: int | None = None) -> str | None:
     """Why ``plan`` streams without the cache whatever the machine, or None (EXPLAIN says it;
-    :func:`open_cache` obeys it)."""
+    :func:`open_cache` obeys it). ``passes``: how many times the blocks are read (default: the
+    plan's epochs; an external-memory matrix reads them three times)."""
     from ..plan_rules import SPARSE_ENCODINGS
 
     stream, wanted = plan.stream, plan.stream.cache
     if wanted is False:
         return "CACHE OFF"
-    if wanted is None and stream.epochs < 2:
+    if wanted is None and (passes or stream.epochs) < 2:
         return "one epoch reads the data once"
     if stream.strategy == "average" or stream.block_rows is not None:
         return "PARALLEL and BLOCKSIZE read the source each epoch"
@@ -247,12 +248,13 @@ def cache_off(plan: Any) -> str | None:
 
 
 def open_cache(plan: Any, summary: Any, labels: Any, on_cluster: bool,
-               size: int | None = None) -> BlockCache | None:
+               size: int | None = None, passes: int | None = None) -> BlockCache | None:
     """The cache this fit uses, or None: off for the reasons of :func:`cache_off`, on a
     cluster (its workers prepare the blocks), and by default when its ``size`` (estimated
     bytes, if known) would not fit on the disk."""
     wanted = plan.stream.cache
-    reason = cache_off(plan) or ("a cluster's workers prepare the blocks" if on_cluster else None)
+    reason = (cache_off(plan, passes)
+              or ("a cluster's workers prepare the blocks" if on_cluster else None))
     if reason is None and wanted is None and size is not None:
         fits, free = disk_room(None, size)
         if not fits:

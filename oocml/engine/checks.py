@@ -61,12 +61,13 @@ def split_features(meta: pd.DataFrame, features: list[str],
 
 
 
-def check_summary(summary: Summary, features: list[str], plan: Plan, task: str) -> None:
+def check_summary(summary: Summary, features: list[str], plan: Plan, task: str,
+                  missing_ok: bool = False) -> None:
     """Refuse data the estimator cannot learn from, naming the culprit columns."""
     if summary.rows == 0:
         raise DataError("the data has no rows (after WHERE, if any)")
     moments = summary.moments
-    if not any(s.kind == "impute" for s in plan.steps):
+    if not missing_ok and not any(s.kind == "impute" for s in plan.steps):
         nan = moments.nan_count - summary.infinite  # infinities are left out of the moments too
         missing = {c: int(k) for c, k in zip(features, nan) if k}
         if missing:

@@ -21,7 +21,7 @@ from sklearn.pipeline import Pipeline
 
 from ..encoding import with_defaults
 from ..errors import ParameterError
-from ..estimators import build, task_of
+from ..estimators import build, is_boosted, task_of
 from ..execution import current_client
 from ..io.conditions import check_columns, text_columns, text_compared
 from ..io.partitions import where_partitions
@@ -93,6 +93,9 @@ class Training:
     workers: int
     cached: bool = False  # epochs after the first read every partition from the block cache
     search: Any = None  # TUNE: the SearchMonitor, which knows every candidate's story
+    chosen: dict | None = None  # boosted trees: what the holdout chose (best round, score)
+    reads: int | None = None  # boosted trees: reads of the source after the statistics pass
+    cached_reads: int = 0  # boosted trees: passes of the matrices read from the block cache
 
 
 def fit_plan(plan: Plan, data: Any, *, progress: bool | None = None,
@@ -165,7 +168,8 @@ def statistics(prepared: Prepared, copy: Any = None) -> tuple[Summary, np.ndarra
         summary = statistics_pass(prepared.parts, prepared.numeric, plan.target, discover, median,
                                   plan.stream.holdout, counted, progress=prepared.progress,
                                   copy=copy, texts=texts or None)
-    check_summary(summary, prepared.numeric, plan, prepared.task)
+    check_summary(summary, prepared.numeric, plan, prepared.task,
+                  missing_ok=is_boosted(prepared.estimator))
     seconds = time.perf_counter() - start
     log.info("statistics pass: %d rows, %d partitions, %.2fs", summary.rows,
              len(summary.partition_rows), seconds)
@@ -177,7 +181,7 @@ def preprocess(prepared: Prepared, summary: Summary) -> list[tuple[str, Any]]:
     """The fitted steps before the estimator (a reduction by its own pass, if planned)."""
     plan = prepared.plan
     steps = preprocessing(plan, summary, prepared.numeric, prepared.categorical,
-                          make_meta(prepared.frame))
+                          make_meta(prepared.frame), trees=is_boosted(prepared.estimator))
     reduction = next((s for s in plan.steps if s.kind == "reduce"), None)
     if reduction is not None:
         steps.append(("reduce", fit_reduction(reduction, prepared.parts, steps, plan,
@@ -188,8 +192,15 @@ def preprocess(prepared: Prepared, summary: Summary) -> list[tuple[str, Any]]:
 def train_estimator(prepared: Prepared, summary: Summary, steps: list[tuple[str, Any]],
                     classes: np.ndarray | None, storage_options: dict | None = None) -> Training:
     """Stream the prepared blocks to ``partial_fit``, epoch by epoch (with holdout scoring,
-    checkpoints, averaging or TUNE's candidates, as planned)."""
+    checkpoints, averaging or TUNE's candidates, as planned); boosted trees from the
+    external-memory matrix of the same blocks."""
     plan, task, estimator = prepared.plan, prepared.task, prepared.estimator
+    if is_boosted(estimator):
+        from .boosted import train_boosted
+
+        boosted = train_boosted(prepared, summary, steps, classes)
+        return Training(boosted.estimator, boosted.record, None, 1, False, chosen=boosted.chosen,
+                        reads=boosted.reads, cached_reads=boosted.cached)
     stream = plan.stream
     labels = classes if task == "classification" else None
     recipe = BlockRecipe(prep=Pipeline(steps), target=plan.target, labels=labels,
@@ -249,13 +260,17 @@ def fit_result(prepared: Prepared, summary: Summary, steps: list[tuple[str, Any]
     reduced = any(s.kind == "reduce" for s in plan.steps)
     passes = 1 if prepared.parsed else (1 + reduced + (1 if training.cached else record.epochs)
                                         + (record.epochs if monitor or training.search else 0))
+    if training.reads is not None:  # boosted trees: the matrices' reads of the source
+        passes = 1 if prepared.parsed else 1 + reduced + training.reads
     report = FitReport(
         rows=summary.rows, partitions=len(summary.partition_rows), rows_seen=record.rows_seen,
         epochs=record.epochs, blocks_seen=record.blocks_seen, strategy=plan.stream.strategy,
         workers=training.workers, passes=passes, parsed_once=prepared.parsed,
-        cached_epochs=record.epochs - 1 if training.cached else 0,
+        cached_epochs=record.epochs - 1 if training.cached else training.cached_reads,
         stats_seconds=round(stats_seconds, 6), train_seconds=round(record.seconds, 6),
-        history=tuple(record.history), **_choice(plan, monitor, training.search))
+        history=tuple(record.history),
+        **(training.chosen if training.chosen is not None
+           else _choice(plan, monitor, training.search)))
     return Fitted(Pipeline([*steps, ("model", training.estimator)]), features=prepared.features,
                   target=plan.target, task=prepared.task,
                   classes=None if classes is None else classes.tolist(), plan=plan.masked(),

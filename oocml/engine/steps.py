@@ -23,14 +23,17 @@ from .stream import BlockRecipe, TrainOptions, train
 
 
 def preprocessing(plan: Plan, summary: Summary, numeric: list[str], categorical: list[str],
-                  meta: pd.DataFrame) -> list[tuple[str, Any]]:
+                  meta: pd.DataFrame, trees: bool = False) -> list[tuple[str, Any]]:
     """The fitted pipeline steps before the estimator, all from the one statistics pass.
 
     Without encoded features: select -> each numeric step, flat. With them, the
     scikit-learn idiom: a ColumnTransformer with the numeric steps on the numeric
-    columns and each encoder on its columns (encoded columns are not scaled).
+    columns and each encoder on its columns (encoded columns are not scaled). For ``trees``
+    scaling changes no split, so it is left out, and an ordinal code is NaN where a value is
+    missing or unseen (a tree learns which way those go).
     """
-    numeric_steps = tuple(s for s in plan.steps if s.kind not in ("encode", "reduce"))
+    numeric_steps = tuple(s for s in plan.steps if s.kind not in ("encode", "reduce")
+                          and not (trees and s.kind == "scale"))
     fitted = fit_steps(numeric_steps, summary, numeric) if numeric else []
     if not categorical:
         select = ColumnTransformer([("features", "passthrough", numeric)], remainder="drop",
@@ -40,7 +43,7 @@ def preprocessing(plan: Plan, summary: Summary, numeric: list[str], categorical:
     encoders, synthetic = [], [pd.DataFrame(0.0, index=[0], columns=numeric)]
     for step, columns in groups:
         encoder, rows = encoder_and_rows(step.method, encoder_params(step), columns,
-                                         summary.categories)
+                                         summary.categories, np.nan if trees else -1)
         encoders.append((step.method if len(groups) == 1 else f"{step.method}_{len(encoders)}",
                          encoder, columns))
         synthetic.append(rows)

@@ -52,6 +52,7 @@ class BlockRecipe:
     holdout: float | None = None  # fraction of rows held out of training (see validation.py)
     finite: bool = False  # every feature value was checked finite (the statistics pass did)
     dtype: str | None = None  # "float32": dense blocks cast to it (PRECISION float32)
+    heldout: bool = False  # the held-out rows instead of the training rows (a validation matrix)
 
 
 def partition_blocks(part: Any, recipe: BlockRecipe, index: int,
@@ -112,8 +113,9 @@ def _cut(part: Any, recipe: BlockRecipe, index: int, row_seed: Sequence[int] | N
 
 
 def _batch_block(frame: pd.DataFrame, recipe: BlockRecipe, index: int) -> Block:
-    """One batch of a partition as a training block: training rows only, labels checked."""
-    frame = training_rows(frame, recipe.holdout)
+    """One batch of a partition as a training block: training rows only (or, for a validation
+    matrix, the held-out ones), labels checked."""
+    frame = training_rows(frame, recipe.holdout, recipe.heldout)
     y = frame[recipe.target].to_numpy() if recipe.target is not None else None
     if len(frame) == 0:  # an empty file, or no row of the batch passes WHERE or the holdout
         return np.empty((0, 0)), y
@@ -310,6 +312,24 @@ class _Stream:
             rows += X.shape[0]
             self.record.blocks_seen += 1
         return rows
+
+
+def pass_blocks(parts: Sequence[Any], recipe: BlockRecipe, submitter: Submitter, prefetch: int,
+                cache: Any = None, done: Callable[[int], None] | None = None) -> Iterator[Block]:
+    """One pass over every partition's blocks, in partition order and unshuffled, loaded
+    ``prefetch`` partitions ahead (by a cluster's workers when there is one); ``done(rows)``
+    after each partition. For consumers that take the blocks as they come (boosted trees)."""
+    recipe_task = dask.delayed(recipe)
+    tasks = (_load_task(part, recipe, recipe_task, i, None, submitter, cache)
+             for i, part in enumerate(parts))
+    with closing(prefetched(submitter, tasks, prefetch)) as loaded:
+        for blocks in loaded:
+            rows = 0
+            for X, y in blocks:
+                rows += X.shape[0]
+                yield X, y
+            if done is not None:
+                done(rows)
 
 
 def end_epoch(record: TrainingLog, epoch: int, rows: int, scored: ProgressiveScore | None,

@@ -34,11 +34,13 @@ def holdout_mask(frame: pd.DataFrame, fraction: float) -> np.ndarray:
     return (hashes >> np.uint64(11)).astype(np.float64) < fraction * _UNIT
 
 
-def training_rows(frame: pd.DataFrame, fraction: float | None) -> pd.DataFrame:
-    """The rows of ``frame`` that are not held out (all of them when ``fraction`` is None)."""
+def training_rows(frame: pd.DataFrame, fraction: float | None, heldout: bool = False) -> pd.DataFrame:
+    """The rows of ``frame`` that are not held out (all of them when ``fraction`` is None), or
+    with ``heldout`` those that are."""
     if fraction is None:
-        return frame
-    return frame[~holdout_mask(frame, fraction)]
+        return frame.iloc[:0] if heldout else frame
+    held = holdout_mask(frame, fraction)
+    return frame[held if heldout else ~held]
 
 
 def _holdout_totals(part: Any, fraction: float, pipeline: Pipeline, features: list,
