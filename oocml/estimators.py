@@ -151,7 +151,7 @@ def spec_for(
             )
     elif isinstance(estimator, type):
         cls = estimator
-    elif hasattr(estimator, "partial_fit") and hasattr(estimator, "get_params"):
+    elif (hasattr(estimator, "partial_fit") or is_boosted(estimator)) and hasattr(estimator, "get_params"):
         cls = type(estimator)
         merged.update(estimator.get_params(deep=False))
     else:

@@ -37,7 +37,7 @@ def explain_train(plan: Plan, frame: Any, files: str, rows: int | None = None) -
     """EXPLAIN TRAIN: source, schema, features, steps, every pass over the data, the cache,
     the equivalent Python (``rows``: the data's, from metadata, when known)."""
     from ..engine.checks import resolve_columns
-    from ..estimators import build, task_of
+    from ..estimators import build, is_boosted, task_of
 
     features = resolve_columns(plan, list(frame.columns))
     estimator = build(plan.estimator)
@@ -61,12 +61,15 @@ def explain_train(plan: Plan, frame: Any, files: str, rows: int | None = None) -
     lines += [f"  steps:      {steps}", *encoders,
               f"  estimator:  {type(estimator).__name__}({_pairs(plan.estimator.params)})  [{task}]",
               f"  blocks:     {blocks}, at most {plan.stream.prefetch} partitions loaded ahead "
-              "of partial_fit",
+              f"of {'XGBoost' if is_boosted(estimator) else 'partial_fit'}",
               "  passes over the data:", *_passes(plan, task)]
     text = _text_line(plan, frame)
     if text is not None:
         lines.append(f"  text:       {text}")
-    lines.append(f"  cache:      {_cache_line(plan, len(features), rows)}")
+    if is_boosted(estimator):
+        lines += _boosted_lines(plan, estimator, len(features), rows)
+    else:
+        lines.append(f"  cache:      {_cache_line(plan, len(features), rows)}")
     if plan.search is not None:
         lines += _search_lines(plan)
     if plan.stream.checkpoint is not None:
@@ -106,6 +109,8 @@ def _passes(plan: Plan, task: str) -> list[str]:
         fit += (" on every worker at once, one block each; the models averaged after each "
                 "round (PARALLEL)")
     chain = " -> ".join(["select", *[s.kind for s in plan.steps]])
+    if plan.estimator.qualname.startswith("oocml.boosting."):
+        return lines + _boosted_passes(plan, len(lines) + 1)
     for epoch in range(stream.epochs):
         lines.append(f"    {len(lines) + 1}. training epoch {epoch + 1}/{stream.epochs}: blocks "
                      f"{order} -> {chain} -> {fit}")
@@ -115,6 +120,51 @@ def _passes(plan: Plan, task: str) -> list[str]:
             lines.append(f"    {len(lines) + 1}. holdout score after epoch {epoch + 1}, one "
                          f"parallel pass{stop}")
     return lines
+
+
+def _boosted_passes(plan: Plan, first: int) -> list[str]:
+    """Boosted trees: the matrices' passes over the blocks, then the rounds."""
+    stream = plan.stream
+    cached = "the first reads the source and writes the block cache, the next two read it"
+    chain = " -> ".join(["select", *[s.kind for s in plan.steps if s.kind != "scale"]])
+    lines = [f"    {first}. training matrix (XGBoost's external memory): three passes over the "
+             f"training blocks, in order -> {chain} (SCALE changes no split: left out); {cached}"]
+    if stream.holdout is not None:
+        lines.append(f"    {first + 1}. holdout matrix: two passes over the {stream.holdout:.0%} "
+                     "of rows held out by a hash of their values (the first from the source)")
+    stop = (f", stopped after {stream.patience} round(s) without a better holdout loss, the "
+            "best round kept" if stream.patience else "")
+    scored = ", each scored on the holdout" if stream.holdout is not None else ""
+    lines.append(f"    {first + len(lines)}. boosting: n_estimators rounds on every core{scored}"
+                 f"{stop}; no further read of the data")
+    return lines
+
+
+def _boosted_lines(plan: Plan, estimator: Any, width: int, rows: int | None) -> list[str]:
+    """Boosted trees: the rounds, what XGBoost holds in memory, and its page cache on disk."""
+    from ..engine.boosted import LABEL_BYTES, ROW_STATE_BYTES, page_cache_bytes
+    from ..engine.cache import MARGIN_BYTES, disk_room
+
+    train = None if rows is None else int(rows * (1 - (plan.stream.holdout or 0)))
+    lines = [f"  rounds:     {estimator.rounds} (n_estimators)"]
+    if train is None:
+        return lines + ["  memory:     labels held whole (4 bytes a training row) and about "
+                        f"{ROW_STATE_BYTES} bytes a training row while XGBoost trains",
+                        "  pages:      XGBoost's page cache in a temporary folder, removed after "
+                        "the fit"]
+    pages = page_cache_bytes(train, width)
+    fits, free = disk_room(plan.stream.cache if isinstance(plan.stream.cache, str) else None,
+                           pages)
+    room = ("" if fits else f"; it would not fit in the {free / 2**20:,.0f} MB free (less a "
+            f"margin of {MARGIN_BYTES >> 20} MB): the fit refuses, name a folder on a larger disk "
+            "(CACHE 'folder')")
+    return lines + [
+        f"  memory:     labels held whole: {train:,} training rows x {LABEL_BYTES} bytes = "
+        f"{train * LABEL_BYTES / 2**20:,.0f} MB; while XGBoost trains, about {ROW_STATE_BYTES} "
+        f"bytes a training row ({train * ROW_STATE_BYTES / 2**20:,.0f} MB) beside the fixed "
+        "part; none of the data",
+        f"  pages:      XGBoost's page cache, at most about {pages / 2**20:,.0f} MB on disk "
+        f"({width} columns, more with one-hot columns), removed after the fit{room}"]
 
 
 def _cache_line(plan: Plan, width: int, rows: int | None) -> str:

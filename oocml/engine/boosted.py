@@ -31,7 +31,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OrdinalEncoder
 
 from ..boosting import MAX_BIN, xgboost  # sets OpenMP's wait policy before XGBoost loads
-from ..errors import DataError, TrainingInterrupted
+from ..errors import DataError, ParameterError, TrainingInterrupted
 from ..execution import Submitter, current_client, data_pass
 from ..progress import PassLine
 from .cache import BlockCache, open_cache
@@ -89,6 +89,7 @@ def train_boosted(prepared: Any, summary: Any, steps: list[tuple[str, Any]],
     recipe = BlockRecipe(prep=Pipeline(steps), target=plan.target, labels=labels,
                          block_rows=stream.block_rows, holdout=stream.holdout, dtype="float32")
     types = feature_types(steps)
+    check_page_room(plan, page_cache_bytes(summary.rows, len(types)))
     folder = Path(tempfile.mkdtemp(prefix="oocml-boost-", dir=_page_folder(plan)))
     caches = [open_cache(plan, summary, labels, current_client() is not None,
                          summary.rows * len(types) * 4, passes=3)]
@@ -126,6 +127,19 @@ def _build_and_train(feed: _Feed, recipe: BlockRecipe, caches: list, folder: Pat
                             "boost holdout matrix", ref=train)
     booster, history = _train(estimator, train, valid, patience, labels, feed.progress)
     return booster, history, int(train.num_row())
+
+
+def check_page_room(plan: Any, size: int) -> None:
+    """Refuse, before any pass, a page cache that would not fit on its disk (with the margin
+    the block cache leaves), naming the size it needs."""
+    from .cache import MARGIN_BYTES, disk_room
+
+    fits, free = disk_room(_page_folder(plan), size)
+    if not fits:
+        raise ParameterError(
+            f"XGBoost's page cache needs about {size / 2**20:,.0f} MB, and its disk has "
+            f"{free / 2**20:,.0f} MB free (less a margin of {MARGIN_BYTES >> 20} MB kept free): "
+            "name a folder on a larger disk (CACHE 'folder' / cache='folder')")
 
 
 def _page_folder(plan: Any) -> str | None:

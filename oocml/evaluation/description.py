@@ -32,7 +32,7 @@ def describe_model(model: Any) -> pd.DataFrame:
                 "stats_seconds", "passes"):
         rows.append((key.replace("_", " "), getattr(report, key)))
     history = report.history
-    for entry in history:
+    for entry in _shown_epochs(history, report.best_epoch):
         extra = {k: v for k, v in entry.items() if k not in ("epoch",)}
         rows.append((f"epoch {entry['epoch']}", json.dumps(extra)))
     scores = [e["holdout_score"] for e in history if e.get("holdout_score") is not None]
@@ -42,6 +42,18 @@ def describe_model(model: Any) -> pd.DataFrame:
     if report.search is not None:
         rows += _leaderboard(list(report.search))
     return pd.DataFrame(rows, columns=["property", "value"]).astype({"value": object})
+
+
+SHOWN_EPOCHS = 12  # beyond this (boosting rounds), the first, the best and the last are shown
+
+
+def _shown_epochs(history: tuple, best: int | None) -> list[dict]:
+    """Every epoch's entry, or for a long history (boosting rounds) the first, the best and the
+    last: the learning curve below shows them all."""
+    if len(history) <= SHOWN_EPOCHS:
+        return list(history)
+    keep = {1, len(history)} | ({best} if best else set())
+    return [entry for entry in history if entry["epoch"] in keep]
 
 
 def _leaderboard(trials: list[dict], shown: int = 5) -> list[tuple[str, str]]:

@@ -34,8 +34,10 @@ from sklearn.preprocessing import (
 
 from ..encoding import OTHER, HashEncoder
 from ..errors import ParameterError
+from ..estimators import is_boosted
 
-__all__ = ["feature_names", "weights", "centers", "class_means", "class_variances", "sparkline"]
+__all__ = ["feature_names", "weights", "importances", "centers", "class_means", "class_variances",
+           "sparkline"]
 
 INTERCEPT = "(intercept)"
 SPARKS = "▁▂▃▄▅▆▇█"
@@ -102,6 +104,11 @@ def weights(model: Any, original_units: bool = False) -> pd.DataFrame:
     with ``original_units=True``, ``"original"`` (they apply to the raw columns).
     """
     estimator = model.pipeline[-1]
+    if is_boosted(estimator):
+        if original_units:
+            raise ParameterError("boosted trees have no per-feature weights in the data's units: "
+                                 "their weights are importances (model.weights())")
+        return importances(model)
     if not hasattr(estimator, "coef_"):
         raise ParameterError(_no_coef_message(estimator))
     coef = np.atleast_2d(np.asarray(estimator.coef_, dtype=np.float64))
@@ -119,6 +126,28 @@ def weights(model: Any, original_units: bool = False) -> pd.DataFrame:
     if classes is not None and len(classes) == 2:
         frame.attrs["positive_class"] = _plain(classes[1])
     return frame
+
+
+IMPORTANCES = ("gain", "cover", "weight")  # XGBoost's: mean gain and cover of a feature's splits, their count
+
+
+def importances(model: Any) -> pd.DataFrame:
+    """Boosted trees' feature importances by feature name (the columns the encoders make), most
+    gain first: ``gain`` and ``cover`` (means over the feature's splits) and ``weight`` (how many
+    splits use it; 0 for a feature no tree splits on), of the trees up to the best round."""
+    estimator = model.pipeline[-1]
+    booster = estimator.get_booster()
+    best = getattr(booster, "best_iteration", None)
+    if best is not None:
+        booster = booster[: best + 1]
+    names = feature_names(model)
+    table = {kind: booster.get_score(importance_type=kind) for kind in IMPORTANCES}
+    keys = booster.feature_names or [f"f{i}" for i in range(len(names))]
+    frame = pd.DataFrame({kind: [float(table[kind].get(key, 0.0)) for key in keys]
+                          for kind in IMPORTANCES},
+                         index=pd.Index(names, name="feature"))
+    frame.attrs["units"] = "importance"
+    return frame.sort_values("gain", ascending=False, kind="stable")
 
 
 def _no_coef_message(estimator: Any) -> str:
