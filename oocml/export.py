@@ -30,6 +30,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
 
 from .errors import ParameterError
+from .estimators import is_boosted
 
 MISSING = ""  # how a missing categorical value is fed to the graph
 
@@ -46,11 +47,13 @@ def to_onnx(model: Any, target_opset: int | None = None) -> Any:
                              "'oocml[onnx]'; or export the raw scikit-learn pipeline, "
                              "model.pipeline") from None
     _refuse_own(model.pipeline)
+    _register_boosted(model.estimator)
     options = ({id(model.estimator): {"zipmap": False}}
                if model.task == "classification" else None)
     try:
         proto = convert_sklearn(model.pipeline, name="oocml", initial_types=_input_types(model),
-                                target_opset=target_opset, options=options,
+                                target_opset=_opsets(model.estimator, target_opset),
+                                options=options,
                                 custom_conversion_functions={OneHotEncoder: _convert_onehot,
                                                              SimpleImputer: _convert_imputer})
     except (MissingConverter, MissingShapeCalculator, RuntimeError) as exc:
@@ -62,6 +65,16 @@ def to_onnx(model: Any, target_opset: int | None = None) -> Any:
                              "(SAVE MODEL ... TO 'm.oocml') or use the raw scikit-learn "
                              "pipeline, model.pipeline") from None
     return proto
+
+
+def _opsets(estimator: Any, target_opset: int | None) -> Any:
+    """skl2onnx's target: ``target_opset`` (None: its newest); with boosted trees, ONNX-ML's
+    operator set 3, the newest onnxmltools' converter writes (its tree ensembles)."""
+    from skl2onnx import get_latest_tested_opset_version
+
+    if not is_boosted(estimator):
+        return target_opset
+    return {"": target_opset or get_latest_tested_opset_version(), "ai.onnx.ml": 3}
 
 
 def opset(proto: Any) -> int:
@@ -127,7 +140,7 @@ def _refuse_own(pipeline: Pipeline) -> None:
                                  "as a category, and the graph feeds a missing value as ''; "
                                  "replace '' in the data first, or use the raw scikit-learn "
                                  "pipeline, model.pipeline")
-        if type(leaf).__module__.split(".")[0] == "oocml":
+        if type(leaf).__module__.split(".")[0] == "oocml" and not is_boosted(leaf):
             method = _method(where)
             instead = ("skl2onnx converts no HashingVectorizer" if method == "text"
                        else "train with ENCODE onehot / ordinal instead")
@@ -221,3 +234,63 @@ def _constant(scope: Any, container: Any, values: list[int]) -> str:
     name = scope.get_unique_variable_name("axes")
     container.add_initializer(name, 7, [len(values)], values)  # TensorProto.INT64
     return name
+
+
+def _register_boosted(estimator: Any) -> None:
+    """Teach skl2onnx oocml's boosted trees (onnxmltools converts XGBoost's trees), when the
+    model holds them; what the converter cannot compute exactly is refused first."""
+    if not is_boosted(estimator):
+        return
+    try:
+        import onnxmltools  # noqa: F401  (its XGBoost converter is imported where it is used)
+    except ImportError:
+        raise ParameterError("exporting boosted trees to ONNX needs onnxmltools: pip install "
+                             "'oocml[onnx]'") from None
+    from skl2onnx import update_registered_converter
+    from skl2onnx.common.shape_calculator import (
+        calculate_linear_classifier_output_shapes,
+        calculate_linear_regressor_output_shapes,
+    )
+
+    from .boosting import BoostedTreesClassifier, BoostedTreesRegressor
+
+    update_registered_converter(BoostedTreesClassifier, "OocmlBoostedTreesClassifier",
+                                calculate_linear_classifier_output_shapes, _convert_boosted,
+                                options={"zipmap": [True, False, "columns"], "nocl": [True, False]})
+    update_registered_converter(BoostedTreesRegressor, "OocmlBoostedTreesRegressor",
+                                calculate_linear_regressor_output_shapes, _convert_boosted)
+
+
+def _convert_boosted(scope: Any, operator: Any, container: Any) -> None:
+    """XGBoost's trees through onnxmltools' converter, fed float32 as XGBoost compares them
+    (a double just below a split can round onto it), scores cast to the declared type."""
+    from types import SimpleNamespace
+
+    from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
+
+    source = scope.get_unique_variable_name("float32")
+    container.add_node("Cast", operator.inputs[0].full_name, source, to=1,  # TensorProto.FLOAT
+                       name=scope.get_unique_operator_name("Cast"))
+    scores, raw = operator.outputs[-1], scope.get_unique_variable_name("tree_scores")
+    trees = SimpleNamespace(raw_operator=_served(operator.raw_operator), inputs=operator.inputs,
+                            input_full_names=[source],
+                            output_full_names=[o.full_name for o in operator.outputs[:-1]] + [raw])
+    convert_xgboost(scope, trees, container)
+    double = type(scores.type).__name__ == "DoubleTensorType"
+    container.add_node("Cast", raw, scores.full_name, to=11 if double else 1,
+                       name=scope.get_unique_operator_name("Cast"))
+
+
+def _served(estimator: Any) -> Any:
+    """A copy of ``estimator`` holding the trees its predictions use: up to the round early
+    stopping chose, as XGBoost predicts; features named f0, f1, ..., as onnxmltools reads
+    them."""
+    booster = estimator.get_booster()
+    best = booster.attr("best_iteration")
+    rounds = int(best) + 1 if best is not None else booster.num_boosted_rounds()
+    trees = booster[:rounds]
+    trees.feature_names = [f"f{i}" for i in range(trees.num_features())]
+    served = type(estimator)(**estimator.get_params())
+    served.adopt(trees, getattr(estimator, "labels_", None))
+    served.n_estimators = rounds
+    return served
