@@ -139,6 +139,20 @@ class Model:
             out = self._apply(data, method, tuple(keep))
         return out.to_frame() if isinstance(out, dd.Series | pd.Series) else out
 
+    def explain(self, data: Any, top: int = 3, keep: list[str] | tuple = ()) -> Any:
+        """Each row's prediction explained (``PREDICT EXPLAIN``): columns ``prediction``,
+        ``baseline``, then ``feature_i`` and ``contribution_i`` for i in 1..``top`` (the i-th
+        largest contribution by absolute value, named as :meth:`weights` names features), then
+        the ``keep`` columns; lazy, one partition at a time, for dask input (pandas in, pandas
+        out). Contributions are in the model's margin, not in probabilities: the log-odds of the
+        positive class for a binary classifier, the predicted class's raw score for a multiclass
+        one, the value for a regressor; ``baseline`` plus every contribution is that margin.
+        Boosted trees: XGBoost's TreeSHAP (exact, slow); linear models: ``coef_i * (x_i -
+        mean_i)`` in scaled units (see :mod:`oocml.evaluation.explanations` for the means)."""
+        from .evaluation.explanations import explain
+
+        return explain(self, data, top, keep, self._meta("predict").dtype)
+
     def write_predictions(self, data: Any, folder: str | os.PathLike, *, proba: bool = False,
                           keep: list[str] | tuple = (), overwrite: bool = False,
                           storage_options: dict | None = None) -> str:

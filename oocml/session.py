@@ -93,6 +93,17 @@ class Session:
     def _run_predict(self, stmt: ast.Predict) -> Any:
         model = self.catalog.get(stmt.model)
         frame = self._open(stmt.source)
+        if stmt.top is not None:  # PREDICT EXPLAIN: lazy, or written with a progress line
+            explained = model.explain(frame, top=stmt.top)
+            if stmt.into is None:
+                return explained
+            from .io.outputs import write_parquet
+            from .io.text_faults import named_parse_errors
+
+            with progress_bar(progress_enabled(self.progress), "explain"), \
+                    named_parse_errors(frame):
+                return write_parquet(explained, stmt.into, overwrite=stmt.overwrite,
+                                     storage_options=self._options(stmt.into_options))
         if stmt.into is not None:
             with progress_bar(progress_enabled(self.progress), "predict"):
                 return model.write_predictions(frame, stmt.into, proba=stmt.proba,

@@ -78,7 +78,12 @@ STATEMENT_HELP = {
     "PREDICT": """PREDICT [PROBA] USING name ON source [INTO 'folder/' [OPTIONS (...)] [OVERWRITE]]
   Without INTO the first rows are shown; INTO writes parquet files to a folder or URL,
   committed by a manifest written last, and refuses a folder that holds files unless
-  OVERWRITE is given (which replaces only files oocml wrote).""",
+  OVERWRITE is given (which replaces only files oocml wrote).
+PREDICT EXPLAIN USING name ON source [TOP k] [INTO 'folder/' [OPTIONS (...)] [OVERWRITE]]
+  Each row's prediction, baseline and its k (default 3) largest feature contributions
+  (feature_1, contribution_1, ...), in the model's margin (log-odds, or the value):
+  TreeSHAP for xgboost (slow); for linear models coef * (x - mean) in scaled units, the
+  mean taken as 0 where the model does not know it (see the README).""",
     "EVALUATE": """EVALUATE [CONFUSION | CURVE | RESIDUALS] name ON source [BY CLASS]
   EVALUATE m ON src: accuracy, precision, recall, f1, log_loss, roc_auc, average_precision
   (classifiers) or r2, rmse, mae (regressors); BY CLASS: one row per class;
@@ -101,6 +106,7 @@ STATEMENT_HELP = {
 _STATEMENTS = """Statements end with ';' and may span lines. Keywords are case-insensitive.
   TRAIN [OR REPLACE] algo ON source [PREDICT col] [clauses...] [AS name]   train a model
   PREDICT [PROBA] USING name ON source [INTO 'folder/']                    predict
+  PREDICT EXPLAIN USING name ON source [TOP k]                             per-row contributions
   EVALUATE [CONFUSION|CURVE|RESIDUALS] name ON source [BY CLASS]           metrics
   SHOW MODELS | SHOW ALGORITHMS | SHOW WEIGHTS name | SHOW TRIALS name
   DESCRIBE name | DESCRIBE DATA source

@@ -70,6 +70,7 @@ class Predict:
     into: str | None = None
     overwrite: bool = False
     into_options: tuple[tuple[str, Any], ...] = ()  # INTO '...' OPTIONS (...)
+    top: int | None = None  # PREDICT EXPLAIN ... [TOP k]: k contributions per row; None: not EXPLAIN
     position: Position = _position()
 
 

@@ -27,6 +27,13 @@ def explain_apply(statement: ast.Predict | ast.Evaluate, model: Any, frame: Any,
              f"  pass 1:   one parallel pass over {frame.npartitions} partitions, "
              + ("predicting each block" if verb == "PREDICT" else
                 "summing per-block metric totals (exact)")]
+    if isinstance(statement, ast.Predict) and statement.top is not None:  # PREDICT EXPLAIN
+        from ..evaluation.explanations import method_text
+
+        lines[0] = lines[0].replace("PREDICT", "PREDICT EXPLAIN", 1)
+        lines[3] = (f"  pass 1:   one parallel pass over {frame.npartitions} partitions, each "
+                    "read a batch at a time")
+        lines.append(f"  explains: {method_text(model, statement.top)}")
     if isinstance(statement, ast.Predict) and statement.into:
         lines.append(f"  writes:   parquet into {redact_url(statement.into)!r}, one file "
                      "per partition, committed by a manifest written last")

@@ -328,6 +328,19 @@ class ToAst(Transformer):
                            into=unquote(into[0]) if into else None, into_options=options,
                            overwrite=_has(children, "OVERWRITE"), position=_meta_position(meta))
 
+    def predict_explain(self, meta, children):
+        """PREDICT EXPLAIN ... [TOP k]: k (default 3, as Model.explain's) a whole number >= 1,
+        refused at the TOP keyword's position."""
+        model, source, *rest = _values(children)
+        top = 3
+        keyword = next((c for c in children if isinstance(c, Token) and c.type == "TOP"), None)
+        if keyword is not None:
+            top = _whole(rest.pop(0), "TOP", (keyword.line, keyword.column))
+        options = rest[1].pairs if len(rest) > 1 else ()
+        return ast.Predict(model, source, into=unquote(rest[0]) if rest else None,
+                           into_options=options, overwrite=_has(children, "OVERWRITE"), top=top,
+                           position=_meta_position(meta))
+
     def evaluate(self, meta, children):
         *view, model, source = _values(children)
         return ast.Evaluate(model, source, view=view[0] if view else None,
