@@ -67,6 +67,10 @@ class _Boosted:
         params = {k: v for k, v in self.get_xgb_params().items() if v is not None}
         params.update(tree_method="hist", max_bin=self.max_bin or MAX_BIN)
         params.setdefault("nthread", os.cpu_count() or 1)
+        # XGBoost's random engine is one per thread, shared by every booster: reseeded from the
+        # seed and the round before each round, a booster samples the same rows and columns
+        # whether it trains alone or in turn with TUNE's other candidates
+        params.setdefault("seed_per_iteration", True)
         if n_classes is not None and self.objective in (None, "binary:logistic"):
             if n_classes > 2:
                 params.update(objective="multi:softprob", num_class=n_classes)

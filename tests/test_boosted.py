@@ -205,3 +205,62 @@ def test_on_a_cluster_the_workers_prepare_the_blocks_and_the_trees_are_the_same(
     local = oocml.sql(TRAIN.format(folder=shops) + " CACHE OFF")
     on_cluster = oocml.sql(TRAIN.format(folder=shops))
     assert _booster_bytes(on_cluster) == _booster_bytes(local)
+
+
+TUNED = ("TRAIN xgboost ON '{folder}' PREDICT y FEATURES x, z, shop ENCODE ordinal "
+         "WITH (n_estimators = 27, subsample = 0.8) "
+         "TUNE (max_depth IN (1, 3, 5), learning_rate IN (0.05, 0.5, 1.0)) HOLDOUT 0.2")
+
+
+def test_tune_halves_candidates_by_rounds_and_the_winner_is_its_own_solo_fit(shops):
+    """Nine candidates grow to 3, then 9, then 27 rounds, the best third going on each time;
+    both faces agree, and the winner's trees are, bit for bit, those it grows alone (its
+    sampling's random state carried across rungs)."""
+    tuned = oocml.sql(TUNED.format(folder=shops))
+    report = tuned.report
+    rounds = sorted({t["best_epoch"] for t in report.search})
+    assert rounds == [3, 9, 27]
+    assert [t["reason"] for t in report.search].count("halved") == 8
+    assert sum(t["dropped_after"] == 3 for t in report.search) == 6
+    winner = report.search[report.best_candidate]
+    assert winner["reason"] is None and len(winner["scores"]) == 3
+    assert report.holdout_score == max(t["best_score"] for t in report.search if t["best_epoch"] == 27)
+    assert len(report.history) == 27 and report.best_params == winner["params"]
+    params = tuned.estimator.get_params()
+    assert {k: params[k] for k in winner["params"]} == winner["params"]
+
+    chain = dd.read_parquet(shops).ml.select(["x", "z", "shop"]).encode("ordinal")
+    accessor = chain.fit_incremental("xgboost", target="y", n_estimators=27, subsample=0.8,
+                                     holdout=0.2, search={"max_depth": [1, 3, 5],
+                                                          "learning_rate": [0.05, 0.5, 1.0]})
+    solo = chain.fit_incremental("xgboost", target="y", n_estimators=27, subsample=0.8,
+                                 holdout=0.2, **winner["params"])
+    assert _booster_bytes(accessor) == _booster_bytes(tuned) == _booster_bytes(solo)
+    assert [e["holdout_score"] for e in solo.report.history] == \
+        [e["holdout_score"] for e in report.history]
+
+
+def test_tune_with_patience_stops_candidates_and_cuts_the_winner_at_its_best_round(shops):
+    model = oocml.sql(TUNED.replace("27", "200").replace("HOLDOUT 0.2", "HOLDOUT 0.2 EARLY STOP "
+                                                         "PATIENCE 3").format(folder=shops))
+    reasons = {t["reason"] for t in model.report.search}
+    assert "patience" in reasons
+    stopped = [t for t in model.report.search if t["reason"] == "patience"]
+    assert all(t["dropped_after"] == t["best_epoch"] + 3 for t in stopped)
+    booster = model.estimator.get_booster()
+    assert booster.best_iteration + 1 == model.report.best_epoch
+    assert model.report.best_epoch < booster.num_boosted_rounds()
+    held = pd.concat(pd.read_parquet(p) for p in sorted(shops.iterdir())).head(2000)
+    X = model.pipeline[:-1].transform(held[model.features])
+    served = model.estimator.predict_proba(X)
+    best = booster.best_iteration + 1
+    np.testing.assert_array_equal(served, model.estimator.predict_proba(X, iteration_range=(0, best)))
+    assert not np.array_equal(served, model.estimator.predict_proba(
+        X, iteration_range=(0, booster.num_boosted_rounds())))
+
+
+def test_explain_shows_the_rungs_of_a_boosted_tune(shops):
+    text = oocml.sql("EXPLAIN " + TUNED.format(folder=shops))
+    assert "boosted in turn on the same two matrices" in text
+    assert "rung 1: 9 candidate(s) grow to 3 of 27 rounds" in text
+    assert "rung 3: 1 candidate(s) grow to 27 of 27 rounds" in text

@@ -302,19 +302,43 @@ def _search_lines(plan: Plan) -> list[str]:
     candidates = candidate_params(search, plan.random_state)
     how = (f"{search.trials} drawn (seed {plan.random_state})" if search.trials is not None
            else "every point of the grid")
-    lines = [f"  tune:       {len(candidates)} candidates, {how}, trained side by side on the "
-             f"same blocks; after each epoch the best 1/{search.reduction_factor} by holdout "
-             f"score go on" + (f", each stopped after {stream.patience} epoch(s) without gain"
-                                if stream.patience else "")]
-    live = len(candidates)
-    for epoch in range(stream.epochs):
-        lines.append(f"    epoch {epoch + 1}: {live} candidate(s) train on the epoch's "
-                     f"{1 - stream.holdout:.0%} of rows, then one holdout pass scores them all")
-        live = survivors(live, search.reduction_factor)
+    if plan.estimator.qualname.startswith("oocml.boosting."):
+        lines = [f"  tune:       {len(candidates)} candidates, {how}, boosted in turn on the same "
+                 f"two matrices (built once); after each rung of rounds the best "
+                 f"1/{search.reduction_factor} by holdout score go on"
+                 + (f", each stopped after {stream.patience} round(s) without a better holdout "
+                    "loss" if stream.patience else ""), *_rungs(plan, len(candidates))]
+    else:
+        lines = [f"  tune:       {len(candidates)} candidates, {how}, trained side by side on "
+                 f"the same blocks; after each epoch the best 1/{search.reduction_factor} by "
+                 "holdout score go on" + (f", each stopped after {stream.patience} epoch(s) "
+                                          "without gain" if stream.patience else "")]
+        live = len(candidates)
+        for epoch in range(stream.epochs):
+            lines.append(f"    epoch {epoch + 1}: {live} candidate(s) train on the epoch's "
+                         f"{1 - stream.holdout:.0%} of rows, then one holdout pass scores them "
+                         "all")
+            live = survivors(live, search.reduction_factor)
     for k, params in enumerate(candidates[:12]):
         lines.append(f"    candidate {k}: {_pairs(tuple(params.items()))}")
     if len(candidates) > 12:
         lines.append(f"    ... and {len(candidates) - 12} more")
+    return lines
+
+
+def _rungs(plan: Plan, candidates: int) -> list[str]:
+    """Boosted trees' TUNE: the rounds each rung grows its live candidates to."""
+    from ..engine.boosted_search import rung_count, rung_rounds
+    from ..engine.search import survivors
+
+    eta = plan.search.reduction_factor
+    rounds = plan.estimator.param_dict().get("n_estimators") or 100  # XGBoost's default
+    rungs, live, lines = rung_count(candidates, eta), candidates, []
+    for rung in range(rungs):
+        lines.append(f"    rung {rung + 1}: {live} candidate(s) grow to "
+                     f"{rung_rounds(rounds, rung, rungs, eta)} of {rounds} rounds (n_estimators), "
+                     "scored on the holdout after each round")
+        live = survivors(live, eta)
     return lines
 
 

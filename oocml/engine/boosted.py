@@ -84,7 +84,7 @@ def train_boosted(prepared: Any, summary: Any, steps: list[tuple[str, Any]],
                   classes: np.ndarray | None) -> BoostedFit:
     """Build the external-memory matrices from the prepared blocks (training rows, and the
     held-out rows with a holdout), train the trees, and return the fitted estimator."""
-    plan, stream, estimator = prepared.plan, prepared.plan.stream, prepared.estimator
+    plan, stream = prepared.plan, prepared.plan.stream
     labels = classes if prepared.task == "classification" else None
     recipe = BlockRecipe(prep=Pipeline(steps), target=plan.target, labels=labels,
                          block_rows=stream.block_rows, holdout=stream.holdout, dtype="float32")
@@ -100,8 +100,8 @@ def train_boosted(prepared: Any, summary: Any, steps: list[tuple[str, Any]],
         with Submitter(stream.prefetch) as submitter, data_pass():
             feed = _Feed(prepared.parts, submitter, stream.prefetch, labels, types,
                          prepared.progress)
-            booster, history, rows = _build_and_train(feed, recipe, caches, folder, estimator,
-                                                      stream.patience, labels)
+            estimator, booster, history, rows, chosen = _build_and_train(
+                feed, recipe, caches, folder, prepared, labels)
     finally:  # the matrices are freed by now: their pages can go
         for cache in caches:
             if cache is not None:
@@ -111,22 +111,29 @@ def train_boosted(prepared: Any, summary: Any, steps: list[tuple[str, Any]],
                          epochs=booster.num_boosted_rounds(), seconds=time.perf_counter() - start)
     cached = caches[0] is not None and caches[0].writing
     held = len(caches) > 1
-    return BoostedFit(estimator.adopt(booster, labels), record, _chosen(booster, history, stream),
+    return BoostedFit(estimator.adopt(booster, labels), record, chosen,
                       reads=(1 if cached else 3) + (0 if not held else 1 if cached else 2),
                       cached=(2 + held) if cached else 0)
 
 
 def _build_and_train(feed: _Feed, recipe: BlockRecipe, caches: list, folder: Path,
-                     estimator: Any, patience: int | None, labels: Any) -> tuple[Any, list, int]:
-    """The matrices (freed when this returns), and the booster trained on them: (booster,
-    history, training rows)."""
+                     prepared: Any, labels: Any) -> tuple[Any, Any, list, int, dict]:
+    """The matrices (freed when this returns), and the trees trained on them (TUNE: the
+    winner's): (estimator, booster, history, training rows, what the holdout chose)."""
+    stream = prepared.plan.stream
     train = feed.matrix(recipe, caches[0], folder / "train", "boost train matrix")
     valid = None
     if len(caches) > 1:
         valid = feed.matrix(replace(recipe, heldout=True), caches[1], folder / "holdout",
                             "boost holdout matrix", ref=train)
-    booster, history = _train(estimator, train, valid, patience, labels, feed.progress)
-    return booster, history, int(train.num_row())
+    rows = int(train.num_row())
+    if prepared.candidates is not None:
+        found, history = _tune(prepared.candidates, train, valid, stream, prepared.plan.search,
+                               labels, feed.progress)
+        return found.estimator, found.booster, history, rows, found.choice(stream.holdout)
+    estimator = prepared.estimator
+    booster, history = _train(estimator, train, valid, stream.patience, labels, feed.progress)
+    return estimator, booster, history, rows, _chosen(booster, history, stream)
 
 
 def check_page_room(plan: Any, size: int) -> None:
@@ -260,19 +267,25 @@ class _BlockIter(xgboost.DataIter):
             self._pass = None
 
 
+def _params(estimator: Any, n_classes: int | None) -> dict[str, Any]:
+    """``xgboost.train``'s parameters for ``estimator``, scored on the holdout by the error (or
+    RMSE) and the loss, the last of which early stopping watches."""
+    params = estimator.booster_params(n_classes)
+    metrics = (["rmse"] if n_classes is None else ["error", "logloss"] if n_classes == 2
+               else ["merror", "mlogloss"])
+    params.setdefault("eval_metric", metrics)
+    return params
+
+
 def _train(estimator: Any, train: Any, valid: Any, patience: int | None, labels: Any,
            progress: bool) -> tuple[Any, list[dict]]:
     """``xgboost.train`` for ``estimator.rounds`` rounds, scored on ``valid`` after each; the
     booster and the history of its rounds (the holdout's accuracy or R^2 and loss)."""
     n_classes = None if labels is None else len(labels)
-    params = estimator.booster_params(n_classes)
-    metrics = (["rmse"] if n_classes is None else ["error", "logloss"] if n_classes == 2
-               else ["merror", "mlogloss"])
-    params.setdefault("eval_metric", metrics)
     line = PassLine("boost", estimator.rounds, progress)
     result: dict = {}
     try:
-        booster = xgboost.train(params, train, estimator.rounds,
+        booster = xgboost.train(_params(estimator, n_classes), train, estimator.rounds,
                                 evals=[(valid, "holdout")] if valid is not None else [],
                                 evals_result=result, verbose_eval=False,
                                 early_stopping_rounds=patience if valid is not None else None,
@@ -283,8 +296,36 @@ def _train(estimator: Any, train: Any, valid: Any, patience: int | None, labels:
     finally:
         line.close()
     booster.set_attr(rounds_planned=str(estimator.rounds))
-    spread = None if n_classes is not None or valid is None else float(np.var(valid.get_label()))
-    return booster, _history(result.get("holdout", {}), spread, train.num_row())
+    return booster, _history(result.get("holdout", {}), _spread(valid, labels), train.num_row())
+
+
+def _tune(candidates: Any, train: Any, valid: Any, stream: Any, search: Any, labels: Any,
+          progress: bool) -> tuple[Any, list[dict]]:
+    """TUNE: the candidates halved by rounds on these matrices (:mod:`.boosted_search`); the
+    winner's estimator, booster and history, and the search."""
+    from .boosted_search import tune_boosted
+
+    n_classes = None if labels is None else len(labels)
+    spread = _spread(valid, labels)
+    found = tune_boosted(candidates, train, valid, lambda e: _params(e, n_classes),
+                         search.reduction_factor, stream.patience,
+                         lambda metrics, k: _score(metrics, k, spread), progress)
+    return found, _history(found.metrics, spread, train.num_row())
+
+
+def _spread(valid: Any, labels: Any) -> float | None:
+    """The holdout labels' variance, R^2's denominator (regressors)."""
+    return None if labels is not None or valid is None else float(np.var(valid.get_label()))
+
+
+def _score(metrics: dict[str, list[float]], k: int, spread: float | None) -> float | None:
+    """Round ``k``'s holdout score: accuracy (1 - error) for a classifier, R^2 for a regressor."""
+    error = metrics.get("error") or metrics.get("merror")
+    if error is not None:
+        return 1.0 - float(error[k])
+    if "rmse" in metrics and spread:
+        return 1.0 - float(metrics["rmse"][k]) ** 2 / spread
+    return None
 
 
 def _history(scores: dict[str, list[float]], spread: float | None, rows: int) -> list[dict]:
@@ -296,11 +337,9 @@ def _history(scores: dict[str, list[float]], spread: float | None, rows: int) ->
         entry: dict[str, Any] = {"epoch": k + 1, "rows": int(rows)}
         for metric, values in scores.items():
             entry[f"holdout_{metric}"] = round(float(values[k]), 6)
-        error = scores.get("error") or scores.get("merror")
-        if error is not None:
-            entry["holdout_score"] = round(1.0 - float(error[k]), 6)
-        elif "rmse" in scores and spread:
-            entry["holdout_score"] = round(1.0 - float(scores["rmse"][k]) ** 2 / spread, 6)
+        score = _score(scores, k, spread)
+        if score is not None:
+            entry["holdout_score"] = round(score, 6)
         history.append(entry)
     return history
 

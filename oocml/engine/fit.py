@@ -43,7 +43,7 @@ from .checks import (
     split_features,
 )
 from .parsed import open_parsed_copy
-from .search import candidate_estimators, start_search, trial_records
+from .search import candidate_estimators, search_choice, start_search
 from .stats import Summary, statistics_pass
 from .steps import encoder_params, fit_reduction, preprocessing
 from .stream import BlockRecipe, TrainingLog, TrainOptions, train
@@ -280,11 +280,7 @@ def fit_result(prepared: Prepared, summary: Summary, steps: list[tuple[str, Any]
 def _choice(plan: Plan, monitor: HoldoutMonitor | None, search: Any) -> dict[str, Any]:
     """What a holdout (the best epoch) or a search (the best candidate) chose, for the report."""
     if search is not None:
-        winner = search.winner()
-        best = search.trials[winner]
-        return dict(holdout=plan.stream.holdout, best_epoch=best.best_epoch,
-                    holdout_score=round(best.best_score, 6), best_candidate=winner,
-                    best_params=best.params, search=tuple(trial_records(search)))
+        return search_choice(search.trials, plan.stream.holdout)
     if monitor is not None:
         return dict(holdout=plan.stream.holdout, best_epoch=monitor.best_epoch,
                     holdout_score=round(monitor.best_score, 6), stopped_early=monitor.stopped_early)

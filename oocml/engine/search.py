@@ -242,15 +242,30 @@ class SearchMonitor:
 
     def winner(self) -> int:
         """The candidate that went furthest, best score first (ties: the first candidate)."""
-        furthest = max(len(t.scores) for t in self.trials)
-        finalists = [k for k, t in enumerate(self.trials) if len(t.scores) == furthest]
-        return max(finalists, key=lambda k: (self.trials[k].best_score, -k))
+        return winner(self.trials)
 
     def estimator(self, k: int) -> Any:
         """Candidate ``k``'s model: its best epoch's with patience, else its last."""
         trial = self.trials[k]
         return trial.best_estimator if self.patience is not None else \
             self.candidates.estimators[k]
+
+
+def winner(trials: list[Trial]) -> int:
+    """The trial that went furthest, best score first (ties: the first candidate)."""
+    furthest = max(len(t.scores) for t in trials)
+    finalists = [k for k, t in enumerate(trials) if len(t.scores) == furthest]
+    return max(finalists, key=lambda k: (trials[k].best_score, -k))
+
+
+def search_choice(trials: list[Trial], holdout: float | None) -> dict[str, Any]:
+    """What a search chose, for the report: the winner, its best epoch (round) and score, and
+    every trial's record."""
+    k = winner(trials)
+    best = trials[k]
+    return dict(holdout=holdout, best_epoch=best.best_epoch,
+                holdout_score=round(best.best_score, 6), best_candidate=k,
+                best_params=best.params, search=tuple(trial_records(trials)))
 
 
 def start_search(prepared: Any, steps: list[tuple[str, Any]], classes: Any) -> SearchMonitor:
@@ -267,9 +282,9 @@ def start_search(prepared: Any, steps: list[tuple[str, Any]], classes: Any) -> S
                          plan.search.reduction_factor, stream.patience, prepared.progress)
 
 
-def trial_records(monitor: SearchMonitor) -> list[dict]:
+def trial_records(trials: list[Trial]) -> list[dict]:
     """The trials as plain JSON-friendly records (the model's ``info["search"]``)."""
     return [{"params": t.params, "scores": t.scores, "rows_seen": t.rows_seen,
              "best_score": round(t.best_score, 6) if t.scores else None,
              "best_epoch": t.best_epoch, "dropped_after": t.dropped_after, "reason": t.reason}
-            for t in monitor.trials]
+            for t in trials]

@@ -57,7 +57,8 @@ def _shown_epochs(history: tuple, best: int | None) -> list[dict]:
 
 
 def _leaderboard(trials: list[dict], shown: int = 5) -> list[tuple[str, str]]:
-    """TUNE's leaderboard: the candidates in the order the halving ranked them."""
+    """TUNE's leaderboard: the candidates in the order the halving ranked them, and how far
+    each went (a rung is an epoch, or boosted trees' rung of rounds)."""
     from .trials import trials_table
 
     table = trials_table(trials).sort_values("rank")
@@ -68,7 +69,7 @@ def _leaderboard(trials: list[dict], shown: int = 5) -> list[tuple[str, str]]:
         epochs = len([t for t in row.index if t.startswith("score_epoch_")
                       and pd.notna(row[t])])
         rows.append((f"rank {row['rank']}", f"{params}: best holdout {row['best_score']:.4f}, "
-                                            f"trained {epochs} epoch(s)"))
+                                            f"reached rung {epochs}"))
     return rows
 
 
