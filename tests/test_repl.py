@@ -83,6 +83,29 @@ def test_multiline_train_error_recovery_and_completion(tmp_path, binary_dir):
     quit_(child)
 
 
+def test_boosted_trees_complete_train_and_show_their_importances(tmp_path, binary_dir):
+    """In a real terminal: `xgboost` and its parameters complete, it trains, SHOW WEIGHTS shows
+    the importances."""
+    pytest.importorskip("xgboost")
+    child = terminal(tmp_path)
+    child.send("SHOW MODELS;\r")  # the session is up: parameters complete from then on
+    child.expect(r"\(0 rows\)")
+    child.expect("oocml>")
+    child.send("TRAIN xgb")
+    child.expect("xgboost_regressor")  # the menu offers both
+    child.send("\t")
+    child.send(f" ON '{binary_dir}' PREDICT y WITH (max_dep")
+    child.expect("max_depth")
+    child.send("\t")
+    child.send(" = 3, n_estimators = 20) AS trees;\r")
+    child.expect("trained BoostedTreesClassifier on 30,000 rows")
+    child.expect("oocml>")
+    child.send("SHOW WEIGHTS trees;\r")
+    child.expect(r"gain\s+\|\s+cover\s+\|\s+weight")
+    child.expect("oocml>")
+    quit_(child)
+
+
 @pytest.fixture(scope="module")
 def wide_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("wide")
@@ -251,6 +274,10 @@ def completion_session(binary_dir):
     ("TRAIN sgd ON t PREDICT y TUNE (alp", ["alpha"]),
     ("TRAIN sgd ON t TUNE (alpha IN (1e-5, 1e-4), l1", ["l1_ratio"]),
     ("TRAIN perceptron ON t TUNE (et", ["eta0"]),
+    ("TRAIN xg", ["xgboost", "xgboost_regressor"]),
+    ("TRAIN xgboost ON t WITH (max_d", ["max_delta_step", "max_depth"]),
+    ("TRAIN xgboost_regressor ON t TUNE (learning_r", ["learning_rate"]),
+    ("TRAIN xgboost ON t TUNE (max_depth IN (3, 6), min_child", ["min_child_weight"]),
     ("TRAIN sgd ON t TUNE (alpha ", ["IN", "LOGUNIFORM(", "RANDINT(", "UNIFORM("]),
     ("TRAIN sgd ON t TUNE (alpha IN (1e-5), l1_ratio UNI", ["UNIFORM("]),
     ("TRAIN sgd ON t TUNE (alpha IN (1e-5, ", []),

@@ -99,8 +99,9 @@ def _algorithm_params(statement: str, session: Any) -> list[str]:
         return []
     name = match.group(1)
     try:
-        algo = ALGORITHMS.get(name.lower())
-        return accepted_params(import_class(algo.qualname if algo else name, sklearn_only=True))
+        algo = ALGORITHMS.get(name.lower())  # the registry's own classes (boosted trees) too
+        cls = import_class(algo.qualname) if algo else import_class(name, sklearn_only=True)
+        return accepted_params(cls)
     except OocmlError:
         return []
 
