@@ -105,7 +105,8 @@ class Chain:
 
     def plan(self, estimator: Any, target: str | None = None, *,
              features: Sequence[str] | None = None, classes: Sequence | None = None,
-             epochs: int = 1, shuffle: bool = False, random_state: int | None = 0,
+             epochs: int = 1, shuffle: bool = False, shuffle_window: int | None = None,
+             random_state: int | None = 0,
              block_rows: int | None = None, prefetch: int = 2, strategy: str = "sequential",
              holdout: float | None = None, patience: int | None = None,
              checkpoint: str | os.PathLike | None = None, checkpoint_every: int | None = None,
@@ -151,6 +152,7 @@ class Chain:
             steps=self.steps,
             classes=None if classes is None else tuple(classes),
             stream=StreamOptions(epochs=epochs, block_rows=block_rows, shuffle=shuffle,
+                                 shuffle_window=shuffle_window,
                                  prefetch=prefetch, strategy=strategy,
                                  holdout=holdout,
                                  patience=patience,

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
@@ -130,3 +131,23 @@ def unusable(frame: pd.DataFrame, exc: Exception) -> Exception:
         return DataError(f"infinite values in feature column(s) {infinite}; clean or clip "
                          "them first")
     return DataError(f"the model cannot use this data: {exc}")
+
+
+def stack_rows(pieces: list[Any]) -> Any:
+    """Blocks of rows, one after the other (arrays, sparse matrices, pandas objects or None)."""
+    if len(pieces) == 1 or pieces[0] is None:
+        return pieces[0]
+    if isinstance(pieces[0], pd.DataFrame | pd.Series):
+        return pd.concat(pieces)
+    if sparse.issparse(pieces[0]):
+        return sparse.vstack(pieces, format=pieces[0].format)
+    return np.concatenate(pieces)
+
+
+def take_rows(data: Any, rows: Any) -> Any:
+    """Rows of an array, sparse matrix, pandas object (by position), or None."""
+    if data is None:
+        return None
+    if isinstance(data, pd.DataFrame | pd.Series):
+        return data.iloc[rows]
+    return data[rows]

@@ -133,6 +133,7 @@ class StreamOptions:
     epochs: int = 1
     block_rows: int | None = None  # rows per partial_fit call; None: blocks of ~BLOCK_BYTES (8 MB)
     shuffle: bool = False
+    shuffle_window: int | None = None  # SHUFFLE: partitions mixed at once; None: the default
     prefetch: int = 2  # partitions loaded ahead of partial_fit, at most
     strategy: str = "sequential"  # one of STRATEGIES
     holdout: float | None = None  # fraction of rows held out (stable hash split)

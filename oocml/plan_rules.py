@@ -113,7 +113,8 @@ STEP_PARAMETERS: dict[tuple[str, str], dict[str, Callable[[str, Any], Any]]] = {
     ("reduce", "pca"): {"n_components": whole_number},
 }
 STREAM_RULES: dict[str, Callable[[str, Any], Any]] = {
-    "epochs": whole_number, "block_rows": _optional(whole_number), "shuffle": flag, "prefetch": whole_number,
+    "epochs": whole_number, "block_rows": _optional(whole_number), "shuffle": flag,
+    "shuffle_window": _optional(whole_number), "prefetch": whole_number,
     "strategy": lambda name, value: one_of("strategy", value, STRATEGIES),
     "holdout": _optional(fraction), "patience": _optional(whole_number),
     "checkpoint": lambda name, value: value if value is None or isinstance(value, str) else

@@ -292,7 +292,7 @@ def test_ctrl_c_raises_training_interrupted(binary_data, monkeypatch):
 
 @pytest.mark.slow
 def test_on_a_cluster_the_same_model_runs_on_the_workers(binary_data, client):
-    options = dict(epochs=2, shuffle=True, seed=5)
+    options = dict(epochs=2, shuffle=True, seed=5, window=1)  # a task per partition
     local, _ = _fit(binary_data, SGDClassifier(random_state=0), 2, scheduler="threads", **options)
     one, _ = _fit(binary_data, SGDClassifier(random_state=0), 1, scheduler=None, **options)
     sequential, _ = _fit(binary_data, SGDClassifier(random_state=0), 0, scheduler="sync", **options)

@@ -43,7 +43,8 @@ _TRAIN_CLAUSES = (  # (syntax, help); "\n" breaks a long help
       "holdout score go on; \\plot search name 'f.png' draws them")),
     ("EPOCHS n", "passes of partial_fit over the data"),
     ("BLOCKSIZE n [ROWS]", "rows per partial_fit call"),
-    ("SHUFFLE [SEED n]", "visit blocks, and rows inside them, in a seeded random order"),
+    ("SHUFFLE [WINDOW n] [SEED n]", "partitions in a seeded random order, n (default 4) at a "
+                                    "time with their rows mixed into every block"),
     ("HOLDOUT fraction [EARLY STOP PATIENCE n]",
      "score held-out rows after each epoch;\nstop early after n epochs without improvement"),
     ("PARALLEL", "train on every core or worker at once,\naveraging the models each round (SGD family)"),

@@ -47,6 +47,7 @@ class Train:
     epochs: int | None = None
     block_rows: int | None = None
     shuffle: bool = False
+    shuffle_window: int | None = None  # SHUFFLE WINDOW n: partitions mixed at once
     seed: int | None = None
     holdout: float | None = None
     patience: int | None = None

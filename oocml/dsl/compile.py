@@ -54,7 +54,7 @@ def _plan_of(stmt: ast.Train) -> Plan:
         where=stmt.where,
         steps=tuple(steps),
         stream=StreamOptions(epochs=stmt.epochs or 1, block_rows=stmt.block_rows,
-                             shuffle=stmt.shuffle,
+                             shuffle=stmt.shuffle, shuffle_window=stmt.shuffle_window,
                              strategy="average" if stmt.parallel else "sequential",
                              holdout=SEARCH_HOLDOUT if stmt.search is not None
                              and stmt.holdout is None else stmt.holdout,

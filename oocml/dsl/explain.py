@@ -69,7 +69,7 @@ def explain_train(plan: Plan, frame: Any, files: str, rows: int | None = None) -
               f"  estimator:  {type(estimator).__name__}({_pairs(plan.estimator.params)})  [{task}]",
               f"  blocks:     {blocks}, at most {plan.stream.prefetch} partitions loaded ahead "
               f"of {'XGBoost' if is_boosted(estimator) else 'partial_fit'}",
-              "  passes over the data:", *_passes(plan, task)]
+              "  passes over the data:", *_passes(plan, task, frame.npartitions)]
     text = _text_line(plan, frame)
     if text is not None:
         lines.append(f"  text:       {text}")
@@ -88,7 +88,7 @@ def explain_train(plan: Plan, frame: Any, files: str, rows: int | None = None) -
     return "\n".join(lines)
 
 
-def _passes(plan: Plan, task: str) -> list[str]:
+def _passes(plan: Plan, task: str, partitions: int) -> list[str]:
     """One line per pass over the data: statistics, projection, each epoch and its holdout."""
     stream = plan.stream
     statistics = ["row counts", "NaN/infinity checks of every feature"]
@@ -99,8 +99,7 @@ def _passes(plan: Plan, task: str) -> list[str]:
             statistics.append(what[step.kind].format(m=step.method))
     if task == "classification" and plan.classes is None:
         statistics.append(f"class labels of {plan.target}")
-    order = (f"shuffled (seed {plan.random_state}), rows permuted inside each block"
-             if stream.shuffle else "in order")
+    order = _order(plan, partitions)
     if stream.holdout is not None:
         statistics[0] = f"row counts (statistics from the {1 - stream.holdout:.0%} training rows)"
         order += f", {stream.holdout:.0%} of rows held out by a hash of their values"
@@ -127,6 +126,21 @@ def _passes(plan: Plan, task: str) -> list[str]:
             lines.append(f"    {len(lines) + 1}. holdout score after epoch {epoch + 1}, one "
                          f"parallel pass{stop}")
     return lines
+
+
+def _order(plan: Plan, partitions: int) -> str:
+    """The order the blocks come in: as stored, or shuffled, mixed across a window."""
+    from ..engine.mixing import window_size
+
+    stream = plan.stream
+    if not stream.shuffle:
+        return "in order"
+    window = window_size(stream.shuffle_window, True, partitions)
+    if window == 1:
+        return f"shuffled (seed {plan.random_state}), rows permuted inside each block"
+    return (f"shuffled (seed {plan.random_state}), {window} partitions at a time read together "
+            "and their rows mixed into every block (SHUFFLE WINDOW "
+            f"{stream.shuffle_window or window})")
 
 
 def _boosted_passes(plan: Plan, first: int) -> list[str]:
@@ -360,7 +374,8 @@ def format_plan_as_accessor(plan: Plan) -> str:
         chain.append(f".{step.kind}({step.method!r}{params})")
     options = [f"target={plan.target!r}"] if plan.target is not None else []
     stream, default = plan.stream, StreamOptions()
-    for key in ("epochs", "block_rows", "shuffle", "strategy", "holdout", "patience",
+    for key in ("epochs", "block_rows", "shuffle", "shuffle_window", "strategy", "holdout",
+                "patience",
                 "checkpoint", "checkpoint_every", "resume", "cache", "precision"):
         if getattr(stream, key) != getattr(default, key):
             options.append(f"{key}={getattr(stream, key)!r}")

@@ -246,9 +246,15 @@ class ToAst(Transformer):
                                                             _meta_position(meta)))
 
     def shuffle_clause(self, meta, children):
-        seed = _values(children)
+        """SHUFFLE [WINDOW n] [SEED n]: each number known by the keyword before it."""
+        position = _meta_position(meta)
+        given = {t.type: _number(v) for t, v in zip(children, children[1:])
+                 if isinstance(t, Token) and t.type in ("WINDOW", "SEED") and v is not None}
+        window = given.get("WINDOW")
+        seed = given.get("SEED")
         return _Clause("SHUFFLE", meta, shuffle=True,
-                       seed=_whole(seed[0], "SEED", _meta_position(meta), 0) if seed else None)
+                       shuffle_window=None if window is None else _whole(window, "WINDOW", position),
+                       seed=None if seed is None else _whole(seed, "SEED", position, 0))
 
     def holdout_clause(self, meta, children):
         position = _meta_position(meta)

@@ -32,6 +32,7 @@ from ..estimators import ALGORITHMS, import_class
 from ..execution import Submitter, current_client, data_pass
 from ..io.partitions import FilePart
 from ..progress import BlockProgress
+from .mixing import mixed, window_size
 from .stream import (
     BlockRecipe,
     TrainingLog,
@@ -90,6 +91,7 @@ def train_average(estimator: Any, parts: Sequence[Any], recipe: BlockRecipe,
                                          options.seed)
     progressive, workers = options.progressive, options.workers
     check_averageable(estimator)
+    window = window_size(options.window, shuffle, len(parts))  # each task mixes its window
     workers = default_workers() if workers is None else workers
     if not isinstance(workers, int) or workers < 1:
         raise ParameterError(f"workers must be a positive integer, not {workers!r}")
@@ -102,15 +104,19 @@ def train_average(estimator: Any, parts: Sequence[Any], recipe: BlockRecipe,
             for epoch in range(epochs):
                 places = _places(submitter.client)  # again each epoch: workers come and go
                 order = epoch_order(len(parts), epoch, shuffle, seed)
+                groups = [order[k:k + window] for k in range(0, len(order), window)]
                 scored = ProgressiveScore(progressive) if progressive else None
                 rows = rounds = 0
                 bar.start(epoch)
-                for first in range(0, len(order), workers):
-                    dealt = order[first:first + workers]
+                for first in range(0, len(groups), workers):
+                    dealt = groups[first:first + workers]
                     trained_before = record.rows_seen + rows > 0
                     futures = [_submit(submitter, places, slot, _fit_task(
-                        estimator, parts[i], recipe, i, (seed or 0, epoch, i) if shuffle else None,
-                        fit_params, progressive, trained_before)) for slot, i in enumerate(dealt)]
+                        estimator, [parts[i] for i in group], recipe, group,
+                        _seeds(shuffle, window, seed, epoch, group, first + slot),
+                        None if options.sizes is None else [options.sizes[i] for i in group],
+                        fit_params, progressive, trained_before))
+                        for slot, group in enumerate(dealt)]
                     results = [future.result() for future in futures]  # partition order
                     futures = []
                     mixed = mix([r.model for r in results], [r.rows for r in results])
@@ -199,29 +205,49 @@ def _submit(submitter: Submitter, places: list[str], slot: int, task: Any) -> An
     return submitter.submit(task)
 
 
-def _fit_task(model: Any, part: Any, recipe: BlockRecipe, index: int, row_seed: tuple | None,
-              fit_params: dict, progressive: str | None, trained_before: bool) -> Any:
-    """One worker's share of a round: a dask task for a lazy partition (read where it runs),
-    a plain callable for one already in memory."""
-    if isinstance(part, Delayed | FilePart):
-        return dask.delayed(_fit_part, pure=False)(model, part, recipe, index, row_seed,
-                                                   fit_params, progressive, trained_before)
-    return partial(_fit_part, model, part, recipe, index, row_seed, fit_params, progressive,
-                   trained_before)
+def _seeds(shuffle: bool, window: int, seed: int | None, epoch: int, group: list[int],
+           number: int) -> tuple[tuple | None, tuple | None]:
+    """(the row permutation's seed, the mixing's seed) of one task, as sequential training
+    seeds its partition (no window) or its window (the ``number``-th of the epoch)."""
+    if not shuffle:
+        return None, None
+    if window == 1:
+        return (seed or 0, epoch, group[0]), None
+    return None, (seed or 0, epoch, number)
 
 
-def _fit_part(model: Any, part: Any, recipe: BlockRecipe, index: int, row_seed: tuple | None,
-              fit_params: dict, progressive: str | None, trained_before: bool) -> Trained:
-    """``partial_fit`` a private copy of ``model`` on one partition's blocks, each trained on
-    as soon as it is made (while it is in cache; the partition is never held whole)."""
+def _fit_task(model: Any, parts: list[Any], recipe: BlockRecipe, indices: list[int],
+              seeds: tuple, sizes: list[int] | None, fit_params: dict, progressive: str | None,
+              trained_before: bool) -> Any:
+    """One worker's share of a round, a partition or a SHUFFLE window of them: a dask task
+    when they are lazy (read where it runs), a plain callable when they are in memory."""
+    if any(isinstance(part, Delayed | FilePart) for part in parts):
+        return dask.delayed(_fit_parts, pure=False)(model, parts, recipe, indices, seeds, sizes,
+                                                    fit_params, progressive, trained_before)
+    return partial(_fit_parts, model, parts, recipe, indices, seeds, sizes, fit_params,
+                   progressive, trained_before)
+
+
+def _fit_parts(model: Any, parts: list[Any], recipe: BlockRecipe, indices: list[int],
+               seeds: tuple, sizes: list[int] | None, fit_params: dict, progressive: str | None,
+               trained_before: bool) -> Trained:
+    """``partial_fit`` a private copy of ``model`` on the blocks of its partition (or of its
+    window, mixed), each trained on as soon as it is made (while it is in cache; a partition
+    is never held whole)."""
     model = copy.deepcopy(model)  # local schedulers hand every task the same object
     scored = ProgressiveScore(progressive) if progressive else None
+    row_seed, mix_seed = seeds
     rows = blocks = 0
     with finiteness_checks(recipe):
-        for X, y in blocks_of(part, recipe, index, row_seed):
+        if mix_seed is None:
+            stream = blocks_of(parts[0], recipe, indices[0], row_seed)
+        else:
+            stream = mixed([blocks_of(p, recipe, i, None) for p, i in zip(parts, indices)],
+                           mix_seed, [0] * len(parts), sizes)
+        for X, y in stream:
             if scored is not None and X.shape[0] and (trained_before or rows):
                 scored.add(model, X, y)
-            _partial_fit(model, X, y, fit_params, index)
+            _partial_fit(model, X, y, fit_params, indices[0])
             rows += X.shape[0]
             blocks += 1
     return Trained(model, rows, blocks, scored)

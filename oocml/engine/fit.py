@@ -224,7 +224,9 @@ def train_estimator(prepared: Prepared, summary: Summary, steps: list[tuple[str,
     cache = open_cache(plan, summary, labels, current_client() is not None,
                        cache_bytes(steps, summary.rows, stream.precision))
     options = TrainOptions(
-        cache=cache, epochs=stream.epochs, shuffle=stream.shuffle, seed=plan.random_state,
+        cache=cache, epochs=stream.epochs, shuffle=stream.shuffle, window=stream.shuffle_window,
+        sizes=summary.partition_rows,
+        seed=plan.random_state,
         prefetch=stream.prefetch, fit_params={"classes": classes} if labels is not None else {},
         progress=prepared.progress,
         progressive=task if monitor is not None and task != "clustering" else None,

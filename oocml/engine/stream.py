@@ -27,12 +27,13 @@ import sklearn
 from dask.delayed import Delayed
 from scipy import sparse
 
-from ..blocks import apply_rows
+from ..blocks import apply_rows, stack_rows, take_rows
 from ..errors import DataError, TrainingInterrupted, UnseenLabelError
 from ..execution import Submitter, compute_here, data_pass
 from ..io.partitions import FilePart, batches
 from ..progress import BlockProgress
 from .loading import Feed, prefetched
+from .mixing import mixed, window_size
 from .validation import ProgressiveScore, training_rows
 
 log = logging.getLogger("oocml")
@@ -104,7 +105,7 @@ def _cut(part: Any, recipe: BlockRecipe, index: int, row_seed: Sequence[int] | N
         pieces = [(X, y) for X, y in pieces if X.shape[0]]
         if not pieces:
             return []
-    X, y = _permuted(_stack([X for X, _ in pieces]), _stack([y for _, y in pieces]), row_seed,
+    X, y = _permuted(stack_rows([X for X, _ in pieces]), stack_rows([y for _, y in pieces]), row_seed,
                      None)
     n = X.shape[0]
     step = recipe.block_rows or max(n, 1)
@@ -151,26 +152,6 @@ def _permuted(X: Any, y: Any, row_seed: Sequence[int] | None, k: int | None) -> 
         order = np.random.default_rng([*row_seed, *([] if k is None else [k])]).permutation(X.shape[0])
         X, y = take_rows(X, order), take_rows(y, order)
     return (np.ascontiguousarray(X) if isinstance(X, np.ndarray) else X), y
-
-
-def _stack(pieces: list[Any]) -> Any:
-    """Blocks of rows, one after the other (arrays, sparse matrices, pandas objects or None)."""
-    if len(pieces) == 1 or pieces[0] is None:
-        return pieces[0]
-    if isinstance(pieces[0], pd.DataFrame | pd.Series):
-        return pd.concat(pieces)
-    if sparse.issparse(pieces[0]):
-        return sparse.vstack(pieces, format=pieces[0].format)
-    return np.concatenate(pieces)
-
-
-def take_rows(data: Any, rows: Any) -> Any:
-    """Rows of an array, sparse matrix, pandas object (by position), or None."""
-    if data is None:
-        return None
-    if isinstance(data, pd.DataFrame | pd.Series):
-        return data.iloc[rows]
-    return data[rows]
 
 
 def epoch_order(n: int, epoch: int, shuffle: bool, seed: int | None) -> list[int]:
@@ -226,6 +207,8 @@ class TrainOptions:
     workers: int | None = None
     name: str | Callable[[], str] = "train"  # the pass, as the progress line shows it
     cache: Any = None  # a BlockCache (oocml.engine.cache): sequential training on this machine
+    window: int | None = None  # SHUFFLE: partitions mixed at once (oocml.engine.mixing)
+    sizes: tuple[int, ...] | None = None  # each partition's training rows, to mix in proportion
 
 
 def train(estimator: Any, parts: Sequence[Any], recipe: BlockRecipe,
@@ -243,7 +226,9 @@ def train(estimator: Any, parts: Sequence[Any], recipe: BlockRecipe,
     start, seconds_before = time.perf_counter(), record.seconds
     elapsed = lambda: seconds_before + time.perf_counter() - start  # noqa: E731
     try:
-        with Submitter(opts.prefetch) as submitter, data_pass(), finiteness_checks(recipe):
+        # a loader for each partition of a SHUFFLE window, and those loading ahead of it
+        threads = opts.prefetch + window_size(opts.window, opts.shuffle, len(parts)) - 1
+        with Submitter(threads) as submitter, data_pass(), finiteness_checks(recipe):
             stream = _Stream(estimator, parts, recipe, opts, submitter, bar, record, elapsed)
             for epoch in range(position.epoch, opts.epochs):
                 if epoch != position.epoch:
@@ -283,23 +268,48 @@ class _Stream:
         """Train on the partitions of ``position.epoch`` not done yet, moving ``position``."""
         opts, epoch = self.opts, position.epoch
         todo = epoch_order(len(self.parts), epoch, opts.shuffle, opts.seed)[position.done:]
+        window = window_size(opts.window, opts.shuffle, len(self.parts))
         recipe_task = dask.delayed(self.recipe)
         tasks = (_load_task(self.parts[i], self.recipe, recipe_task, i,
-                            (opts.seed or 0, epoch, i) if opts.shuffle else None, self.submitter,
-                            opts.cache)
+                            (opts.seed or 0, epoch, i) if opts.shuffle and window == 1 else None,
+                            self.submitter, opts.cache)
                  for i in todo)
         self.bar.start(epoch, position.done)
         # closed on any exit, so no loader thread is left waiting for a taker
         with closing(prefetched(self.submitter, tasks, opts.prefetch)) as loaded:
+            if window > 1:
+                self.windows(todo, loaded, window, position)
+                return
             for index, blocks in zip(todo, loaded):
-                rows = self.partition(index, blocks, position)
-                position.epoch_rows += rows
-                position.done += 1
-                self.bar.update(rows)
-                self.trained += 1
-                if opts.checkpoint is not None and self.trained % opts.checkpoint_every == 0:
-                    self.record.seconds = self.elapsed()
-                    opts.checkpoint(self.estimator, position, self.record)
+                self.done([index], [self.partition(index, blocks, position)], position)
+
+    def windows(self, todo: list[int], loaded: Iterator[Any], window: int,
+                position: Position) -> None:
+        """SHUFFLE across partitions: ``window`` partitions at a time, their rows mixed into
+        every block (:mod:`.mixing`); a window's partitions are done together."""
+        first = position.done  # windows start at multiples of ``window`` of the epoch's order
+        for start in range(0, len(todo), window):
+            group = todo[start:start + window]
+            streams = [next(loaded) for _ in group]
+            rows = [0] * len(group)
+            seed = (self.opts.seed or 0, position.epoch, (first + start) // window)
+            sizes = None if self.opts.sizes is None else [self.opts.sizes[i] for i in group]
+            self.partition(group[0], mixed(streams, seed, rows, sizes), position)
+            self.done(group, rows, position)
+
+    def done(self, indices: list[int], rows: list[int], position: Position) -> None:
+        """Book partitions trained on: the position, the progress line, a checkpoint when
+        one falls due."""
+        opts, before = self.opts, self.trained
+        for n in rows:
+            position.epoch_rows += n
+            position.done += 1
+            self.bar.update(n)
+            self.trained += 1
+        if opts.checkpoint is not None and \
+                self.trained // opts.checkpoint_every > before // opts.checkpoint_every:
+            self.record.seconds = self.elapsed()
+            opts.checkpoint(self.estimator, position, self.record)
 
     def partition(self, index: int, blocks: Iterable[Block], position: Position) -> int:
         """``partial_fit`` on one partition's blocks (each scored first, if asked); its rows."""

@@ -1,0 +1,132 @@
+"""SHUFFLE mixes rows across partitions: on the hardest layout, one partition per label value,
+one epoch trains as well as scikit-learn on rows shuffled in memory, and the model is the same
+bit for bit on every scheduler, from both faces, with and without the cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dask
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import SGDClassifier
+from sklearn.preprocessing import StandardScaler
+
+import oocml
+from oocml.engine.stream import BlockRecipe, TrainOptions, train
+from oocml.io.partitions import partitions
+
+FEATURES = ["x0", "x1", "x2", "x3"]
+
+
+def _rows(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(rng.normal(size=(n, 4)), columns=FEATURES)
+    frame["y"] = (frame.x0 + 0.5 * frame.x1 - 0.25 * frame.x2 + rng.normal(scale=0.5, size=n)
+                  > 0.3).astype(int)
+    return frame
+
+
+@pytest.fixture(scope="module")
+def by_label(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
+    """The hardest layout: every file holds one label value (a folder sorted by the label),
+    and held-out rows of the same task."""
+    folder = tmp_path_factory.mktemp("by_label")
+    frame = _rows(40_000, seed=3)
+    for label, rows in frame.groupby("y"):
+        half = len(rows) // 2
+        rows.iloc[:half].to_parquet(folder / f"y{label}-a.parquet", index=False)
+        rows.iloc[half:].to_parquet(folder / f"y{label}-b.parquet", index=False)
+    return folder, _rows(8_000, seed=4)
+
+
+def _accuracy(folder: Path, test: pd.DataFrame, clauses: str) -> float:
+    model = oocml.sql(f"TRAIN sgd ON '{folder}' PREDICT y SCALE standard {clauses}")
+    return model.score(test)
+
+
+def _in_memory(folder: Path, test: pd.DataFrame, seed: int) -> float:
+    """scikit-learn's SGDClassifier, one epoch over the rows shuffled in memory."""
+    rows = pd.read_parquet(folder).sample(frac=1.0, random_state=seed)
+    scaler = StandardScaler().fit(rows[FEATURES])
+    model = SGDClassifier(random_state=0)
+    model.partial_fit(scaler.transform(rows[FEATURES]), rows.y, classes=[0, 1])
+    return model.score(scaler.transform(test[FEATURES]), test.y)
+
+
+@pytest.mark.parametrize("blocks", ["", "BLOCKSIZE 1000"])
+def test_one_shuffled_epoch_on_label_sorted_files_trains_as_well_as_in_memory(by_label, blocks):
+    """With whole files as blocks and with 10 blocks a file: SHUFFLE reaches scikit-learn's
+    one-epoch accuracy on shuffled rows; SHUFFLE WINDOW 1, blocks of one file each (what SHUFFLE
+    was), ends biased towards the last label it saw."""
+    folder, test = by_label
+    reference = np.mean([_in_memory(folder, test, seed) for seed in range(3)])
+    mixed = _accuracy(folder, test, f"{blocks} SHUFFLE")
+    unmixed = _accuracy(folder, test, f"{blocks} SHUFFLE WINDOW 1")
+    assert mixed >= reference - 0.015, (mixed, reference)
+    assert unmixed < mixed - 0.05, (unmixed, mixed)
+
+
+class _Recorder:
+    """Keeps each block: what partial_fit was fed."""
+
+    def __init__(self):
+        self.blocks: list[pd.DataFrame] = []
+
+    def partial_fit(self, X, y, **kwargs):
+        self.blocks.append(X.copy())
+        return self
+
+
+@pytest.mark.parametrize("window", [None, 2, 1])
+def test_every_block_holds_rows_of_every_partition_of_its_window(by_label, window):
+    """Blocks as partial_fit gets them (the recipe keeps the frame): the files each block's
+    rows come from, found by their x0 values; and the labels' share in each."""
+    folder, _ = by_label
+    files = sorted(folder.glob("*.parquet"))
+    origin = {x: k for k, f in enumerate(files) for x in pd.read_parquet(f).x0}
+    sizes = tuple(len(pd.read_parquet(f)) for f in files)
+    recorder = _Recorder()
+    train(recorder, partitions(dd.read_parquet(files)),
+          BlockRecipe(prep=None, target="y", labels=None, block_rows=1000),
+          TrainOptions(shuffle=True, seed=1, window=window, sizes=sizes))
+    sources = [{origin[x] for x in X.x0} for X in recorder.blocks]
+    assert sum(len(X) for X in recorder.blocks) == 40_000
+    assert [len(s) for s in sources] == [min(window or 4, 4)] * len(sources)
+    if window is None:  # every block: the label's share over all the files, to sampling error
+        shares = np.array([X.y.mean() for X in recorder.blocks])
+        assert np.abs(shares - np.mean(shares)).max() < 0.06
+
+
+def _coef(model) -> np.ndarray:
+    return np.concatenate([model.estimator.coef_.ravel(), model.estimator.intercept_])
+
+
+def test_the_mixed_stream_is_the_same_everywhere(by_label):
+    """Schedulers, faces, the cache, and windows of several blocks: one model, bit for bit."""
+    folder, _ = by_label
+    statement = (f"TRAIN sgd ON '{folder}' PREDICT y SCALE standard BLOCKSIZE 1000 EPOCHS 2 "
+                 "SHUFFLE WINDOW 3 SEED 9")
+    models = []
+    for scheduler in ("sync", "threads", "processes"):
+        with dask.config.set(scheduler=scheduler):
+            models.append(oocml.sql(statement))
+    models.append(oocml.sql(statement + " CACHE OFF"))
+    chain = dd.read_parquet(folder).ml.scale()
+    models.append(chain.fit_incremental("sgd", target="y", block_rows=1000, epochs=2,
+                                        shuffle=True, shuffle_window=3, random_state=9))
+    for model in models[1:]:
+        np.testing.assert_array_equal(_coef(model), _coef(models[0]))
+    other = oocml.sql(statement.replace("WINDOW 3", "WINDOW 2"))
+    assert not np.array_equal(_coef(other), _coef(models[0]))
+
+
+def test_explain_says_how_many_partitions_are_mixed(by_label):
+    folder, _ = by_label
+    text = oocml.sql(f"EXPLAIN TRAIN sgd ON '{folder}' PREDICT y SHUFFLE")
+    assert "4 partitions at a time read together and their rows mixed into every block" in text
+    assert "shuffle=True" in text and "shuffle_window" not in text
+    text = oocml.sql(f"EXPLAIN TRAIN sgd ON '{folder}' PREDICT y SHUFFLE WINDOW 1")
+    assert "rows permuted inside each block" in text and "shuffle_window=1" in text
