@@ -92,6 +92,11 @@ class StorageError(SourceError):
     endpoint, bucket or key."""
 
 
+class SortedDataWarning(UserWarning):
+    """The partitions hold differently distributed rows and the plan does not SHUFFLE: a
+    model that learns block by block ends biased towards the last partitions it sees."""
+
+
 class TrainingInterrupted(OocmlError):
     """Training was stopped (Ctrl-C) between two blocks; nothing was saved as complete."""
 

@@ -4,6 +4,7 @@ bit for bit on every scheduler, from both faces, with and without the cache."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import dask
@@ -16,6 +17,7 @@ from sklearn.preprocessing import StandardScaler
 
 import oocml
 from oocml.engine.stream import BlockRecipe, TrainOptions, train
+from oocml.errors import SortedDataWarning
 from oocml.io.partitions import partitions
 
 FEATURES = ["x0", "x1", "x2", "x3"]
@@ -130,3 +132,36 @@ def test_explain_says_how_many_partitions_are_mixed(by_label):
     assert "shuffle=True" in text and "shuffle_window" not in text
     text = oocml.sql(f"EXPLAIN TRAIN sgd ON '{folder}' PREDICT y SHUFFLE WINDOW 1")
     assert "rows permuted inside each block" in text and "shuffle_window=1" in text
+
+
+def _partitions_with(tmp_path: Path, shares: list[float], shift: float = 0.0) -> Path:
+    """Three files of 2,000 rows: in file k, class 1 is ``shares[k]`` of the rows and x0's
+    mean is ``k * shift``."""
+    rng = np.random.default_rng(11)
+    for k, share in enumerate(shares):
+        frame = pd.DataFrame(rng.normal(size=(2_000, 2)), columns=["x0", "x1"])
+        frame["x0"] += k * shift
+        frame["y"] = (np.arange(2_000) < share * 2_000).astype(int)
+        frame.to_parquet(tmp_path / f"part-{k}.parquet", index=False)
+    return tmp_path
+
+
+@pytest.mark.parametrize("shares, shift, warned", [
+    ([0.3, 0.5, 0.56], 0.0, True),    # a class's share spreads by 0.26 >= 0.25
+    ([0.3, 0.5, 0.54], 0.0, False),   # 0.24: alike enough
+    ([0.5, 0.5, 0.5], 0.6, True),     # x0's mean spreads by 1.2 / sd 1.11 = 1.08 sd >= 1
+    ([0.5, 0.5, 0.5], 0.4, False),    # 0.8 / sd 1.05 = 0.76 sd
+])
+def test_a_fit_without_shuffle_warns_once_when_partitions_differ(tmp_path, shares, shift,
+                                                                 warned):
+    folder = _partitions_with(tmp_path, shares, shift)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        oocml.sql(f"TRAIN sgd ON '{folder}' PREDICT y")
+        oocml.sql(f"TRAIN sgd ON '{folder}' PREDICT y SHUFFLE")  # mixed: nothing to say
+    sorted_warnings = [w for w in caught if issubclass(w.category, SortedDataWarning)]
+    assert len(sorted_warnings) == int(warned)
+    if warned:
+        text = str(sorted_warnings[0].message)
+        assert ("class 1" in text or "class 0" in text) if shift == 0 else "'x0'" in text
+        assert "add SHUFFLE" in text

@@ -4,14 +4,16 @@ missing or infinite values, a single class): each refusal names the culprit and 
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import dask.dataframe as dd
+import numpy as np
 import pandas as pd
 from dask.dataframe.utils import make_meta
 
 from ..encoding import is_categorical
-from ..errors import ColumnNotFoundError, DataError, ParameterError
+from ..errors import ColumnNotFoundError, DataError, ParameterError, SortedDataWarning
 from ..plan import Plan, Step
 from ..plan_rules import SPARSE_ENCODINGS, encoding_of
 from .stats import Summary
@@ -118,3 +120,48 @@ def check_numeric_target(frame: dd.DataFrame, target: str) -> None:
     if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)):
         raise DataError(f"the target column {target!r} holds {dtype} values, but a regressor "
                         "needs a numeric target; convert it, or train a classifier")
+
+
+# -- partitions that hold differently distributed rows ---------------------------------------------
+
+LABEL_SPREAD = 0.25  # a class's share of the rows differs by this much between two partitions
+MEAN_SPREAD = 1.0  # a feature's mean differs by this many of its standard deviations
+LAYOUT_ROWS = 100  # partitions with fewer training rows are left out of the comparison
+
+
+def sorted_layout(summary: Summary, features: list[str]) -> str | None:
+    """What makes the partitions differ, when they differ strongly in their label mix (by
+    ``LABEL_SPREAD``) or in a feature's mean (by ``MEAN_SPREAD`` standard deviations); None
+    when they look alike. Measured in the statistics pass, at no extra cost."""
+    kept = [shape for shape, rows in zip(summary.layout, summary.partition_rows)
+            if rows >= LAYOUT_ROWS]
+    if len(kept) < 2:
+        return None
+    counts = [c for _, c in kept if c is not None]
+    if len(counts) == len(kept):
+        shares = pd.DataFrame([c / c.sum() for c in counts]).fillna(0.0)
+        spread = shares.max() - shares.min()
+        label = spread.idxmax()
+        if spread[label] >= LABEL_SPREAD:
+            name = label.item() if isinstance(label, np.generic) else label
+            return (f"the share of class {name!r} ranges from {shares[label].min():.0%} to "
+                    f"{shares[label].max():.0%} across the {len(kept)} partitions")
+    means = np.vstack([m for m, _ in kept])
+    std = np.sqrt(summary.moments.var)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        spread = np.where(std > 0, (means.max(axis=0) - means.min(axis=0)) / std, 0.0)
+    worst = int(np.argmax(spread)) if spread.size else 0
+    if spread.size and spread[worst] >= MEAN_SPREAD:
+        return (f"the mean of feature {features[worst]!r} ranges over {spread[worst]:.1f} "
+                f"standard deviations across the {len(kept)} partitions")
+    return None
+
+
+def warn_if_sorted(summary: Summary, features: list[str]) -> None:
+    """A :class:`SortedDataWarning` when :func:`sorted_layout` finds the partitions unlike."""
+    why = sorted_layout(summary, features)
+    if why is not None:
+        warnings.warn(SortedDataWarning(
+            f"{why}: without SHUFFLE the model learns partition after partition and ends biased "
+            "towards the last ones; add SHUFFLE (shuffle=True), which mixes rows across "
+            "partitions"), stacklevel=2)

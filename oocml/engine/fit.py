@@ -41,6 +41,7 @@ from .checks import (
     check_summary,
     resolve_columns,
     split_features,
+    warn_if_sorted,
 )
 from .parsed import open_parsed_copy
 from .search import candidate_estimators, search_choice, start_search
@@ -170,6 +171,8 @@ def statistics(prepared: Prepared, copy: Any = None) -> tuple[Summary, np.ndarra
                                   copy=copy, texts=texts or None)
     check_summary(summary, prepared.numeric, plan, prepared.task,
                   missing_ok=is_boosted(prepared.estimator))
+    if not plan.stream.shuffle and not is_boosted(prepared.estimator):  # trees see every row
+        warn_if_sorted(summary, prepared.numeric)
     seconds = time.perf_counter() - start
     log.info("statistics pass: %d rows, %d partitions, %.2fs", summary.rows,
              len(summary.partition_rows), seconds)

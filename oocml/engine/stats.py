@@ -36,6 +36,9 @@ class Summary:
     categories: dict[str, pd.Series] | None = None  # value counts of the columns to encode
     documents: dict[str, tuple] | None = None  # TF-IDF text columns: (documents, frequencies)
     target_infinite: int = 0  # +-inf in a numeric target
+    label_counts: pd.Series | None = None  # training rows per class (classification)
+    # per partition: (feature means, label counts or None), for the warning on sorted data
+    layout: tuple[tuple[np.ndarray, pd.Series | None], ...] = ()
 
     @property
     def rows(self) -> int:
@@ -48,10 +51,13 @@ class Summary:
                       else merge_counts(self.categories, other.categories))
         documents = (None if self.documents is None
                      else merge_documents(self.documents, other.documents))
+        counts = (None if self.label_counts is None
+                  else self.label_counts.add(other.label_counts, fill_value=0).sort_index())
         return Summary(self.moments.merge(other.moments), self.infinite + other.infinite, labels,
                        self.target_missing + other.target_missing,
                        self.partition_rows + other.partition_rows, quantiles, categories,
-                       documents, self.target_infinite + other.target_infinite)
+                       documents, self.target_infinite + other.target_infinite, counts,
+                       self.layout + other.layout)
 
 
 def summarize_batch(frame: pd.DataFrame, training: pd.DataFrame, features: list[str],
@@ -73,8 +79,10 @@ def summarize_batch(frame: pd.DataFrame, training: pd.DataFrame, features: list[
     missing, endless = target_faults(frame[target]) if target is not None else (0, 0)
     counts = count_values(training, list(categorical)) if categorical else None
     documents = document_counts(training, texts) if texts else None
+    label_counts = (training[target].value_counts().sort_index()
+                    if labels and target is not None else None)
     return Summary(moments, infinite, found, missing, (len(training),), None, counts, documents,
-                   endless)
+                   endless, label_counts)
 
 
 def target_faults(target: pd.Series) -> tuple[int, int]:
@@ -114,7 +122,8 @@ def summarize_part(part: Any, features: list[str], target: str | None, labels: b
             columns.append(numeric_arrays(training, features))
     sketch = (QuantileSketch.of_columns([np.concatenate(c) for c in zip(*columns)])
               if quantiles else None)
-    return replace(summary, partition_rows=(summary.rows,), quantiles=sketch)
+    return replace(summary, partition_rows=(summary.rows,), quantiles=sketch,
+                   layout=((summary.moments.mean.copy(), summary.label_counts),))
 
 
 def statistics_pass(parts: list[Any], features: list[str], target: str | None,
