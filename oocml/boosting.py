@@ -34,6 +34,12 @@ MAX_BIN = 256  # XGBoost's default; the external-memory matrix and the training 
 DEFAULT_ROUNDS = 100  # n_estimators=None: XGBoost's own default number of boosting rounds
 
 
+def xgboost_message(exc: Exception) -> str:
+    """The first line of an XGBoost error, without its time stamp and source file."""
+    first = str(exc).strip().splitlines()[0]
+    return re.sub(r"^\[[\d:]+\] \S+: ", "", first)
+
+
 class _Boosted:
     """What both estimators share: their state in a model file, and the booster parameters
     oocml trains with."""
@@ -76,6 +82,8 @@ class _Boosted:
                 params.update(objective="multi:softprob", num_class=n_classes)
             else:
                 params["objective"] = "binary:logistic"
+        elif n_classes is not None and str(self.objective).startswith("multi:"):
+            params["num_class"] = n_classes
         return params
 
     @property
@@ -86,12 +94,14 @@ class _Boosted:
     def check_params(self) -> None:
         """Train one round on two rows: XGBoost refuses a bad parameter value now, before any
         data is read (a ValueError naming it)."""
+        # labels every objective takes: classes 0 and 1; values in (0, 1) for a regressor
+        # (positive for Poisson and gamma, a probability for reg:logistic)
+        labels = [0.0, 1.0] if self._is_classifier() else [0.25, 0.75]
         try:
-            matrix = xgboost.DMatrix(np.array([[0.0], [1.0]]), label=np.array([0.0, 1.0]))
+            matrix = xgboost.DMatrix(np.array([[0.0], [1.0]]), label=np.array(labels))
             xgboost.train(self.booster_params(2 if self._is_classifier() else None), matrix, 1)
         except xgboost.core.XGBoostError as exc:
-            first = str(exc).strip().splitlines()[0]
-            raise ValueError(re.sub(r"^\[[\d:]+\] \S+: ", "", first)) from None
+            raise ValueError(xgboost_message(exc)) from None
 
     def _is_classifier(self) -> bool:
         return isinstance(self, xgboost.XGBClassifier)

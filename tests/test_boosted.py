@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import oocml
-from oocml.errors import ParameterError, TrainingInterrupted
+from oocml.errors import DataError, ParameterError, TrainingInterrupted
 
 pytest.importorskip("xgboost")
 
@@ -264,3 +264,24 @@ def test_explain_shows_the_rungs_of_a_boosted_tune(shops):
     assert "boosted in turn on the same two matrices" in text
     assert "rung 1: 9 candidate(s) grow to 3 of 27 rounds" in text
     assert "rung 3: 1 candidate(s) grow to 27 of 27 rounds" in text
+
+
+def test_labels_that_do_not_fit_the_objective_are_refused_by_name(tmp_path):
+    """Caught before any data is read where parameters show it, else when the data does:
+    negative counts for Poisson, two classes for a multiclass objective; and an objective that
+    needs positive labels is not refused on parameters alone."""
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame({"x": rng.normal(size=2_000)})
+    frame["v"], frame["y"] = frame.x - 1, (frame.x > 0).astype(int)
+    frame["rate"] = np.exp(frame.x)
+    frame.to_parquet(tmp_path / "d.parquet")
+    source = f"'{tmp_path / 'd.parquet'}'"
+    with pytest.raises(DataError, match="label must be non-negative for Poisson"):
+        oocml.sql(f"TRAIN xgboost_regressor ON {source} PREDICT v FEATURES x "
+                  "WITH (objective = 'count:poisson', n_estimators = 3)")
+    with pytest.raises(DataError, match="'multi:softprob' needs three classes or more"):
+        oocml.sql(f"TRAIN xgboost ON {source} PREDICT y FEATURES x "
+                  "WITH (objective = 'multi:softprob')")
+    gamma = oocml.sql(f"TRAIN xgboost_regressor ON {source} PREDICT rate FEATURES x "
+                      "WITH (objective = 'reg:gamma', n_estimators = 20)")
+    assert gamma.score(frame) > 0.5

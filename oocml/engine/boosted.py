@@ -30,7 +30,7 @@ import numpy as np
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OrdinalEncoder
 
-from ..boosting import MAX_BIN, xgboost  # sets OpenMP's wait policy before XGBoost loads
+from ..boosting import MAX_BIN, xgboost, xgboost_message  # sets OpenMP's wait policy first
 from ..errors import DataError, ParameterError, TrainingInterrupted
 from ..execution import Submitter, current_client, data_pass
 from ..progress import PassLine
@@ -86,6 +86,11 @@ def train_boosted(prepared: Any, summary: Any, steps: list[tuple[str, Any]],
     held-out rows with a holdout), train the trees, and return the fitted estimator."""
     plan, stream = prepared.plan, prepared.plan.stream
     labels = classes if prepared.task == "classification" else None
+    objective = str(prepared.estimator.objective)
+    if labels is not None and len(labels) == 2 and objective.startswith("multi:"):
+        raise DataError(f"objective {objective!r} needs three classes or more, and "
+                        f"{plan.target!r} holds two: leave the objective out "
+                        "(binary:logistic)")
     recipe = BlockRecipe(prep=Pipeline(steps), target=plan.target, labels=labels,
                          block_rows=stream.block_rows, holdout=stream.holdout, dtype="float32")
     types = feature_types(steps)
@@ -100,8 +105,15 @@ def train_boosted(prepared: Any, summary: Any, steps: list[tuple[str, Any]],
         with Submitter(stream.prefetch) as submitter, data_pass():
             feed = _Feed(prepared.parts, submitter, stream.prefetch, labels, types,
                          prepared.progress)
-            estimator, booster, history, rows, chosen = _build_and_train(
-                feed, recipe, caches, folder, prepared, labels)
+            failure = None
+            try:
+                estimator, booster, history, rows, chosen = _build_and_train(
+                    feed, recipe, caches, folder, prepared, labels)
+            except xgboost.core.XGBoostError as exc:  # what only the data shows (labels)
+                failure = xgboost_message(exc)
+            if failure is not None:  # raised here, so the failed matrices are freed first
+                raise DataError(f"XGBoost cannot train {type(prepared.estimator).__name__} on "
+                                f"this data: {failure}")
     finally:  # the matrices are freed by now: their pages can go
         for cache in caches:
             if cache is not None:
