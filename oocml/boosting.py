@@ -10,8 +10,9 @@ XGBoost's own scikit-learn estimators with two differences:
 
 ``import oocml.boosting`` needs the ``xgboost`` extra (the CPU-only ``xgboost-cpu`` wheel).
 OpenMP threads wait passively for work unless ``OMP_WAIT_POLICY`` says otherwise: on a busy
-2-core machine, spinning made two threads 5-11 times slower than one (benchmarks/README.md,
-"boosted.py"). It must be set before XGBoost loads its OpenMP runtime, so here.
+2-core machine, threads spinning for work took the cores from the loaders and from each other,
+and boosting slowed several times over. It must be set before XGBoost loads its OpenMP
+runtime, so here.
 """
 
 from __future__ import annotations

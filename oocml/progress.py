@@ -42,8 +42,8 @@ class PassLine:
     behind it (a resumed epoch); the rate and ETA count only those done since."""
 
     def __init__(self, name: str, total: int, enabled: bool = True, out: TextIO | None = None,
-                 done: int = 0):
-        self.name, self.total, self.enabled = name, total, enabled
+                 done: int = 0, unit: str = "partitions"):
+        self.name, self.total, self.enabled, self.unit = name, total, enabled, unit
         self.out = out or sys.stderr
         self.done = self._first = done
         self.rows = 0  # rows of the partitions counted with their rows
@@ -70,7 +70,7 @@ class PassLine:
         elapsed = now - self.start
         filled = int(BAR_WIDTH * min(self.done / self.total, 1.0)) if self.total else BAR_WIDTH
         fields = [f"{self.name} [{'#' * filled}{' ' * (BAR_WIDTH - filled)}] "
-                  f"{self.done}/{self.total} partitions"]
+                  f"{self.done}/{self.total} {self.unit}"]
         if self.rows and elapsed > 0:
             fields.append(f"{_count(self.rows / elapsed)} rows/s")
         advanced = self.done - self._first

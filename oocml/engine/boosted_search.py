@@ -80,7 +80,7 @@ def tune_boosted(candidates: tuple[list[dict], list[Any]], train: Any, valid: An
             for p, e in zip(params, estimators, strict=True)]
     pool = list(live)
     line = PassLine(f"tune ({len(pool)} candidates, {rungs} rungs of rounds)",
-                    _planned(estimators, rungs, eta), progress)
+                    _planned(estimators, rungs, eta), progress, unit="rounds")
     try:
         for rung in range(rungs):
             for candidate in live:
