@@ -140,6 +140,7 @@ def _build_and_train(feed: _Feed, recipe: BlockRecipe, caches: list, folder: Pat
         valid = feed.matrix(replace(recipe, heldout=True), caches[1], folder / "holdout",
                             "boost holdout matrix", ref=train)
     rows = int(train.num_row())
+    give_back_memory()  # the reads' buffers, before XGBoost's per-row state takes its place
     if prepared.candidates is not None:
         found, history = _tune(prepared.candidates, train, valid, stream, prepared.plan.search,
                                labels, feed.progress)
@@ -147,6 +148,22 @@ def _build_and_train(feed: _Feed, recipe: BlockRecipe, caches: list, folder: Pat
     estimator = prepared.estimator
     booster, history = _train(estimator, train, valid, stream.patience, labels, feed.progress)
     return estimator, booster, history, rows, _chosen(booster, history, stream)
+
+
+def give_back_memory() -> None:
+    """Return to the system what the passes freed but the allocators keep: pyarrow's pool
+    and glibc's arenas (the reading threads' batches), so that boosting starts from less."""
+    import ctypes
+    import ctypes.util
+    import gc
+
+    import pyarrow as pa
+
+    gc.collect()
+    pa.default_memory_pool().release_unused()
+    libc = ctypes.util.find_library("c")
+    if libc and hasattr(ctypes.CDLL(libc), "malloc_trim"):
+        ctypes.CDLL(libc).malloc_trim(0)
 
 
 def check_page_room(plan: Any, size: int) -> None:
