@@ -136,11 +136,13 @@ def _order(plan: Plan, partitions: int) -> str:
     if not stream.shuffle:
         return "in order"
     window = window_size(stream.shuffle_window, True, partitions)
-    if window == 1:
+    if window is None:
         return f"shuffled (seed {plan.random_state}), rows permuted inside each block"
-    return (f"shuffled (seed {plan.random_state}), {window} partitions at a time read together "
-            "and their rows mixed into every block (SHUFFLE WINDOW "
-            f"{stream.shuffle_window or window})")
+    together = ("one partition" if window == 1 else
+                f"{window} partitions at a time read together and their rows mixed into every "
+                "block")
+    return (f"shuffled (seed {plan.random_state}), {together}, each partition's rows drawn "
+            f"through a pool of 2 blocks (SHUFFLE WINDOW {stream.shuffle_window or window})")
 
 
 def _boosted_passes(plan: Plan, first: int) -> list[str]:

@@ -104,7 +104,8 @@ def train_average(estimator: Any, parts: Sequence[Any], recipe: BlockRecipe,
             for epoch in range(epochs):
                 places = _places(submitter.client)  # again each epoch: workers come and go
                 order = epoch_order(len(parts), epoch, shuffle, seed)
-                groups = [order[k:k + window] for k in range(0, len(order), window)]
+                size = window or 1
+                groups = [order[k:k + size] for k in range(0, len(order), size)]
                 scored = ProgressiveScore(progressive) if progressive else None
                 rows = rounds = 0
                 bar.start(epoch)
@@ -205,13 +206,13 @@ def _submit(submitter: Submitter, places: list[str], slot: int, task: Any) -> An
     return submitter.submit(task)
 
 
-def _seeds(shuffle: bool, window: int, seed: int | None, epoch: int, group: list[int],
+def _seeds(shuffle: bool, window: int | None, seed: int | None, epoch: int, group: list[int],
            number: int) -> tuple[tuple | None, tuple | None]:
     """(the row permutation's seed, the mixing's seed) of one task, as sequential training
     seeds its partition (no window) or its window (the ``number``-th of the epoch)."""
     if not shuffle:
         return None, None
-    if window == 1:
+    if window is None:
         return (seed or 0, epoch, group[0]), None
     return None, (seed or 0, epoch, number)
 

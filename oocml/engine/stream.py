@@ -227,7 +227,7 @@ def train(estimator: Any, parts: Sequence[Any], recipe: BlockRecipe,
     elapsed = lambda: seconds_before + time.perf_counter() - start  # noqa: E731
     try:
         # a loader for each partition of a SHUFFLE window, and those loading ahead of it
-        threads = opts.prefetch + window_size(opts.window, opts.shuffle, len(parts)) - 1
+        threads = opts.prefetch + (window_size(opts.window, opts.shuffle, len(parts)) or 1) - 1
         with Submitter(threads) as submitter, data_pass(), finiteness_checks(recipe):
             stream = _Stream(estimator, parts, recipe, opts, submitter, bar, record, elapsed)
             for epoch in range(position.epoch, opts.epochs):
@@ -271,13 +271,13 @@ class _Stream:
         window = window_size(opts.window, opts.shuffle, len(self.parts))
         recipe_task = dask.delayed(self.recipe)
         tasks = (_load_task(self.parts[i], self.recipe, recipe_task, i,
-                            (opts.seed or 0, epoch, i) if opts.shuffle and window == 1 else None,
+                            (opts.seed or 0, epoch, i) if opts.shuffle and window is None else None,
                             self.submitter, opts.cache)
                  for i in todo)
         self.bar.start(epoch, position.done)
         # closed on any exit, so no loader thread is left waiting for a taker
         with closing(prefetched(self.submitter, tasks, opts.prefetch)) as loaded:
-            if window > 1:
+            if window is not None:
                 self.windows(todo, loaded, window, position)
                 return
             for index, blocks in zip(todo, loaded):
