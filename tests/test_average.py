@@ -116,7 +116,8 @@ def test_one_worker_is_the_sequential_model_bit_for_bit(binary_data, estimator):
     _same(averaged, sequential)
     assert vars(averaged).keys() == vars(sequential).keys()
     assert (avg_log.rows_seen, avg_log.blocks_seen, avg_log.epochs) == \
-           (seq_log.rows_seen, seq_log.blocks_seen, seq_log.epochs) == (60_000, 2 * 18, 2)
+           (seq_log.rows_seen, seq_log.blocks_seen, seq_log.epochs)
+    assert (seq_log.rows_seen, seq_log.epochs) == (60_000, 2)
 
 
 @pytest.mark.parametrize("name,estimator", [

@@ -45,7 +45,7 @@ def test_a_killed_run_resumes_to_the_same_model(many_dir, tmp_path, caplog):
         from sklearn.linear_model import SGDClassifier
         files = sorted(str(p) for p in __import__("pathlib").Path({str(many_dir)!r}).glob("*.parquet"))
         def slow(path):
-            time.sleep(0.15)
+            time.sleep(0.4)  # SHUFFLE reads a window of 4 at once
             return pd.read_parquet(path)
         frame = dd.from_map(slow, files, meta=pd.read_parquet(files[0]).iloc[:0])
         with dask.config.set(scheduler="threads"):
@@ -59,7 +59,7 @@ def test_a_killed_run_resumes_to_the_same_model(many_dir, tmp_path, caplog):
     deadline = time.monotonic() + 120
     while not checkpoint.exists() and child.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    time.sleep(1.0)  # a few more blocks
+    time.sleep(0.5)  # a few more blocks
     child.send_signal(signal.SIGKILL)
     out, err = child.communicate()
     assert b"finished" not in out, err.decode()
