@@ -32,7 +32,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from children import peak_mb, run_child, versions, warm_page_cache  # noqa: E402
-from scaled_sgd import MARKER, cpu_seconds, ensure_data, fail, interference, machine, print_load  # noqa: E402
+from scaled_sgd import MARKER, cpu_seconds, ensure_data, fail, finish, interference, machine  # noqa: E402
 
 PACKAGES = ("oocml", "xgboost-cpu", "xgboost", "scikit-learn", "dask", "pandas", "pyarrow", "numpy")
 PARTS = ("accuracy", "memory", "speed")
@@ -438,10 +438,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"\n== {part} ==", flush=True)
             results[part] = {"accuracy": accuracy, "memory": memory, "speed": speed}[part](args)
     results["machine"].update(interference(started[1], time.perf_counter() - started[0]))
-    print_load(results["machine"])
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
-        print(f"wrote {args.json}")
+    finish(results, args.json)
 
 
 if __name__ == "__main__":

@@ -365,10 +365,7 @@ def main(argv: list[str] | None = None) -> None:
             r["fit_over_files20"] = r["fit_s"] / anchor
     results["machine"].update(shared.interference(started[1], time.perf_counter() - started[0]))
     print_table(results)
-    shared.print_load(results["machine"])
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
-        print(f"wrote {args.json}")
+    shared.finish(results, args.json)
 
 
 if __name__ == "__main__":

@@ -493,6 +493,15 @@ def print_load(machine_info: dict[str, Any]) -> None:
           + ("; figures may be skewed" if share > 0.05 else ""))
 
 
+def finish(results: dict[str, Any], json_path: Path | None) -> None:
+    """The end of every benchmark: the machine's load during the run, and every figure written
+    to ``json_path`` (when given)."""
+    print_load(results["machine"])
+    if json_path:
+        json_path.write_text(json.dumps(results, indent=2))
+        print(f"wrote {json_path}")
+
+
 # -- command line -------------------------------------------------------------------------------
 
 
@@ -573,10 +582,7 @@ def main(argv: list[str] | None = None) -> None:
     results["comparisons"] = comparisons(results)
     results["machine"].update(interference(started[1], time.perf_counter() - started[0]))
     print_table(results)
-    print_load(results["machine"])
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
-        print(f"wrote {args.json}")
+    finish(results, args.json)
 
 
 def data_folder(args: argparse.Namespace, rows: int, files: int) -> Path:
@@ -612,10 +618,7 @@ def run_scaling(args: argparse.Namespace, contenders: list[str]) -> None:
             continue
         print(f"{r['rows']:12,d} {r['files']:6d} {LABELS[r['contender']]:14s} {r['fit_s']:8.2f} "
               f"{r['rows'] / r['fit_s']:12,.0f} {r['fit_peak_rss_mb']:12.0f} {r['accuracy']:9.4f}")
-    print_load(results["machine"])
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
-        print(f"wrote {args.json}")
+    finish(results, args.json)
 
 
 if __name__ == "__main__":
