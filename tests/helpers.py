@@ -71,3 +71,10 @@ def generated(tmp_path_factory, name: str, **shape):
     folder = tmp_path_factory.mktemp(name)
     make_parquet_dataset(folder, **shape)
     return folder
+
+
+def parquet_parts(folder: Path, make, rows: int, parts: int = 3) -> Path:
+    """``parts`` parquet files in ``folder``, file i holding ``make(rows, seed=i)``."""
+    for i in range(parts):
+        make(rows, seed=i).to_parquet(folder / f"part-{i}.parquet")
+    return folder

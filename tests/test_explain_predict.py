@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xgboost
+from helpers import parquet_parts
 
 import oocml
 from oocml.errors import ColumnNotFoundError, DataError, OocmlSyntaxError, ParameterError
@@ -40,10 +41,7 @@ def _frame(rows: int, seed: int) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
-    path = tmp_path_factory.mktemp("explain")
-    for i in range(3):
-        _frame(1_200, seed=i).to_parquet(path / f"part-{i}.parquet")
-    return path
+    return parquet_parts(tmp_path_factory.mktemp("explain"), _frame, 1_200)
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import parquet_parts
 from sklearn.metrics import auc, confusion_matrix, roc_curve
 
 import oocml
@@ -37,10 +38,7 @@ def _frame(rows: int, seed: int) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
-    path = tmp_path_factory.mktemp("inspection")
-    for i in range(3):
-        _frame(1_500, seed=i).to_parquet(path / f"part-{i}.parquet")
-    return path
+    return parquet_parts(tmp_path_factory.mktemp("inspection"), _frame, 1_500)
 
 
 @pytest.fixture(scope="module")
