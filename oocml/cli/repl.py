@@ -208,12 +208,9 @@ def _ctrl_c_after_enter(terminal: Any) -> bool:
     from prompt_toolkit.keys import Keys
 
     keys = get_typeahead(terminal)
-    # in raw mode again: a Ctrl-C typed in raw mode waits as a byte that a canonical-mode read
-    # would never return (no end of line follows it), and one typed during this read is a key
-    with terminal.raw_mode():
-        while batch := terminal.read_keys():  # never waits: it reads only what is there
-            keys += batch
-        keys += terminal.flush_keys()
+    while batch := terminal.read_keys():  # never waits: it reads only what is there
+        keys += batch
+    keys += terminal.flush_keys()
     if any(key.key == Keys.ControlC for key in keys):
         return True
     store_typeahead(terminal, keys)
