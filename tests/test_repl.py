@@ -31,8 +31,23 @@ def terminal(tmp_path: Path, *args: str) -> pexpect.spawn:
                TERM="xterm", LINES="40", COLUMNS="160")  # the pty's size, whatever the runner says
     child = pexpect.spawn(SCRIPT, list(args), env=env, encoding="utf-8", timeout=60,
                           dimensions=(40, 160), cwd=str(tmp_path))
+    SPAWNED.append(child)
     child.expect("oocml>")
     return child
+
+
+SPAWNED: list[pexpect.spawn] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_repl_left_running():
+    """A failed test must not leave its REPL training on (EPOCHS 100000 holds a core for
+    minutes and slows every later test of the worker): each one is killed at teardown."""
+    yield
+    while SPAWNED:
+        child = SPAWNED.pop()
+        if child.isalive():
+            child.close(force=True)
 
 
 def quit_(child: pexpect.spawn) -> None:
