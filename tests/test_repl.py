@@ -6,6 +6,7 @@ import concurrent.futures
 import io
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -26,17 +27,20 @@ from oocml.plan import Source
 SCRIPT = shutil.which("oocml-sql", path=str(Path(sys.executable).parent)) or "oocml-sql"
 
 
-def terminal(tmp_path: Path, *args: str) -> pexpect.spawn:
+def terminal(tmp_path: Path, *args: str, sigint: str = "default") -> pexpect.spawn:
+    """oocml-sql in a pty; ``sigint="ignored"`` starts it as a job run with ``&`` by a script
+    does, with SIGINT ignored (which Python keeps: it installs its own handler only if not)."""
     env = dict(os.environ, OOCML_HISTORY=str(tmp_path / "history"), PROMPT_TOOLKIT_NO_CPR="1",
                TERM="xterm", LINES="40", COLUMNS="160")  # the pty's size, whatever the runner says
     child = pexpect.spawn(SCRIPT, list(args), env=env, encoding="utf-8", timeout=60,
-                          dimensions=(40, 160), cwd=str(tmp_path))
+                          dimensions=(40, 160), cwd=str(tmp_path), preexec_fn=INHERITED[sigint])
     SPAWNED.append(child)
     child.expect("oocml>")
     return child
 
 
 SPAWNED: list[pexpect.spawn] = []
+INHERITED = {"default": None, "ignored": lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)}
 
 
 @pytest.fixture(autouse=True)
@@ -141,8 +145,11 @@ def test_columns_complete_in_the_order_of_the_data(tmp_path, wide_dir):
     quit_(child)
 
 
-def test_ctrl_c_stops_training_and_the_session_survives(tmp_path, binary_dir):
-    child = terminal(tmp_path)
+@pytest.mark.parametrize("sigint", ["default", "ignored"])
+def test_ctrl_c_stops_training_and_the_session_survives(tmp_path, binary_dir, sigint):
+    """Ctrl-C during training, also when oocml-sql inherited an ignored SIGINT (started from a
+    script's background job): an interactive REPL handles it all the same."""
+    child = terminal(tmp_path, sigint=sigint)
     child.send(f"TRAIN sgd ON '{binary_dir}' PREDICT y SCALE standard EPOCHS 100000 AS endless;\r")
     child.expect("partitions", timeout=60)  # the progress line: training is under way
     time.sleep(0.5)
@@ -157,12 +164,13 @@ def test_ctrl_c_stops_training_and_the_session_survives(tmp_path, binary_dir):
     quit_(child)
 
 
-@pytest.mark.parametrize("delay", [0.1, 0.3, 1.0])
-def test_ctrl_c_right_after_enter_on_the_first_statement(tmp_path, binary_dir, delay):
+@pytest.mark.parametrize(("delay", "sigint"), [(0.1, "default"), (0.3, "default"), (1.0, "default"),
+                                               (0.3, "ignored")])
+def test_ctrl_c_right_after_enter_on_the_first_statement(tmp_path, binary_dir, delay, sigint):
     """Ctrl-C soon after Enter on a fresh REPL's first statement, while its session is likely
     still loading: a signal, not a key the prompt's raw mode eats (nothing waits for the session
     inside the prompt), and the TRAIN ends as interrupted whichever step it had reached."""
-    child = terminal(tmp_path)
+    child = terminal(tmp_path, sigint=sigint)
     child.send(f"TRAIN sgd ON '{binary_dir}' PREDICT y SCALE standard EPOCHS 100000 AS endless;\r")
     time.sleep(delay)
     child.sendintr()
@@ -410,3 +418,33 @@ def test_encode_completion_per_column(completion_session, binary_dir):
     assert suggestions(source + "text(x0) USING (binary = TRUE), o", completion_session)[0] == [
         "onehot", "ordinal"]
     assert suggestions(source + "text(x0) 1024 US", completion_session)[0] == ["USING"]
+
+
+def test_a_sigint_at_the_prompt_clears_the_line(tmp_path):
+    """SIGINT from ``kill`` (not the key), now that oocml handles it instead of prompt_toolkit."""
+    child = terminal(tmp_path)
+    child.send("SHOW MOD")
+    child.expect("MOD")  # echoed (highlighting puts escapes between the words)
+    child.kill(signal.SIGINT)
+    child.expect("oocml>")
+    child.send("SHOW MODELS;\r")  # the half-typed line was cleared: this parses
+    child.expect(r"\(0 rows\)")
+    child.expect("oocml>")
+    quit_(child)
+
+
+def test_the_prompt_sigint_handler_remembers_while_reading_and_raises_after():
+    """Between Enter and the statement's start (the prompt's loop winding down, the terminal
+    already cooked) a SIGINT is remembered, and the REPL cancels the statement; after, it raises."""
+    from oocml.cli.repl import PromptSigint
+
+    class Stopped:  # an app whose prompt has returned and whose loop is winding down
+        is_running, loop, future = False, None, None
+
+    sigint = PromptSigint(Stopped())
+    sigint.reading = True
+    sigint.handle(signal.SIGINT, None)
+    assert sigint.interrupted
+    sigint.reading = False
+    with pytest.raises(KeyboardInterrupt):
+        sigint.handle(signal.SIGINT, None)

@@ -16,6 +16,7 @@ import concurrent.futures
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -86,8 +87,8 @@ class Shell:
         except OocmlError as error:
             self.error(error)
             return False
-        except KeyboardInterrupt:
-            self.err.write("cancelled\n")
+        except KeyboardInterrupt:  # before the statement started
+            self.cancel(text)
             return False
         except BrokenPipeError:
             raise
@@ -179,23 +180,55 @@ def repl(shell: Shell) -> int:
                            complete_while_typing=True, enable_history_search=False,
                            prompt_continuation=lambda width, line, soft: "...> ".rjust(width))
     shell.out.write("oocml-sql: out-of-core machine learning. \\help for help, \\quit to leave.\n")
-    while True:
-        try:
-            text = prompt.prompt("oocml> ")
-        except KeyboardInterrupt:
-            continue  # Ctrl-C clears the line
-        except EOFError:
-            break
-        if _ctrl_c_after_enter(prompt.app.input):
-            shell.cancel(text)
-            continue
-        try:
-            shell.run(text)
-        except KeyboardInterrupt:  # outside a statement (a meta command): it ends, the REPL stays
-            shell.err.write("cancelled\n")
-        except EOFError:
-            break
+    sigint = PromptSigint(prompt.app)
+    previous = signal.signal(signal.SIGINT, sigint.handle)
+    try:
+        while True:
+            sigint.reading = True
+            sigint.interrupted = False
+            try:
+                text = prompt.prompt("oocml> ", handle_sigint=False)
+            except KeyboardInterrupt:
+                continue  # Ctrl-C clears the line
+            except EOFError:
+                break
+            try:
+                sigint.reading = False  # from here on, a SIGINT raises KeyboardInterrupt
+                if sigint.interrupted or _ctrl_c_after_enter(prompt.app.input):
+                    raise KeyboardInterrupt
+                shell.run(text)
+            except KeyboardInterrupt:  # before a statement started, or in a meta command
+                shell.cancel(text)
+            except EOFError:
+                break
+    finally:
+        signal.signal(signal.SIGINT, previous)
     return 0
+
+
+class PromptSigint:
+    """The REPL's SIGINT handler: Python's own while a statement runs, and one that loses no
+    Ctrl-C while the prompt reads.
+
+    prompt_toolkit's handler stays installed until its event loop has wound down, after the
+    terminal is back in cooked mode, and a Ctrl-C caught there goes to an app that has already
+    returned: it is lost. Here, while the prompt still reads, the signal clears the line as the
+    Ctrl-C key does; once the input is returned it is remembered, and the statement cancelled."""
+
+    def __init__(self, app: Any):
+        self.app, self.reading, self.interrupted = app, False, False
+
+    def handle(self, signum: int, frame: Any) -> None:
+        if not self.reading:
+            signal.default_int_handler(signum, frame)
+        self.interrupted = True
+        if self.app.is_running and self.app.loop is not None:
+            self.app.loop.call_soon_threadsafe(self._clear_line)
+
+    def _clear_line(self) -> None:
+        future = self.app.future
+        if future is not None and not future.done():
+            self.app.key_processor.send_sigint()
 
 
 def _ctrl_c_after_enter(terminal: Any) -> bool:
