@@ -226,8 +226,8 @@ def train(estimator: Any, parts: Sequence[Any], recipe: BlockRecipe,
     start, seconds_before = time.perf_counter(), record.seconds
     elapsed = lambda: seconds_before + time.perf_counter() - start  # noqa: E731
     try:
-        # a loader for each partition of a SHUFFLE window, and those loading ahead of it
-        threads = opts.prefetch + (window_size(opts.window, opts.shuffle, len(parts)) or 1) - 1
+        # a loader for each partition loading ahead, or for each of a SHUFFLE window
+        threads = window_size(opts.window, opts.shuffle, len(parts)) or opts.prefetch
         with Submitter(threads) as submitter, data_pass(), finiteness_checks(recipe):
             stream = _Stream(estimator, parts, recipe, opts, submitter, bar, record, elapsed)
             for epoch in range(position.epoch, opts.epochs):
@@ -272,11 +272,15 @@ class _Stream:
         recipe_task = dask.delayed(self.recipe)
         tasks = (_load_task(self.parts[i], self.recipe, recipe_task, i,
                             (opts.seed or 0, epoch, i) if opts.shuffle and window is None else None,
-                            self.submitter, opts.cache)
+                            self.submitter, opts.cache, room=2 if window is None else 1)
                  for i in todo)
         self.bar.start(epoch, position.done)
+        # A window's partitions load together, and the next window's when it starts: each
+        # partition read at once holds its reader's buffers (about 2 MB a column), so a window
+        # is what memory affords, not a window plus what loads ahead of it.
+        ahead = opts.prefetch if window is None else 1
         # closed on any exit, so no loader thread is left waiting for a taker
-        with closing(prefetched(self.submitter, tasks, opts.prefetch)) as loaded:
+        with closing(prefetched(self.submitter, tasks, ahead)) as loaded:
             if window is not None:
                 self.windows(todo, loaded, window, position)
                 return
@@ -360,12 +364,14 @@ def end_epoch(record: TrainingLog, epoch: int, rows: int, scored: ProgressiveSco
 
 
 def _load_task(part: Any, recipe: BlockRecipe, recipe_task: Any, index: int,
-               row_seed: tuple | None, submitter: Submitter, cache: Any = None) -> Any:
+               row_seed: tuple | None, submitter: Submitter, cache: Any = None,
+               room: int = 2) -> Any:
     """A dask task returning a partition's blocks, on a cluster (read where the task runs); on
-    this machine, a :class:`Feed` that makes them a batch at a time on a loader thread."""
+    this machine, a :class:`Feed` that makes them a batch at a time on a loader thread, with at
+    most ``room`` blocks made and not yet taken."""
     if submitter.client is not None and isinstance(part, Delayed | FilePart):
         return dask.delayed(partition_blocks)(part, recipe_task, index, row_seed)
-    return Feed(partial(_local_blocks, part, recipe, index, row_seed, cache))
+    return Feed(partial(_local_blocks, part, recipe, index, row_seed, cache), room)
 
 
 def _local_blocks(part: Any, recipe: BlockRecipe, index: int, row_seed: Sequence[int] | None,
