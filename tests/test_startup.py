@@ -49,3 +49,20 @@ def test_lazy_names_are_the_real_ones():
     assert set(oocml.__all__) <= set(dir(oocml))
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         oocml.nope  # noqa: B018
+
+
+def test_a_fit_on_this_machine_does_not_import_distributed(tmp_path):
+    """No client can exist unless distributed was imported; dask imports it (0.4 s) only to find
+    none, so oocml's passes name the threaded scheduler instead: a local fit, its score and a
+    SQL statement leave it unimported (a scheduler named in dask's config is dask's to find)."""
+    code = f"""
+import sys, dask.dataframe as dd, pandas as pd, oocml
+frame = pd.DataFrame({{"x": [float(i) for i in range(200)], "y": [i % 2 for i in range(200)]}})
+frame.to_parquet({str(tmp_path / "d.parquet")!r})
+ddf = dd.read_parquet({str(tmp_path)!r})
+model = ddf.ml.scale().fit_incremental("sgd", target="y")
+model.score(ddf)
+oocml.sql("TRAIN naive_bayes ON '{tmp_path}' PREDICT y")
+print("distributed" in sys.modules)
+"""
+    assert _run(code).strip() == "False"
