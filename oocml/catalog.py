@@ -1,20 +1,27 @@
-"""The model store: named models of a session, optionally persisted in a folder.
+"""The model store: named models of a session, each kept in versions, optionally persisted.
 
-Without a store, models live as long as the session. With one (a folder or any fsspec
-URL, e.g. ``s3://bucket/models/``), every model is a ``<name>.oocml`` file there
-(written whole or not at all, skops format), so models survive across sessions and
-processes; files are loaded on first use.
+Without a store, models live as long as the session. With one (a folder or any fsspec URL,
+e.g. ``s3://bucket/models/``), every version of a model is a ``<name>@<version>.oocml`` file
+there (skops format), so models survive across sessions and processes; files are loaded on
+first use. A model ``<name>.oocml`` written by an earlier oocml is version 1 of its name.
+
+Every TRAIN OR REPLACE, LOAD OR REPLACE and ROLLBACK writes a new version; the newest is the
+current one, and ``name@3`` names an older one. A version file is created exclusively (a
+local exclusive create, a conditional write on an object store), so of two sessions writing
+a name at once, both versions are kept whole, under two numbers: no update is ever lost.
+The newest ``keep_versions`` versions of a name are kept (10 by default).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import time
 from typing import TYPE_CHECKING, Any
 
 from .errors import ModelExistsError, ModelFileError, ParameterError, UnknownModelError, did_you_mean, listing
 from .io.files import remove_stale_temporaries
-from .io.storage import exists, filesystem, join, remove, translated
+from .io.storage import filesystem, join, remove, translated
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -22,9 +29,11 @@ if TYPE_CHECKING:
     from .model import Model
 
 SUFFIX = ".oocml"
+KEEP_VERSIONS = 10  # versions of a name a store keeps, by default
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# A name becomes ``<name>.oocml`` and, while it is written, ``.<name>.oocml.<random>.tmp``: 128
-# characters keep both within the 255-byte file names of every common filesystem.
+_VERSION_FILE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)@([1-9][0-9]*)")
+# A name becomes ``<name>@<version>.oocml`` and, while it is written, ``.<name>@<version>.oocml.
+# <random>.tmp``: 128 characters keep both within the 255-byte file names of common filesystems.
 MAX_NAME_LENGTH = 128
 
 
@@ -42,52 +51,88 @@ def check_name(name: str) -> str:
     return name
 
 
+def parse_reference(reference: str) -> tuple[str, int | None]:
+    """``"m"`` -> ("m", None): the current version; ``"m@3"`` -> ("m", 3)."""
+    name, at, version = str(reference).partition("@")
+    if not at:
+        return check_name(name), None
+    if not version.isdigit() or int(version) < 1:
+        raise ParameterError(f"invalid model version {reference!r}: write name@N, N from 1")
+    return check_name(name), int(version)
+
+
 class Catalog:
-    """Models by name; ``store`` (a folder or URL) makes them persistent."""
+    """Models by name, in versions; ``store`` (a folder or URL) makes them persistent."""
 
     def __init__(self, store: str | os.PathLike | None = None,
-                 storage_options: dict[str, Any] | None = None):
+                 storage_options: dict[str, Any] | None = None, *,
+                 keep_versions: int = KEEP_VERSIONS):
+        if not isinstance(keep_versions, int) or keep_versions < 1:
+            raise ParameterError(f"keep_versions must be a whole number from 1, not {keep_versions!r}")
         self.store = None if store is None else str(store).rstrip("/")
         self.options = dict(storage_options or {})
-        self._models: dict[str, Model] = {}
+        self.keep_versions = keep_versions
+        self._models: dict[tuple[str, int], Model] = {}  # loaded (or, without a store, kept)
+        self._saved: dict[tuple[str, int], float] = {}  # without a store: when each was kept
         if self.store is not None:
             self._fs, self._root = filesystem(self.store, self.options)
             with translated(self.store, "use the model store"):
                 self._fs.makedirs(self._root, exist_ok=True)
             remove_stale_temporaries(self.store, f"*{SUFFIX}")  # of saves that were killed
 
-    def _path(self, name: str) -> str:
-        return join(self.store, f"{check_name(name)}{SUFFIX}")
-
-    def _stored(self) -> set[str]:
+    def _files(self) -> dict[tuple[str, int], str]:
+        """Every (name, version) in the store, and its file's path."""
         if self.store is None:
-            return set()
+            return {}
         with translated(self.store, "list the model store"):
             self._fs.invalidate_cache(self._root)
             found = [p.rsplit("/", 1)[-1] for p in self._fs.glob(join(self._root, f"*{SUFFIX}"))]
-        return {f[:-len(SUFFIX)] for f in found if _NAME.fullmatch(f[:-len(SUFFIX)])}
+        files = {}
+        for file in found:
+            stem = file[:-len(SUFFIX)]
+            if (match := _VERSION_FILE.fullmatch(stem)) is not None:
+                files[(match[1], int(match[2]))] = join(self.store, file)
+            elif _NAME.fullmatch(stem):  # an earlier oocml's file: version 1
+                files.setdefault((stem, 1), join(self.store, file))
+        return files
+
+    def _located(self, name: str) -> dict[int, str]:
+        """The versions of ``name`` and their paths (without a store, paths are empty)."""
+        check_name(name)
+        if self.store is None:
+            return {v: "" for n, v in self._models if n == name}
+        return {v: path for (n, v), path in self._files().items() if n == name}
+
+    def versions(self, name: str) -> list[int]:
+        """The versions of ``name`` there are, oldest first (empty: no such model)."""
+        return sorted(self._located(name))
 
     def names(self) -> list[str]:
         """Every model name, in the session and in the store, sorted."""
-        return sorted(self._stored() | set(self._models))
+        return sorted({n for n, _ in self._files()} | {n for n, _ in self._models})
 
     def __contains__(self, name: str) -> bool:
-        check_name(name)
-        return name in self._models or (self.store is not None
-                                        and exists(self._path(name), self.options))
+        return bool(self.versions(name))
 
-    def get(self, name: str) -> Model:
-        check_name(name)
-        if name not in self._models:
-            if name not in self:
-                known = self.names()
-                raise UnknownModelError(
-                    f"no model named {name!r}{did_you_mean(name, known)}; "
-                    f"models: {listing(known) or '(none yet: TRAIN ... AS name)'}")
+    def get(self, reference: str) -> Model:
+        """The model ``name`` (its current version) or ``name@N`` (version N)."""
+        name, version = parse_reference(reference)
+        located = self._located(name)
+        versions = sorted(located)
+        if not versions:
+            known = self.names()
+            raise UnknownModelError(
+                f"no model named {name!r}{did_you_mean(name, known)}; "
+                f"models: {listing(known) or '(none yet: TRAIN ... AS name)'}")
+        version = versions[-1] if version is None else version
+        if version not in versions:
+            raise UnknownModelError(f"model {name!r} has no version {version}; its versions: "
+                                    f"{', '.join(map(str, versions))} (SHOW VERSIONS {name})")
+        if (name, version) not in self._models:
             from .model import load_model  # scikit-learn loads with the first model, not before
 
-            self._models[name] = load_model(self._path(name), self.options)
-        return self._models[name]
+            self._models[(name, version)] = load_model(located[version], self.options)
+        return self._models[(name, version)]
 
     def check_free(self, name: str, verb: str = "TRAIN") -> None:
         """Refuse a name that is taken (before any work is done to fill it)."""
@@ -96,41 +141,105 @@ class Catalog:
             raise ModelExistsError(f"a model named {name!r} exists already{where}; "
                                    f"{verb} OR REPLACE ... replaces it, or choose another name")
 
-    def put(self, name: str, model: Model, replace: bool = False, verb: str = "TRAIN") -> None:
-        """Keep ``model`` under ``name``, saving it to the store first. A taken name raises
-        :class:`ModelExistsError` unless ``replace``; of two sessions saving one new name at
-        once, one wins and the other is refused (the file is created exclusively)."""
+    def put(self, name: str, model: Model, replace: bool = False, verb: str = "TRAIN") -> int:
+        """Keep ``model`` as the next version of ``name`` (saving it to the store first); its
+        version number. A taken name raises :class:`ModelExistsError` unless ``replace``; of two
+        sessions saving one new name at once, one wins and the other is refused, and of two
+        replacing one, both versions are kept."""
         check_name(name)
         if not replace:
             self.check_free(name, verb)
-        if self.store is not None:
-            try:
-                model.save(self._path(name), self.options, overwrite=replace)
-            except ModelFileError as exc:
-                if "already exists" not in str(exc):
-                    raise
-                raise ModelExistsError(f"a model named {name!r} was saved to the store "
-                                       f"{self.store!r} meanwhile, by another session; {verb} "
-                                       "OR REPLACE ... replaces it") from None
-        self._models[name] = model
+        version = max(self.versions(name), default=0) + 1
+        if self.store is None:
+            self._saved[(name, version)] = time.time()
+        else:
+            while True:
+                try:
+                    model.save(join(self.store, f"{name}@{version}{SUFFIX}"), self.options,
+                               overwrite=False)
+                    break
+                except ModelFileError as exc:
+                    if "already exists" not in str(exc):
+                        raise
+                if not replace:
+                    raise ModelExistsError(f"a model named {name!r} was saved to the store "
+                                           f"{self.store!r} meanwhile, by another session; {verb} "
+                                           "OR REPLACE ... replaces it")
+                version += 1  # another session wrote this version meanwhile: both are kept
+        self._models[(name, version)] = model
+        self._retain(name)
+        return version
 
-    def drop(self, name: str) -> None:
-        self.get(name)  # a clear error for an unknown name
-        self._models.pop(name, None)
-        if self.store is not None:
-            remove(self._path(name), self.options)
+    def rollback(self, name: str, version: int) -> int:
+        """Make version ``version`` of ``name`` current again, as a new version (its number):
+        what was current stays, one version back."""
+        return self.put(name, self.get(f"{name}@{version}"), replace=True, verb="ROLLBACK")
+
+    def _retain(self, name: str) -> None:
+        """Delete the versions of ``name`` older than the newest ``keep_versions``."""
+        for version in self.versions(name)[:-self.keep_versions]:
+            self._forget(name, version)
+
+    def _forget(self, name: str, version: int) -> None:
+        path = self._located(name).get(version)
+        if path:
+            remove(path, self.options)
+        self._models.pop((name, version), None)
+        self._saved.pop((name, version), None)
+
+    def drop(self, reference: str) -> None:
+        """Delete every version of ``name``, or only version N of ``name@N``."""
+        name, version = parse_reference(reference)
+        self.get(reference)  # a clear error for an unknown name or version
+        for v in self.versions(name) if version is None else [version]:
+            self._forget(name, v)
+
+    def versions_table(self, name: str) -> pd.DataFrame:
+        """One row per version of ``name``: version, current, saved (UTC), algorithm, rows seen,
+        epochs and holdout score (the last epoch's, when the fit kept rows out)."""
+        import pandas as pd
+
+        versions = self.versions(name)
+        if not versions:
+            self.get(name)  # raises the unknown-model error
+        rows = []
+        for version in versions:
+            model = self.get(f"{name}@{version}")
+            history = model.report.history or [{}]
+            rows.append({"version": version, "current": version == versions[-1],
+                         "saved": self._saved_at(name, version),
+                         "algorithm": type(model.estimator).__name__,
+                         "rows_seen": model.report.rows_seen, "epochs": model.report.epochs,
+                         "holdout_score": history[-1].get("holdout_score")})
+        return pd.DataFrame(rows, columns=["version", "current", "saved", "algorithm",
+                                           "rows_seen", "epochs", "holdout_score"])
+
+    def _saved_at(self, name: str, version: int) -> Any:
+        import pandas as pd
+
+        if self.store is None:
+            return pd.Timestamp(self._saved.get((name, version), 0), unit="s", tz="UTC")
+        path = self._located(name)[version]
+        with translated(path, "look up"):
+            info = self._fs.info(filesystem(path, self.options)[1])
+        when = info.get("mtime") or info.get("LastModified") or info.get("last_modified")
+        if isinstance(when, int | float):
+            return pd.Timestamp(when, unit="s", tz="UTC")
+        return pd.Timestamp(when).tz_convert("UTC") if when is not None else pd.NaT
 
     def table(self) -> pd.DataFrame:
-        """One row per model: name, algorithm, task, target, features, rows seen, score history."""
+        """One row per model (its current version): name, version, algorithm, task, target,
+        features, rows seen, epochs."""
         rows = []
         for name in self.names():
             model = self.get(name)
-            rows.append({"name": name, "algorithm": type(model.estimator).__name__,
+            rows.append({"name": name, "version": self.versions(name)[-1],
+                         "algorithm": type(model.estimator).__name__,
                          "task": model.task, "target": model.target,
                          "features": len(model.features),
                          "rows_seen": model.report.rows_seen,
                          "epochs": model.report.epochs})
-        columns = ["name", "algorithm", "task", "target", "features", "rows_seen", "epochs"]
+        columns = ["name", "version", "algorithm", "task", "target", "features", "rows_seen", "epochs"]
         import pandas as pd
 
         return pd.DataFrame(rows, columns=columns)

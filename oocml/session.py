@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import dask.dataframe as dd
 import pandas as pd
 
-from .catalog import Catalog, check_name
+from .catalog import KEEP_VERSIONS, Catalog, check_name
 from .dsl import ast
 from .dsl.compile import compile_train
 from .dsl.explain import explain_apply, explain_train
@@ -35,13 +35,22 @@ class Session:
     source's own ``OPTIONS (...)`` take precedence)."""
 
     def __init__(self, store: str | os.PathLike | None = None, *, progress: bool | None = None,
-                 storage_options: dict[str, Any] | None = None, **tables: Any):
+                 storage_options: dict[str, Any] | None = None,
+                 keep_versions: int = KEEP_VERSIONS, **tables: Any):
         self.storage_options = dict(storage_options or {})
-        self.catalog = Catalog(store, self.storage_options)
+        self.catalog = Catalog(store, self.storage_options, keep_versions=keep_versions)
         self.progress = progress
         self.tables: dict[str, Any] = {}
         for name, frame in tables.items():
             self.register(name, frame)
+
+    def versions(self, name: str) -> pd.DataFrame:
+        """The versions of model ``name`` (what ``SHOW VERSIONS name`` returns)."""
+        return self.catalog.versions_table(name)
+
+    def model(self, reference: str) -> Model:
+        """Model ``name`` (its current version) or ``name@N`` (version N) of the catalog."""
+        return self.catalog.get(reference)
 
     def register(self, name: str, frame: Any) -> None:
         """Make a dask or pandas DataFrame available to statements as table ``name``."""
@@ -159,7 +168,16 @@ class Session:
 
     def _run_dropmodel(self, stmt: ast.DropModel) -> str:
         self.catalog.drop(stmt.model)
-        return f"dropped model {stmt.model}"
+        return f"dropped model {stmt.model}" if "@" not in stmt.model else \
+            f"dropped version {stmt.model.split('@')[1]} of model {stmt.model.split('@')[0]}"
+
+    def _run_showversions(self, stmt: ast.ShowVersions) -> pd.DataFrame:
+        return self.catalog.versions_table(stmt.model)
+
+    def _run_rollbackmodel(self, stmt: ast.RollbackModel) -> str:
+        version = self.catalog.rollback(stmt.model, stmt.version)
+        return (f"model {stmt.model}: version {stmt.version} is current again, as version "
+                f"{version}")
 
     def _run_savemodel(self, stmt: ast.SaveModel) -> str:
         return self.catalog.get(stmt.model).save(stmt.path, self._options(stmt.options),

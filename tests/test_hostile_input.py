@@ -40,9 +40,9 @@ def beside_the_store(binary_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("hostile")
     session = oocml.Session(root / "store")
     session.sql(TRAIN.format(folder=binary_dir) + " AS victim")
-    shutil.copy(root / "store" / "victim.oocml", root / "victim.oocml")
+    shutil.copy(root / "store" / "victim@1.oocml", root / "victim.oocml")
     (root / "store" / "sub").mkdir()
-    shutil.copy(root / "store" / "victim.oocml", root / "store" / "sub" / "victim.oocml")
+    shutil.copy(root / "store" / "victim@1.oocml", root / "store" / "sub" / "victim.oocml")
     return root
 
 

@@ -92,7 +92,7 @@ def test_a_plan_and_a_report_round_trip_through_a_model_file(binary_dir, tmp_pat
     session = oocml.Session(tmp_path / "store")
     model = session.sql(f"TRAIN sgd ON '{binary_dir}' PREDICT y WHERE x0 > 0 OR (x1 < 1 AND NOT x2 "
                         "IS NULL) SCALE minmax TUNE (alpha IN (1e-4, 1e-3)) EPOCHS 2 AS m")
-    loaded = oocml.load_model(tmp_path / "store" / "m.oocml")
+    loaded = oocml.load_model(tmp_path / "store" / "m@1.oocml")
     assert loaded.plan == model.plan and loaded.report == model.report
     assert isinstance(loaded.report, FitReport) and loaded.report.search is not None
 

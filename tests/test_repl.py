@@ -81,7 +81,7 @@ def test_multiline_train_error_recovery_and_completion(tmp_path, binary_dir):
     child.expect("oocml>")
     assert "Traceback" not in child.before
     child.send("SHOW MODELS;\r")
-    child.expect(r"clicks\s+\|\s+SGDClassifier")
+    child.expect(r"clicks\s+\|\s+1\s+\|\s+SGDClassifier")
     child.expect("oocml>")
 
     child.send("desc")  # keyword completion: wait for the menu, as a person would, then Tab
@@ -289,6 +289,8 @@ def completion_session(binary_dir):
     ("EVALUATE cl", ["clicks"]),
     ("DROP MODEL ", ["clicks"]),
     ("SHOW TRIALS ", ["clicks"]),
+    ("SHOW VERSIONS cl", ["clicks"]),
+    ("ROLLBACK MODEL ", ["clicks"]),
     ("SHOW WEIGHTS cl", ["clicks"]),
     ("SHOW MODELS; DESC", ["DESCRIBE"]),
     ("TRAIN sgd ON t SCALE m", ["maxabs", "minmax"]),

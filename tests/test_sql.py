@@ -107,12 +107,12 @@ def test_regression_and_save_load(session, regression_dir, tmp_path):
 def test_store_persists_models_across_sessions(binary_dir, tmp_path):
     store = tmp_path / "store"
     oocml.Session(store).sql(f"TRAIN sgd ON '{binary_dir}' PREDICT y SCALE standard AS kept")
-    assert (store / "kept.oocml").is_file()
+    assert (store / "kept@1.oocml").is_file()  # version 1 (tests/test_versions.py)
     later = oocml.Session(store)
     assert later.sql("SHOW MODELS")["name"].tolist() == ["kept"]
     assert later.sql(f"EVALUATE kept ON '{binary_dir}'").iloc[0, 1] > 0.85
     later.sql("DROP MODEL kept")
-    assert not (store / "kept.oocml").exists()
+    assert list(store.iterdir()) == []
 
 
 def test_explain_reads_only_metadata(session, binary_dir):

@@ -90,13 +90,19 @@ PREDICT EXPLAIN USING name ON source [TOP k] [INTO 'folder/' [OPTIONS (...)] [OV
   (classifiers) or r2, rmse, mae (regressors); BY CLASS: one row per class;
   CONFUSION: the confusion matrix; CURVE: ROC and precision-recall curves (threshold, tpr,
   fpr, precision, recall); RESIDUALS: a regressor's residual quantiles. One parallel pass.""",
-    "SHOW": """SHOW MODELS | SHOW ALGORITHMS | SHOW WEIGHTS name | SHOW TRIALS name
+    "SHOW": """SHOW MODELS | SHOW ALGORITHMS | SHOW WEIGHTS name | SHOW TRIALS name | SHOW VERSIONS name
   the session's models; the algorithms and their parameters; a linear model's coefficients
-  and intercept by feature name; a TUNE model's candidates, ranked by holdout score""",
+  and intercept by feature name; a TUNE model's candidates, ranked by holdout score; a
+  model's versions (version, current, saved, algorithm, rows seen, epochs, holdout score).
+  Wherever a statement reads a model, name@N reads its version N.""",
     "DESCRIBE": """DESCRIBE name | DESCRIBE DATA source
   a model: algorithm, parameters, features, classes, statistics, epochs, learning curve;
   DATA: per column the dtype, rows, missing, mean, std, min, max, top values (one pass)""",
-    "DROP": "DROP MODEL name  -- forget a model (and delete its file in the --store folder)",
+    "DROP": """DROP MODEL name | DROP MODEL name@N
+  Forget a model, every version (deleting their files in the --store folder), or one.""",
+    "ROLLBACK": """ROLLBACK MODEL name TO VERSION n
+  Make version n current again, as a new version: TRAIN OR REPLACE, LOAD OR REPLACE and
+  ROLLBACK each write a version; the store keeps the newest 10 (Session(keep_versions=)).""",
     "SAVE": """SAVE MODEL name TO 'path or URL' [OPTIONS (...)] [OVERWRITE]
   Write a model file (skops, atomic); an existing file is refused unless OVERWRITE is given.""",
     "LOAD": """LOAD [OR REPLACE] MODEL name FROM 'path or URL' [OPTIONS (...)]
@@ -109,9 +115,9 @@ _STATEMENTS = """Statements end with ';' and may span lines. Keywords are case-i
   PREDICT [PROBA] USING name ON source [INTO 'folder/']                    predict
   PREDICT EXPLAIN USING name ON source [TOP k]                             per-row contributions
   EVALUATE [CONFUSION|CURVE|RESIDUALS] name ON source [BY CLASS]           metrics
-  SHOW MODELS | SHOW ALGORITHMS | SHOW WEIGHTS name | SHOW TRIALS name
+  SHOW MODELS | SHOW ALGORITHMS | SHOW WEIGHTS name | SHOW TRIALS name | SHOW VERSIONS name
   DESCRIBE name | DESCRIBE DATA source
-  DROP MODEL name
+  DROP MODEL name | ROLLBACK MODEL name TO VERSION n          name@N: a model's version N
   SAVE MODEL name TO 'path' | LOAD MODEL name FROM 'path' | EXPLAIN statement
 A source is a quoted glob, folder or URL ('data/*.parquet', 's3://b/p/'), with optional
   FORMAT parquet|csv|json and OPTIONS (key = literal, ...), or a table name.

@@ -119,6 +119,19 @@ class ShowTrials:
 
 
 @dataclass(frozen=True)
+class ShowVersions:
+    model: str
+    position: Position = _position()
+
+
+@dataclass(frozen=True)
+class RollbackModel:
+    model: str
+    version: int
+    position: Position = _position()
+
+
+@dataclass(frozen=True)
 class DropModel:
     model: str
     position: Position = _position()
@@ -150,4 +163,5 @@ class Explain:
 
 Statement = (Train | Predict | Evaluate | ShowModels | ShowAlgorithms | ShowWeights | ShowTrials
              | Describe
-             | DescribeData | DropModel | SaveModel | LoadModel | Explain)
+             | DescribeData | DropModel | SaveModel | LoadModel | ShowVersions | RollbackModel
+             | Explain)

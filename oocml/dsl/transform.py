@@ -102,6 +102,13 @@ class ToAst(Transformer):
         token = children[0]
         return token[1:-1].replace('""', '"') if token.type == "QUOTED_NAME" else str(token)
 
+    def model_ref(self, meta, children):
+        """``name`` or ``name@N``, N a version number from 1."""
+        name, version = children
+        if version is None:
+            return name
+        return f"{name}@{_whole(_number(version), 'a model version (name@N)', _meta_position(meta))}"
+
     def algorithm(self, meta, children):
         return ".".join(children)
 
@@ -360,6 +367,14 @@ class ToAst(Transformer):
 
     def show_trials(self, meta, children):
         return ast.ShowTrials(_values(children)[0], position=_meta_position(meta))
+
+    def show_versions(self, meta, children):
+        return ast.ShowVersions(_values(children)[0], position=_meta_position(meta))
+
+    def rollback_model(self, meta, children):
+        model, version = _values(children)
+        return ast.RollbackModel(model, _whole(version, "ROLLBACK ... TO VERSION",
+                                               _meta_position(meta)), position=_meta_position(meta))
 
     def describe_data(self, meta, children):
         return ast.DescribeData(_values(children)[0], position=_meta_position(meta))
