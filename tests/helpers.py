@@ -78,3 +78,15 @@ def parquet_parts(folder: Path, make, rows: int, parts: int = 3) -> Path:
     for i in range(parts):
         make(rows, seed=i).to_parquet(folder / f"part-{i}.parquet")
     return folder
+
+
+def at_once(target, args_list: list[tuple]) -> None:
+    """``target(*args)`` for each of ``args_list``, each on its own thread, all started before
+    any is waited for (what two sessions doing something at once look like)."""
+    import threading
+
+    threads = [threading.Thread(target=target, args=args) for args in args_list]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()

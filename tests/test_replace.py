@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from helpers import at_once
 
 import oocml
 from oocml.errors import ModelExistsError, ModelFileError
@@ -76,11 +77,7 @@ def test_concurrent_saves_of_one_new_name_leave_one_whole_model(where, binary, t
         except ModelFileError as exc:
             outcomes.append(exc)
 
-    threads = [threading.Thread(target=save, args=(m,)) for m in models]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    at_once(save, [(m,) for m in models])
     saved = [o for o in outcomes if isinstance(o, str)]
     assert len(saved) == 1 and len(outcomes) == 3, outcomes  # one wins, two are refused
     assert all("already exists" in str(o) for o in outcomes if not isinstance(o, str))

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import at_once
 
 import oocml
 from oocml.errors import ModelExistsError, OocmlSyntaxError, ParameterError, UnknownModelError
@@ -150,11 +151,7 @@ def test_two_sessions_replacing_one_name_at_once_keep_both_versions(tmp_path, bi
         except Exception as exc:  # noqa: BLE001  (reported below)
             errors.append(exc)
 
-    threads = [threading.Thread(target=replace, args=(a,)) for a in trained]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    at_once(replace, [(a,) for a in trained])
     assert errors == []
     session = oocml.Session(store)
     table = session.versions("m")
@@ -176,11 +173,7 @@ def test_two_sessions_creating_one_new_name_at_once_one_is_refused(tmp_path, bin
         except ModelExistsError as exc:
             outcomes.append(str(exc))
 
-    threads = [threading.Thread(target=create) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    at_once(create, [(), ()])
     assert sorted(outcomes)[1] == "kept" and "meanwhile, by another session" in sorted(outcomes)[0]
     assert [p.name for p in store.iterdir()] == ["m@1.oocml"]
 
