@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import dask.dataframe as dd
 import pandas as pd
 
-from .catalog import KEEP_VERSIONS, Catalog, check_name
+from .catalog import KEEP_VERSIONS, Catalog, check_name, parse_reference
 from .dsl import ast
 from .dsl.compile import compile_train
 from .dsl.explain import explain_apply, explain_train
@@ -168,8 +168,8 @@ class Session:
 
     def _run_dropmodel(self, stmt: ast.DropModel) -> str:
         self.catalog.drop(stmt.model)
-        return f"dropped model {stmt.model}" if "@" not in stmt.model else \
-            f"dropped version {stmt.model.split('@')[1]} of model {stmt.model.split('@')[0]}"
+        name, version = parse_reference(stmt.model)
+        return f"dropped model {name}" if version is None else f"dropped version {version} of model {name}"
 
     def _run_showversions(self, stmt: ast.ShowVersions) -> pd.DataFrame:
         return self.catalog.versions_table(stmt.model)
