@@ -80,28 +80,29 @@ class Catalog:
                 self._fs.makedirs(self._root, exist_ok=True)
             remove_stale_temporaries(self.store, f"*{SUFFIX}")  # of saves that were killed
 
-    def _files(self) -> dict[tuple[str, int], str]:
-        """Every (name, version) in the store, and its file's path."""
+    def _all(self) -> dict[str, dict[int, str]]:
+        """Every name's versions and their files, from one listing of the store (without a
+        store, the session's versions, with no file)."""
         if self.store is None:
-            return {}
+            found: dict[str, dict[int, str]] = {}
+            for name, version in self._models:
+                found.setdefault(name, {})[version] = ""
+            return found
         with translated(self.store, "list the model store"):
             self._fs.invalidate_cache(self._root)
-            found = [p.rsplit("/", 1)[-1] for p in self._fs.glob(join(self._root, f"*{SUFFIX}"))]
-        files = {}
-        for file in found:
+            files = [p.rsplit("/", 1)[-1] for p in self._fs.glob(join(self._root, f"*{SUFFIX}"))]
+        found = {}
+        for file in files:
             stem = file[:-len(SUFFIX)]
             if (match := _VERSION_FILE.fullmatch(stem)) is not None:
-                files[(match[1], int(match[2]))] = join(self.store, file)
+                found.setdefault(match[1], {})[int(match[2])] = file
             elif _NAME.fullmatch(stem):  # an earlier oocml's file: version 1
-                files.setdefault((stem, 1), join(self.store, file))
-        return files
+                found.setdefault(stem, {}).setdefault(1, file)
+        return found
 
     def _located(self, name: str) -> dict[int, str]:
-        """The versions of ``name`` and their paths (without a store, paths are empty)."""
-        check_name(name)
-        if self.store is None:
-            return {v: "" for n, v in self._models if n == name}
-        return {v: path for (n, v), path in self._files().items() if n == name}
+        """The versions of ``name`` and their files (without a store, files are empty)."""
+        return self._all().get(check_name(name), {})
 
     def versions(self, name: str) -> list[int]:
         """The versions of ``name`` there are, oldest first (empty: no such model)."""
@@ -109,7 +110,7 @@ class Catalog:
 
     def names(self) -> list[str]:
         """Every model name, in the session and in the store, sorted."""
-        return sorted({n for n, _ in self._files()} | {n for n, _ in self._models})
+        return sorted(set(self._all()) | {n for n, _ in self._models})
 
     def __contains__(self, name: str) -> bool:
         return bool(self.versions(name))
@@ -128,10 +129,14 @@ class Catalog:
         if version not in versions:
             raise UnknownModelError(f"model {name!r} has no version {version}; its versions: "
                                     f"{', '.join(map(str, versions))} (SHOW VERSIONS {name})")
+        return self._load(name, version, located[version])
+
+    def _load(self, name: str, version: int, file: str) -> Model:
+        """Version ``version`` of ``name``, read from its ``file`` on first use."""
         if (name, version) not in self._models:
             from .model import load_model  # scikit-learn loads with the first model, not before
 
-            self._models[(name, version)] = load_model(located[version], self.options)
+            self._models[(name, version)] = load_model(join(self.store, file), self.options)
         return self._models[(name, version)]
 
     def check_free(self, name: str, verb: str = "TRAIN") -> None:
@@ -146,10 +151,10 @@ class Catalog:
         version number. A taken name raises :class:`ModelExistsError` unless ``replace``; of two
         sessions saving one new name at once, one wins and the other is refused, and of two
         replacing one, both versions are kept."""
-        check_name(name)
-        if not replace:
-            self.check_free(name, verb)
-        version = max(self.versions(name), default=0) + 1
+        versions = self.versions(name)
+        if versions and not replace:
+            self.check_free(name, verb)  # raises: the name is taken
+        version = max(versions, default=0) + 1
         if self.store is None:
             self._saved[(name, version)] = time.time()
         else:
@@ -177,13 +182,13 @@ class Catalog:
 
     def _retain(self, name: str) -> None:
         """Delete the versions of ``name`` older than the newest ``keep_versions``."""
-        for version in self.versions(name)[:-self.keep_versions]:
-            self._forget(name, version)
+        located = self._located(name)
+        for version in sorted(located)[:-self.keep_versions]:
+            self._forget(name, version, located[version])
 
-    def _forget(self, name: str, version: int) -> None:
-        path = self._located(name).get(version)
-        if path:
-            remove(path, self.options)
+    def _forget(self, name: str, version: int, file: str) -> None:
+        if file:
+            remove(join(self.store, file), self.options)
         self._models.pop((name, version), None)
         self._saved.pop((name, version), None)
 
@@ -191,37 +196,37 @@ class Catalog:
         """Delete every version of ``name``, or only version N of ``name@N``."""
         name, version = parse_reference(reference)
         self.get(reference)  # a clear error for an unknown name or version
-        for v in self.versions(name) if version is None else [version]:
-            self._forget(name, v)
+        located = self._located(name)
+        for v in sorted(located) if version is None else [version]:
+            self._forget(name, v, located[v])
 
     def versions_table(self, name: str) -> pd.DataFrame:
         """One row per version of ``name``: version, current, saved (UTC), algorithm, rows seen,
         epochs and holdout score (the last epoch's, when the fit kept rows out)."""
         import pandas as pd
 
-        versions = self.versions(name)
-        if not versions:
+        located = self._located(name)
+        if not located:
             self.get(name)  # raises the unknown-model error
         rows = []
-        for version in versions:
-            model = self.get(f"{name}@{version}")
+        for version in sorted(located):
+            model = self._load(name, version, located[version])
             history = model.report.history or [{}]
-            rows.append({"version": version, "current": version == versions[-1],
-                         "saved": self._saved_at(name, version),
+            rows.append({"version": version, "current": version == max(located),
+                         "saved": self._saved_at(name, version, located[version]),
                          "algorithm": type(model.estimator).__name__,
                          "rows_seen": model.report.rows_seen, "epochs": model.report.epochs,
                          "holdout_score": history[-1].get("holdout_score")})
         return pd.DataFrame(rows, columns=["version", "current", "saved", "algorithm",
                                            "rows_seen", "epochs", "holdout_score"])
 
-    def _saved_at(self, name: str, version: int) -> Any:
+    def _saved_at(self, name: str, version: int, file: str) -> Any:
         import pandas as pd
 
         if self.store is None:
             return pd.Timestamp(self._saved.get((name, version), 0), unit="s", tz="UTC")
-        path = self._located(name)[version]
-        with translated(path, "look up"):
-            info = self._fs.info(filesystem(path, self.options)[1])
+        with translated(join(self.store, file), "look up"):
+            info = self._fs.info(join(self._root, file))
         when = info.get("mtime") or info.get("LastModified") or info.get("last_modified")
         if isinstance(when, int | float):
             return pd.Timestamp(when, unit="s", tz="UTC")
@@ -231,9 +236,10 @@ class Catalog:
         """One row per model (its current version): name, version, algorithm, task, target,
         features, rows seen, epochs."""
         rows = []
-        for name in self.names():
-            model = self.get(name)
-            rows.append({"name": name, "version": self.versions(name)[-1],
+        for name, located in sorted(self._all().items()):
+            version = max(located)
+            model = self._load(name, version, located[version])
+            rows.append({"name": name, "version": version,
                          "algorithm": type(model.estimator).__name__,
                          "task": model.task, "target": model.target,
                          "features": len(model.features),

@@ -56,24 +56,24 @@ def mixed(streams: Sequence[Any], seed: Sequence[int], rows: list[int],
         if not live:
             return
         left = [max(sizes[k] - rows[k], 1) for k in live] if len(live) > 1 else [1]
-        pieces = []
+        pieces, shares = [], _shares(unit, left)
         for i in np.random.default_rng([*seed, turn]).permutation(len(live)):
             k = live[i]
-            taken = sources[k].take(_share(unit, left, i))
+            taken = sources[k].take(shares[i])
             rows[k] += sum(len(index) for _, _, index in taken)
             pieces += taken
         if pieces:
             yield _gathered(pieces)
 
 
-def _share(unit: int, left: list[int], i: int) -> int:
-    """Rows of a block of ``unit`` rows due to the ``i``-th live partition, in proportion to
-    the rows each has left (largest remainders first, so the shares add up to ``unit``)."""
+def _shares(unit: int, left: list[int]) -> list[int]:
+    """Rows of a block of ``unit`` rows due to each live partition, in proportion to the rows
+    each has left (largest remainders first, so the shares add up to ``unit``)."""
     exact = [unit * n / sum(left) for n in left]
     shares = [int(e) for e in exact]
     for j in sorted(range(len(left)), key=lambda j: shares[j] - exact[j])[:unit - sum(shares)]:
         shares[j] += 1
-    return shares[i]
+    return shares
 
 
 def _gathered(pieces: list[tuple]) -> tuple:
