@@ -179,6 +179,37 @@ class Chain:
         return Model.from_fit(fit_plan(self.plan(estimator, target, **options), self.frame,
                                        progress=progress, storage_options=storage_options))
 
+    def update(self, model: Model, *, epochs: int = 1, shuffle: bool = False, new: bool = False,
+               include_changed: bool = False, progress: bool | None = None) -> Model:
+        """``model`` trained further on these rows (the language's UPDATE): a new Model; ``model``
+        is not changed. Its preprocessing stays as fitted and its estimator continues from its
+        state, so fitting on A then updating on B gives the model of one stream over A then B.
+        Rows a ``where()`` of this chain rejects are left out, as are those the model's own
+        WHERE rejected. Each block is predicted before the model trains on it: the first
+        epoch's ``report.history[0]["progressive_score"]`` is the update's score.
+
+        ``new=True`` trains only on the files the model's lineage does not hold (the frame must
+        be read from files, e.g. ``dd.read_parquet``); a file it holds whose size or ETag/mtime
+        changed is refused, unless ``include_changed=True``. When no file is new, ``model``
+        itself is returned, with a warning.
+        """
+        if self.steps or self.features is not None or self.exclude:
+            raise ParameterError("update() keeps the model's preprocessing and columns as fitted: "
+                                 "call it on ddf.ml (or after .where()), without steps or select()")
+        from .engine.update import update_fit
+        from .model import Model
+
+        fitted = update_fit(start_of(model), self.frame, where=self.condition, epochs=epochs,
+                            shuffle=shuffle, new=new, include_changed=include_changed,
+                            progress=progress)
+        if fitted is None:
+            import warnings
+
+            warnings.warn("no file of this data is new to the model: nothing was trained, and "
+                          "the model is returned unchanged", UserWarning, stacklevel=2)
+            return model
+        return Model.from_fit(fitted, before=model)
+
     def profile(self, *, progress: bool | None = None) -> pd.DataFrame:
         """One row per column of the chain's rows (its WHERE) and columns (its select(): the
         chosen features, else every column): dtype, rows, missing, mean, std, min, max,
@@ -190,12 +221,23 @@ class Chain:
                        where=self.condition, progress=progress)
 
 
+def start_of(model: Model) -> Any:
+    """What an update of ``model`` continues from (:class:`oocml.engine.update.Start`)."""
+    from .engine.update import Start
+    from .model import Model
+
+    if not isinstance(model, Model):
+        raise ParameterError(f"update() takes an oocml.Model, not {type(model).__name__}")
+    return Start(model.pipeline, model.features, model.target, model.task, model.classes,
+                 model.plan, model.report.search is not None, model.lineage)
+
+
 class MLAccessor:
     """``df.ml``: starts a :class:`Chain` on this DataFrame. Each method is the Chain's method
     of the same name on a new, empty chain (``df.ml.scale()`` is ``Chain(df).scale()``)."""
 
     STARTERS = ("scale", "impute", "encode", "reduce", "where", "select", "plan",
-                "fit_incremental", "profile")
+                "fit_incremental", "update", "profile")
 
     def __init__(self, frame: Any):
         self._frame = frame

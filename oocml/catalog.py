@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 SUFFIX = ".oocml"
 KEEP_VERSIONS = 10  # versions of a name a store keeps, by default
+VERSION_COLUMNS = ["version", "current", "saved", "fit", "algorithm", "source", "files",
+                   "rows_seen", "epochs", "score", "score_kind"]
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _VERSION_FILE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)@([1-9][0-9]*)")
 # A name becomes ``<name>@<version>.oocml`` and, while it is written, ``.<name>@<version>.oocml.
@@ -146,15 +148,19 @@ class Catalog:
             raise ModelExistsError(f"a model named {name!r} exists already{where}; "
                                    f"{verb} OR REPLACE ... replaces it, or choose another name")
 
-    def put(self, name: str, model: Model, replace: bool = False, verb: str = "TRAIN") -> int:
+    def put(self, name: str, model: Model, replace: bool = False, verb: str = "TRAIN",
+            after: int | None = None) -> int:
         """Keep ``model`` as the next version of ``name`` (saving it to the store first); its
         version number. A taken name raises :class:`ModelExistsError` unless ``replace``; of two
         sessions saving one new name at once, one wins and the other is refused, and of two
-        replacing one, both versions are kept."""
+        replacing one, both versions are kept. ``after``: the version ``model`` continues (an
+        UPDATE); it must still be the current one, else the update is refused, not lost."""
         versions = self.versions(name)
         if versions and not replace:
             self.check_free(name, verb)  # raises: the name is taken
         version = max(versions, default=0) + 1
+        if after is not None and version != after + 1:
+            self._refuse_stale(name, after, version - 1, verb)
         if self.store is None:
             self._saved[(name, version)] = time.time()
         else:
@@ -166,6 +172,8 @@ class Catalog:
                 except ModelFileError as exc:
                     if "already exists" not in str(exc):
                         raise
+                if after is not None:
+                    self._refuse_stale(name, after, version, verb)
                 if not replace:
                     raise ModelExistsError(f"a model named {name!r} was saved to the store "
                                            f"{self.store!r} meanwhile, by another session; {verb} "
@@ -174,6 +182,13 @@ class Catalog:
         self._models[(name, version)] = model
         self._retain(name)
         return version
+
+    @staticmethod
+    def _refuse_stale(name: str, after: int, current: int, verb: str) -> None:
+        raise ModelExistsError(
+            f"model {name!r} changed while this {verb} ran: it continued version {after}, and "
+            f"version {current} was written meanwhile (by another session); nothing was saved. "
+            f"Run the {verb} again, to continue the current version")
 
     def rollback(self, name: str, version: int) -> int:
         """Make version ``version`` of ``name`` current again, as a new version (its number):
@@ -201,8 +216,10 @@ class Catalog:
             self._forget(name, v, located[v])
 
     def versions_table(self, name: str) -> pd.DataFrame:
-        """One row per version of ``name``: version, current, saved (UTC), algorithm, rows seen,
-        epochs and holdout score (the last epoch's, when the fit kept rows out)."""
+        """One row per version of ``name``: version, current, saved (UTC), what made it (fit:
+        train or update), algorithm, its source and the files it read, rows seen, epochs, and
+        its score: a TRAIN's holdout score (when it kept rows out), an UPDATE's test-then-train
+        score (score_kind says which)."""
         import pandas as pd
 
         located = self._located(name)
@@ -211,14 +228,20 @@ class Catalog:
         rows = []
         for version in sorted(located):
             model = self._load(name, version, located[version])
+            step = model.lineage[-1] if model.lineage else None
             history = model.report.history or [{}]
             rows.append({"version": version, "current": version == max(located),
                          "saved": self._saved_at(name, version, located[version]),
+                         "fit": step.kind if step is not None else "train",
                          "algorithm": type(model.estimator).__name__,
+                         "source": step.source if step is not None else None,
+                         "files": len(step.files) if step is not None and step.files else None,
                          "rows_seen": model.report.rows_seen, "epochs": model.report.epochs,
-                         "holdout_score": history[-1].get("holdout_score")})
-        return pd.DataFrame(rows, columns=["version", "current", "saved", "algorithm",
-                                           "rows_seen", "epochs", "holdout_score"])
+                         "score": step.score if step is not None else history[-1].get(
+                             "holdout_score"),
+                         "score_kind": step.score_kind if step is not None else "holdout"})
+        table = pd.DataFrame(rows, columns=VERSION_COLUMNS)
+        return table.astype({"files": "Int64"})
 
     def _saved_at(self, name: str, version: int, file: str) -> Any:
         import pandas as pd

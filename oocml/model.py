@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from dataclasses import asdict
 from types import MappingProxyType
 from typing import Any
 
@@ -38,7 +39,7 @@ from .io.text_faults import named_parse_errors
 from .modelfile import is_onnx_path, read_model, write_model, write_onnx
 from .plan import Plan
 from .predictions import apply_block, apply_part, sample_rows
-from .report import FitReport
+from .report import FitReport, LineageStep
 
 SILHOUETTE_SAMPLE = 10_000
 log = logging.getLogger("oocml")
@@ -49,7 +50,7 @@ class Model:
 
     def __init__(self, pipeline: Pipeline, *, features: list[str], target: str | None,
                  task: str, classes: list | None = None, plan: Plan | None = None,
-                 report: FitReport | None = None):
+                 report: FitReport | None = None, lineage: tuple[LineageStep, ...] = ()):
         self.pipeline = pipeline
         self.features = list(features)
         self.target = target
@@ -57,13 +58,26 @@ class Model:
         self.classes = None if classes is None else list(classes)
         self.plan = plan  # the plan it was fitted by (secrets masked); None if not known
         self.report = report if report is not None else FitReport.from_dict({})
+        self.lineage = tuple(lineage)  # every fit that made it: the TRAIN, then each UPDATE
 
     @classmethod
-    def from_fit(cls, fitted: Any) -> Model:
-        """The Model of an engine fit (:class:`oocml.engine.fit.Fitted`)."""
+    def from_fit(cls, fitted: Any, before: Model | None = None) -> Model:
+        """The Model of an engine fit (:class:`oocml.engine.fit.Fitted`); of an update when
+        ``before`` is the model it continued (whose plan and lineage it carries on)."""
+        lineage = (before.lineage if before is not None else ()) + \
+            ((fitted.step,) if fitted.step is not None else ())
         return cls(fitted.pipeline, features=fitted.features, target=fitted.target,
-                   task=fitted.task, classes=fitted.classes, plan=fitted.plan,
-                   report=fitted.report)
+                   task=fitted.task, classes=fitted.classes,
+                   plan=before.plan if before is not None else fitted.plan,
+                   report=fitted.report, lineage=lineage)
+
+    @property
+    def files_seen(self) -> pd.DataFrame:
+        """One row per file its fits read (the TRAIN's, then each UPDATE's): fit (0 for the
+        TRAIN), kind, path, size, etag, mtime and the rows trained on."""
+        rows = [{"fit": i, "kind": step.kind, **asdict(file)}
+                for i, step in enumerate(self.lineage) for file in step.files or ()]
+        return pd.DataFrame(rows, columns=["fit", "kind", "path", "size", "etag", "mtime", "rows"])
 
     @property
     def info(self) -> Mapping[str, Any]:
@@ -361,7 +375,8 @@ class Model:
         meta = {"features": self.features, "target": self.target, "task": self.task,
                 "classes": _jsonable(self.classes),
                 "plan": None if self.plan is None else self.plan.as_dict(),
-                "report": self.report.as_dict()}
+                "report": self.report.as_dict(),
+                "lineage": [step.as_dict() for step in self.lineage]}
         return write_model(path, self.pipeline, meta, storage_options=storage_options,
                            overwrite=overwrite)
 
@@ -380,7 +395,8 @@ def load_model(path: str | os.PathLike, storage_options: dict | None = None) -> 
     pipeline, meta = read_model(path, storage_options)
     return Model(pipeline, features=meta["features"], target=meta["target"], task=meta["task"],
                  classes=meta["classes"], plan=_plan(meta.get("plan"), path),
-                 report=FitReport.from_dict(meta.get("report") or meta.get("info") or {}))
+                 report=FitReport.from_dict(meta.get("report") or meta.get("info") or {}),
+                 lineage=tuple(LineageStep.from_dict(s) for s in meta.get("lineage") or ()))
 
 
 def _plan(data: dict | None, path: Any) -> Plan | None:

@@ -85,6 +85,12 @@ class And:
     items: tuple[Condition, ...]
 
 
+def conjunction(*conditions: Condition | None) -> Condition | None:
+    """The rows every one of ``conditions`` keeps (None ones keep every row)."""
+    given = tuple(c for c in conditions if c is not None)
+    return None if not given else given[0] if len(given) == 1 else And(given)
+
+
 @dataclass(frozen=True)
 class Or:
     items: tuple[Condition, ...]

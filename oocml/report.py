@@ -58,3 +58,55 @@ class FitReport:
             values["search"] = tuple(values["search"])
         defaults = {"rows": 0, "partitions": 0, "rows_seen": 0, "epochs": 0, "blocks_seen": 0}
         return cls(**{**defaults, **values})
+
+
+@dataclass(frozen=True)
+class FileRead:
+    """One file a fit read: its URL or absolute path, its identity (size, and ETag on an object
+    store or mtime on a disk), and the rows it gave (after WHERE and any holdout; None where
+    a partition spanned several files)."""
+
+    path: str
+    size: int | None
+    etag: str | None
+    mtime: float | None
+    rows: int | None = None
+
+    def same_file(self, other: FileRead) -> bool:
+        """Whether ``other`` is this file unchanged: the same size, and the same ETag where both
+        have one, else the same mtime."""
+        if self.size != other.size:
+            return False
+        if self.etag is not None and other.etag is not None:
+            return self.etag == other.etag
+        return self.mtime == other.mtime
+
+
+@dataclass(frozen=True)
+class LineageStep:
+    """One fit of a model's lineage: a TRAIN (``kind`` "train") or an UPDATE ("update"), what it
+    read, and how it scored: a TRAIN's holdout score, an UPDATE's test-then-train score (each
+    new row predicted before the model trained on it)."""
+
+    kind: str
+    at: str  # when the fit ended, ISO 8601 in UTC
+    source: str | None  # as the statement wrote it (secrets masked); None: a DataFrame
+    where: str | None
+    files: tuple[FileRead, ...] | None  # None: the partitions were not read from files
+    rows: int  # rows trained on in an epoch
+    epochs: int
+    score: float | None = None
+    score_kind: str | None = None  # "holdout" | "progressive"
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["files"] = None if self.files is None else [asdict(f) for f in self.files]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LineageStep:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        files = values.get("files")
+        values["files"] = None if files is None else tuple(FileRead(**f) for f in files)
+        return cls(**values)

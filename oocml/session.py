@@ -20,9 +20,10 @@ from .dsl.parser import parse
 from .errors import ParameterError
 from .execution import progress_bar
 from .io.conditions import parquet_filters
-from .io.sources import describe_files, file_facts, open_source
+from .io.lineage import fresh_files, identify
+from .io.sources import describe_files, file_facts, list_files, open_source
 from .io.storage import check_path
-from .plan import Plan, Source
+from .plan import Plan, Source, conjunction
 from .progress import progress_enabled
 
 if TYPE_CHECKING:
@@ -98,6 +99,43 @@ class Session:
         if plan.name is not None:
             self.catalog.put(plan.name, model, replace=stmt.replace)
         return model
+
+    def _run_update(self, stmt: ast.Update) -> Model | str:
+        name = check_name(stmt.model)
+        model = self.catalog.get(name)
+        current = self.catalog.versions(name)[-1]
+        nothing_new = (f"model {name}: no file of {stmt.source} is new to it; nothing was "
+                       f"trained, and version {current} stays current")
+        only = self._fresh_files(model, stmt) if stmt.new else None
+        if only is not None and not only:
+            return nothing_new
+        from .accessor import start_of
+        from .engine.update import update_fit
+        from .model import Model
+
+        where = conjunction(model.plan.where if model.plan is not None else None, stmt.where)
+        filters = parquet_filters(where) if where is not None else None
+        frame = open_source(stmt.source, self.tables, filters=filters,
+                            storage_options=self.storage_options, only=only)
+        fitted = update_fit(start_of(model), frame, source=stmt.source, where=stmt.where,
+                            epochs=stmt.epochs, shuffle=stmt.shuffle,
+                            shuffle_window=stmt.shuffle_window, seed=stmt.seed, new=stmt.new,
+                            include_changed=stmt.include_changed, progress=self.progress)
+        if fitted is None:
+            return nothing_new
+        updated = Model.from_fit(fitted, before=model)
+        self.catalog.put(name, updated, replace=True, verb="UPDATE", after=current)
+        return updated
+
+    def _fresh_files(self, model: Model, stmt: ast.Update) -> set[str] | None:
+        """The files of UPDATE ... NEW's source its model has not seen (None: a table, whose
+        partitions the engine sorts out), so that no other file is ever opened."""
+        if stmt.source.path is None:
+            return None
+        found = list_files(stmt.source.path, stmt.source.options_over(self.storage_options))
+        seen = [f for step in model.lineage for f in step.files or ()]
+        return fresh_files([identify(found.fs, f) for f in found.files], seen,
+                           stmt.include_changed)
 
     def _run_predict(self, stmt: ast.Predict) -> Any:
         model = self.catalog.get(stmt.model)

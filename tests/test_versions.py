@@ -33,8 +33,8 @@ def test_every_replace_is_a_version_and_old_ones_stay_readable(tmp_path, binary_
     versions = session.sql("SHOW VERSIONS m")
     assert versions[["version", "current", "algorithm"]].values.tolist() == [
         [1, False, "SGDClassifier"], [2, True, "GaussianNB"]]
-    assert versions.rows_seen.tolist()[1] == 30_000 and 0.5 < versions.holdout_score[0] <= 1
-    assert versions.holdout_score.isna().tolist() == [False, True]  # version 2 kept no rows out
+    assert versions.rows_seen.tolist()[1] == 30_000 and 0.5 < versions.score[0] <= 1
+    assert versions.score.isna().tolist() == [False, True]  # version 2 kept no rows out
     assert (versions.saved.dt.tz is not None and
             (pd.Timestamp.now(tz="UTC") - versions.saved).max() < pd.Timedelta(minutes=10))
     assert sorted(p.name for p in (tmp_path / "store").iterdir()) == ["m@1.oocml", "m@2.oocml"]

@@ -100,9 +100,18 @@ PREDICT EXPLAIN USING name ON source [TOP k] [INTO 'folder/' [OPTIONS (...)] [OV
   DATA: per column the dtype, rows, missing, mean, std, min, max, top values (one pass)""",
     "DROP": """DROP MODEL name | DROP MODEL name@N
   Forget a model, every version (deleting their files in the --store folder), or one.""",
+    "UPDATE": """UPDATE name ON source [NEW [INCLUDING CHANGED]] [WHERE cond] [EPOCHS n]
+       [SHUFFLE [WINDOW n] [SEED n]]
+  Train a stored model further on new data, its preprocessing as fitted; a new version.
+  Each block is scored before the model trains on it: the update's test-then-train score.
+  NEW: only the files the model has not seen (DESCRIBE lists those it has); a seen file that
+  changed is refused unless INCLUDING CHANGED. A label the model does not know is refused.
+  WHERE (as in TRAIN: NOT, AND, OR, IN, IS NULL, BETWEEN, TRUE, FALSE) keeps rows, as does
+  the model's own WHERE.
+  e.g. UPDATE clicks ON 'events/' NEW;""",
     "ROLLBACK": """ROLLBACK MODEL name TO VERSION n
-  Make version n current again, as a new version: TRAIN OR REPLACE, LOAD OR REPLACE and
-  ROLLBACK each write a version; the store keeps the newest 10 (Session(keep_versions=)).""",
+  Make version n current again, as a new version: TRAIN OR REPLACE, UPDATE, LOAD OR REPLACE
+  and ROLLBACK each write a version; the store keeps the newest 10 (Session(keep_versions=)).""",
     "SAVE": """SAVE MODEL name TO 'path or URL' [OPTIONS (...)] [OVERWRITE]
   Write a model file (skops, atomic); an existing file is refused unless OVERWRITE is given.""",
     "LOAD": """LOAD [OR REPLACE] MODEL name FROM 'path or URL' [OPTIONS (...)]
@@ -112,6 +121,7 @@ PREDICT EXPLAIN USING name ON source [TOP k] [INTO 'folder/' [OPTIONS (...)] [OV
 
 _STATEMENTS = """Statements end with ';' and may span lines. Keywords are case-insensitive.
   TRAIN [OR REPLACE] algo ON source [PREDICT col] [clauses...] [AS name]   train a model
+  UPDATE name ON source [NEW] [EPOCHS n]                                   train further
   PREDICT [PROBA] USING name ON source [INTO 'folder/']                    predict
   PREDICT EXPLAIN USING name ON source [TOP k]                             per-row contributions
   EVALUATE [CONFUSION|CURVE|RESIDUALS] name ON source [BY CLASS]           metrics

@@ -119,6 +119,22 @@ class ShowTrials:
 
 
 @dataclass(frozen=True)
+class Update:
+    """UPDATE name ON source [NEW [INCLUDING CHANGED]] [WHERE ...] [EPOCHS n] [SHUFFLE ...]."""
+
+    model: str
+    source: Source
+    new: bool = False
+    include_changed: bool = False
+    where: Condition | None = None
+    epochs: int = 1
+    shuffle: bool = False
+    shuffle_window: int | None = None
+    seed: int | None = None
+    position: Position = _position()
+
+
+@dataclass(frozen=True)
 class ShowVersions:
     model: str
     position: Position = _position()
@@ -161,7 +177,7 @@ class Explain:
     position: Position = _position()
 
 
-Statement = (Train | Predict | Evaluate | ShowModels | ShowAlgorithms | ShowWeights | ShowTrials
+Statement = (Train | Update | Predict | Evaluate | ShowModels | ShowAlgorithms | ShowWeights | ShowTrials
              | Describe
              | DescribeData | DropModel | SaveModel | LoadModel | ShowVersions | RollbackModel
              | Explain)

@@ -61,11 +61,23 @@ def _has(children: list, keyword: str) -> bool:
 
 
 class _Clause:
-    """One TRAIN clause: its keyword (for duplicate checks), fields, and position."""
+    """One TRAIN or UPDATE clause: its keyword (for duplicate checks), fields, and position."""
 
     def __init__(self, keyword: str, meta: Any, **fields: Any):
         self.keyword, self.fields = keyword, fields
         self.position = (getattr(meta, "line", 1), getattr(meta, "column", 1))
+
+
+def _merged(clauses: list[_Clause]) -> dict[str, Any]:
+    """The fields of a statement's clauses, each clause at most once."""
+    fields: dict[str, Any] = {}
+    seen: set[str] = set()
+    for clause in clauses:
+        if clause.keyword in seen:
+            raise _fail(f"the {clause.keyword} clause is given twice", clause.position)
+        seen.add(clause.keyword)
+        fields.update(clause.fields)
+    return fields
 
 
 def _fail(message: str, position: tuple[int, int]) -> OocmlSyntaxError:
@@ -320,19 +332,21 @@ class ToAst(Transformer):
     # -- statements
     def train(self, meta, children):
         algorithm, source, *clauses = _values(children)
-        fields: dict[str, Any] = {}
-        seen: set[str] = set()
-        for clause in clauses:
-            if clause.keyword in seen:
-                raise _fail(f"the {clause.keyword} clause is given twice", clause.position)
-            seen.add(clause.keyword)
-            fields.update(clause.fields)
+        fields = _merged(clauses)
         replace = _has(children, "REPLACE")
         if replace and "name" not in fields:
             raise _fail("TRAIN OR REPLACE replaces a named model: add AS name",
                         _meta_position(meta))
         return ast.Train(algorithm, source, replace=replace, position=_meta_position(meta),
                          **fields)
+
+    def new_clause(self, meta, children):
+        return _Clause("NEW", meta, new=True, include_changed=_has(children, "CHANGED"))
+
+    def update(self, meta, children):
+        model, source, *clauses = _values(children)
+        fields = _merged(clauses)
+        return ast.Update(model, source, position=_meta_position(meta), **fields)
 
     def predict(self, meta, children):
         model, source, *into = _values(children)

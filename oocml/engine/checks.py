@@ -64,8 +64,9 @@ def split_features(meta: pd.DataFrame, features: list[str],
 
 
 def check_summary(summary: Summary, features: list[str], plan: Plan, task: str,
-                  missing_ok: bool = False) -> None:
-    """Refuse data the estimator cannot learn from, naming the culprit columns."""
+                  missing_ok: bool = False, classes_known: bool = False) -> None:
+    """Refuse data the estimator cannot learn from, naming the culprit columns
+    (``classes_known``: a model's classes are known, so one label value is enough)."""
     if summary.rows == 0:
         raise DataError("the data has no rows (after WHERE, if any)")
     moments = summary.moments
@@ -92,7 +93,8 @@ def check_summary(summary: Summary, features: list[str], plan: Plan, task: str,
             f"value(s), which no model can learn; drop or clip those rows first (e.g. WHERE "
             f"{plan.target} BETWEEN -1e300 AND 1e300 / ddf[ddf[{plan.target!r}].abs() < 1e300])"
         )
-    if task == "classification" and summary.labels is not None and len(summary.labels) < 2:
+    if task == "classification" and summary.labels is not None and len(summary.labels) < 2 \
+            and not classes_known:
         raise DataError(
             f"the target column {plan.target!r} holds a single class "
             f"({summary.labels.tolist()}); a classifier needs at least two"

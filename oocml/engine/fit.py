@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 import dask.dataframe as dd
@@ -23,7 +24,8 @@ from ..encoding import with_defaults
 from ..errors import ParameterError
 from ..estimators import build, is_boosted, task_of
 from ..execution import current_client
-from ..io.conditions import check_columns, text_columns, text_compared
+from ..io.conditions import check_columns, text_columns, text_compared, to_text
+from ..io.lineage import files_read
 from ..io.partitions import where_partitions
 from ..io.sources import as_dask
 from ..io.storage import check_path
@@ -31,7 +33,7 @@ from ..io.text_faults import named_parse_errors
 from ..plan import Plan
 from ..plan_rules import SPARSE_ENCODINGS, encoding_of, validate
 from ..progress import progress_enabled
-from ..report import FitReport
+from ..report import FitReport, LineageStep
 from .average import check_averageable, default_workers, train_average
 from .cache import cache_bytes, open_cache
 from .checkpoint import DEFAULT_EVERY, Checkpoint, fingerprint
@@ -65,6 +67,7 @@ class Fitted:
     classes: list | None
     plan: Plan  # as fitted, secrets masked
     report: FitReport
+    step: LineageStep | None = None  # what this fit read and how it scored, for the lineage
 
 
 @dataclass
@@ -82,6 +85,7 @@ class Prepared:
     progress: bool
     candidates: tuple[list[dict], list[Any]] | None = None  # TUNE: parameters, estimators
     parsed: bool = False  # the parts read a copy the statistics pass kept of parsed text
+    warm: bool = False  # the estimator was fitted before (UPDATE): every block is scored first
 
 
 @dataclass(frozen=True)
@@ -170,7 +174,7 @@ def statistics(prepared: Prepared, copy: Any = None) -> tuple[Summary, np.ndarra
                                   plan.stream.holdout, counted, progress=prepared.progress,
                                   copy=copy, texts=texts or None)
     check_summary(summary, prepared.numeric, plan, prepared.task,
-                  missing_ok=is_boosted(prepared.estimator))
+                  missing_ok=is_boosted(prepared.estimator), classes_known=prepared.warm)
     if not plan.stream.shuffle and not is_boosted(prepared.estimator):  # trees see every row
         warn_if_sorted(summary, prepared.numeric)
     seconds = time.perf_counter() - start
@@ -232,7 +236,9 @@ def train_estimator(prepared: Prepared, summary: Summary, steps: list[tuple[str,
         seed=plan.random_state,
         prefetch=stream.prefetch, fit_params={"classes": classes} if labels is not None else {},
         progress=prepared.progress,
-        progressive=task if monitor is not None and task != "clustering" else None,
+        progressive=(task if (monitor is not None or prepared.warm) and task != "clustering"
+                     else None),
+        warm=prepared.warm,
         after_epoch=search if search is not None else monitor, checkpoint=checkpoint,
         checkpoint_every=stream.checkpoint_every or DEFAULT_EVERY,
         workers=(search.candidates.threads if search is not None
@@ -260,7 +266,8 @@ def train_estimator(prepared: Prepared, summary: Summary, steps: list[tuple[str,
 
 def fit_result(prepared: Prepared, summary: Summary, steps: list[tuple[str, Any]],
                classes: np.ndarray | None, training: Training, stats_seconds: float) -> Fitted:
-    """The :class:`Fitted` result: the whole pipeline, and what the fit did (its report)."""
+    """The :class:`Fitted` result: the whole pipeline, what the fit did (its report) and
+    what it read (its lineage step)."""
     plan, record, monitor = prepared.plan, training.record, training.monitor
     reduced = any(s.kind == "reduce" for s in plan.steps)
     passes = 1 if prepared.parsed else (1 + reduced + (1 if training.cached else record.epochs)
@@ -279,7 +286,26 @@ def fit_result(prepared: Prepared, summary: Summary, steps: list[tuple[str, Any]
     return Fitted(Pipeline([*steps, ("model", training.estimator)]), features=prepared.features,
                   target=plan.target, task=prepared.task,
                   classes=None if classes is None else classes.tolist(), plan=plan.masked(),
-                  report=report)
+                  report=report, step=lineage_step(prepared, summary, report))
+
+
+def lineage_step(prepared: Prepared, summary: Summary, report: FitReport) -> LineageStep:
+    """What this fit read (source, WHERE, files and their rows) and its score: a TRAIN's
+    holdout score, an UPDATE's test-then-train score of its first epoch."""
+    plan = prepared.plan.masked()
+    if prepared.warm:
+        first = report.history[0] if report.history else {}
+        score, kind = first.get("progressive_score"), "progressive"
+    else:
+        score, kind = report.holdout_score, "holdout"
+    return LineageStep(
+        kind="update" if prepared.warm else "train",
+        at=datetime.now(UTC).isoformat(timespec="seconds"),
+        source=None if plan.source is None else str(plan.source),
+        where=None if plan.where is None else to_text(plan.where),
+        files=files_read(prepared.parts, summary.partition_rows),
+        rows=summary.rows, epochs=report.epochs, score=score,
+        score_kind=kind if score is not None else None)
 
 
 def _choice(plan: Plan, monitor: HoldoutMonitor | None, search: Any) -> dict[str, Any]:

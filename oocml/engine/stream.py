@@ -209,6 +209,8 @@ class TrainOptions:
     cache: Any = None  # a BlockCache (oocml.engine.cache): sequential training on this machine
     window: int | None = None  # SHUFFLE: partitions mixed at once (oocml.engine.mixing)
     sizes: tuple[int, ...] | None = None  # each partition's training rows, to mix in proportion
+    warm: bool = False  # the estimator has trained before (UPDATE): progressive scoring starts
+    # with the first block, not after it
 
 
 def train(estimator: Any, parts: Sequence[Any], recipe: BlockRecipe,
@@ -319,7 +321,8 @@ class _Stream:
         """``partial_fit`` on one partition's blocks (each scored first, if asked); its rows."""
         rows = 0
         for X, y in blocks:
-            trained_before = self.record.rows_seen + position.epoch_rows + rows > 0
+            trained_before = (self.opts.warm
+                              or self.record.rows_seen + position.epoch_rows + rows > 0)
             if position.scored is not None and trained_before and X.shape[0]:
                 position.scored.add(self.estimator, X, y)
             _partial_fit(self.estimator, X, y, self.opts.fit_params, index)

@@ -7,6 +7,7 @@ is read. The holdout scores per epoch also show as a one-line sparkline.
 from __future__ import annotations
 
 import json
+import posixpath
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,7 @@ def describe_model(model: Any) -> pd.DataFrame:
                                        f"{min(scores):.4g} .. {max(scores):.4g}"))
     if report.search is not None:
         rows += _leaderboard(list(report.search))
+    rows += _lineage(model.lineage)
     return pd.DataFrame(rows, columns=["property", "value"]).astype({"value": object})
 
 
@@ -71,6 +73,34 @@ def _leaderboard(trials: list[dict], shown: int = 5) -> list[tuple[str, str]]:
         rows.append((f"rank {row['rank']}", f"{params}: best holdout {row['best_score']:.4f}, "
                                             f"reached rung {epochs}"))
     return rows
+
+
+SHOWN_FILES = 3  # a fit's first files named in DESCRIBE; Model.files_seen lists them all
+
+
+def _lineage(lineage: tuple) -> list[tuple[str, str]]:
+    """The data each fit read: one row per TRAIN and UPDATE, oldest first."""
+    rows = []
+    for i, step in enumerate(lineage):
+        head = f"{'trained' if step.kind == 'train' else 'updated'} on {step.source or 'a DataFrame'}"
+        parts = [head + (f" WHERE {step.where}" if step.where else "") + f" at {step.at}",
+                 f"{step.rows:,} rows, {step.epochs} epoch(s)"]
+        if step.files is not None:
+            names = ", ".join(_short([f.path for f in step.files])[:SHOWN_FILES])
+            more = f", ... ({len(step.files)} in all)" if len(step.files) > SHOWN_FILES else ""
+            parts.append(f"{len(step.files)} file(s): {names}{more}")
+        if step.score is not None:
+            label = "holdout" if step.score_kind == "holdout" else "test-then-train"
+            parts.append(f"{label} score {step.score:.4f}")
+        rows.append((f"fit {i}", "; ".join(parts)))
+    return rows
+
+
+def _short(paths: list[str]) -> list[str]:
+    """``paths`` below the folder they share (a lone file: its name)."""
+    shared = posixpath.commonprefix(paths) if len(paths) > 1 else paths[0] if paths else ""
+    cut = shared.rfind("/") + 1
+    return [p[cut:] for p in paths]
 
 
 def _params_text(estimator: Any) -> str:

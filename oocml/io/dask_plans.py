@@ -66,6 +66,8 @@ def parquet_pieces(frame: Any) -> ParquetRead | None:
             return _generic("the read has %s", [
                 n for n in PARQUET_OPERANDS_MUST_BE_EMPTY if operand(expr, n)])
         extra = {k: v for k, v in (operand(expr, "kwargs") or {}).items() if v is not None}
+        if set(extra.get("dataset") or {}) <= {"partition_base_dir"}:  # hive keys from paths
+            extra.pop("dataset", None)
         if operand(expr, "filesystem") not in (None, "fsspec") or extra:
             return _generic("filesystem or options %s", extra)
         plan = parquet_plan(expr)

@@ -15,7 +15,7 @@ registered by name. Rules:
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -26,6 +26,7 @@ from ..errors import OocmlError, ParameterError, SourceError, did_you_mean, list
 from ..plan import Source
 from ..redaction import redact_url
 from .conditions import columns_of, from_filters, parquet_filters, text_compared
+from .lineage import file_name
 from .outputs import manifest_files
 from .partitions import TextPart, whole_partition
 from .storage import filesystem, is_url, translated
@@ -115,12 +116,14 @@ def detect_format(source: Source, files: list[str]) -> str:
 
 def open_source(source: Source, tables: Mapping[str, Any] | None = None,
                 filters: list | None = None,
-                storage_options: Mapping[str, Any] | None = None) -> dd.DataFrame:
+                storage_options: Mapping[str, Any] | None = None,
+                only: Collection[str] | None = None) -> dd.DataFrame:
     """A lazy dask DataFrame over ``source``; nothing but metadata is read.
 
     ``filters`` (pyarrow DNF) let parquet skip partition folders and row groups; callers
     still filter rows. ``storage_options`` (overridden by the source's own OPTIONS) reach
-    the filesystem of a URL.
+    the filesystem of a URL. ``only``: the files to read, as lineage names them (see
+    :func:`~oocml.io.lineage.file_name`); the others are never opened.
     """
     if source.table is not None:
         tables = tables or {}
@@ -132,6 +135,8 @@ def open_source(source: Source, tables: Mapping[str, Any] | None = None,
     path = str(source.path)
     options = source.options_over(storage_options)
     found = list_files(path, options)
+    if only is not None:
+        found = replace(found, files=[f for f in found.files if file_name(found.fs, f) in only])
     fs, files = found.fs, found.files
     if not files:
         where = "" if is_url(path) else f" (as a glob or folder, from {os.getcwd()!r})"
@@ -143,6 +148,9 @@ def open_source(source: Source, tables: Mapping[str, Any] | None = None,
             if fmt == "parquet":  # a hive folder as such, for dask to find its partition columns
                 if filters and found.hive:
                     filters = typed_filters(filters, hive_text_columns(found))
+                if found.hive and only is not None:  # some files of a hive folder, keys kept
+                    return dd.read_parquet(urls, filters=filters, storage_options=options or None,
+                                           dataset={"partition_base_dir": found.root})
                 return dd.read_parquet(path if found.hive else urls, filters=filters,
                                        storage_options=options or None)
             compressions = {split_name(f)[1] for f in files}
