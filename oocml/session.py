@@ -15,7 +15,7 @@ import pandas as pd
 from .catalog import KEEP_VERSIONS, Catalog, check_name, parse_reference
 from .dsl import ast
 from .dsl.compile import compile_train
-from .dsl.explain import explain_apply, explain_train
+from .dsl.explain import explain_apply, explain_train, explain_update
 from .dsl.parser import parse
 from .errors import ParameterError
 from .execution import progress_bar
@@ -243,6 +243,12 @@ class Session:
             facts = file_facts(plan.source, self.storage_options)
             return explain_train(plan, self._open(plan.source, plan), self._files(plan.source),
                                  rows=None if facts is None else facts[2])
+        if isinstance(statement, ast.Update):
+            model = self.catalog.get(statement.model)
+            fresh = self._fresh_files(model, statement) if statement.new else None
+            return explain_update(statement, model, self.catalog.versions(statement.model)[-1],
+                                  self._files(statement.source),
+                                  None if fresh is None else len(fresh))
         if isinstance(statement, ast.Predict | ast.Evaluate):
             return explain_apply(statement, self.catalog.get(statement.model),
                                  self._open(statement.source), self._files(statement.source))

@@ -247,3 +247,18 @@ def test_update_new_on_an_object_store_records_etags(tmp_path, bucket, s3):
     assert all(f.etag for f in step.files) and step.rows == 2_000
     fresh = oocml.Session(f"{bucket}/models", progress=False)  # the lineage is in the file
     assert fresh.sql(f"UPDATE m ON '{bucket}/events/' NEW").startswith("model m: no file")
+
+
+def test_explain_update_names_the_new_files_and_reads_no_data(tmp_path):
+    root = tmp_path / "events"
+    old = _write_days(root, range(1, 3))
+    session = oocml.Session(progress=False)
+    session.sql(f"TRAIN sgd ON '{root}' PREDICT y FEATURES a, b, c AS m")
+    for path in old:
+        _same_size_garbage(path)
+    _write_days(root, range(3, 4))
+    text = session.sql(f"EXPLAIN UPDATE m ON '{root}' NEW EPOCHS 2")
+    assert "version 1 (SGDClassifier), into version 2" in text
+    assert "1 file(s) the model has not seen (its lineage holds 2)" in text
+    assert ".ml.update(model, epochs=2, new=True)" in text
+    assert session.versions("m").version.tolist() == [1]

@@ -40,6 +40,33 @@ def explain_apply(statement: ast.Predict | ast.Evaluate, model: Any, frame: Any,
     return "\n".join(lines)
 
 
+def explain_update(statement: ast.Update, model: Any, version: int, files: str,
+                   fresh: int | None) -> str:
+    """EXPLAIN UPDATE: the model and version it continues, what it reads (``fresh``: the
+    files NEW would read, None without NEW), its passes, the equivalent Python."""
+    seen = sum(len(step.files or ()) for step in model.lineage)
+    lines = [f"UPDATE model {statement.model} version {version} "
+             f"({type(model.estimator).__name__}), into version {version + 1}",
+             f"  source:   {statement.source}{files}"]
+    if fresh is not None:
+        lines.append(f"  NEW:      {fresh} file(s) the model has not seen (its lineage holds "
+                     f"{seen}); only they are opened")
+    if statement.where is not None:
+        lines.append(f"  where:    {to_text(statement.where)} (and the model's own WHERE)")
+    lines += [f"  reads:    {', '.join(model.features)}, {model.target}",
+              "  pass 1:   statistics: columns, missing and infinite values, labels (a label "
+              "the model does not know is refused)",
+              f"  pass 2:   {statement.epochs} epoch(s) of partial_fit on the fitted "
+              "preprocessing, each block scored first (test-then-train)"
+              + (", partitions mixed (SHUFFLE)" if statement.shuffle else ""),
+              "  python:   dd.read_parquet(...).ml.update(model"
+              + (f", epochs={statement.epochs}" if statement.epochs != 1 else "")
+              + (", shuffle=True" if statement.shuffle else "")
+              + (", new=True" if statement.new else "")
+              + (", include_changed=True" if statement.include_changed else "") + ")"]
+    return "\n".join(lines)
+
+
 def explain_train(plan: Plan, frame: Any, files: str, rows: int | None = None) -> str:
     """EXPLAIN TRAIN: source, schema, features, steps, every pass over the data, the cache,
     the equivalent Python (``rows``: the data's, from metadata, when known)."""
