@@ -23,6 +23,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.metaestimators import available_if
 
 from .errors import ColumnNotFoundError, ParameterError
+from .evaluation.drift import DataProfile
 from .evaluation.metrics import (
     class_report,
     confusion_frame,
@@ -50,7 +51,8 @@ class Model:
 
     def __init__(self, pipeline: Pipeline, *, features: list[str], target: str | None,
                  task: str, classes: list | None = None, plan: Plan | None = None,
-                 report: FitReport | None = None, lineage: tuple[LineageStep, ...] = ()):
+                 report: FitReport | None = None, lineage: tuple[LineageStep, ...] = (),
+                 training_profile: DataProfile | None = None):
         self.pipeline = pipeline
         self.features = list(features)
         self.target = target
@@ -59,6 +61,7 @@ class Model:
         self.plan = plan  # the plan it was fitted by (secrets masked); None if not known
         self.report = report if report is not None else FitReport.from_dict({})
         self.lineage = tuple(lineage)  # every fit that made it: the TRAIN, then each UPDATE
+        self.training_profile = training_profile  # its training data's histograms (VALIDATE)
 
     @classmethod
     def from_fit(cls, fitted: Any, before: Model | None = None) -> Model:
@@ -69,7 +72,9 @@ class Model:
         return cls(fitted.pipeline, features=fitted.features, target=fitted.target,
                    task=fitted.task, classes=fitted.classes,
                    plan=before.plan if before is not None else fitted.plan,
-                   report=fitted.report, lineage=lineage)
+                   report=fitted.report, lineage=lineage,
+                   training_profile=(before.training_profile if before is not None
+                                     else fitted.profile))
 
     @property
     def files_seen(self) -> pd.DataFrame:
@@ -125,6 +130,28 @@ class Model:
         from .evaluation.description import describe_model
 
         return describe_model(self)
+
+    def validate(self, data: Any, threshold: float = 0.3, *,
+                 progress: bool | None = None) -> pd.DataFrame:
+        """Skew: ``data``'s features against the training data's, in one parallel pass (the
+        rows the model's WHERE keeps): one row per feature with its metric (Jensen-Shannon
+        divergence for numeric features, L-infinity for categorical ones), value, threshold
+        and is_anomaly; see :mod:`oocml.evaluation.drift`."""
+        from .evaluation.drift import validate_against
+        from .io.sources import as_dask
+        from .progress import progress_enabled
+
+        if self.training_profile is None:
+            raise ParameterError(
+                "this model keeps no profile of its training data (it was trained by an older "
+                "oocml, or built by hand): retrain it, or compare two sources with "
+                "VALIDATE DRIFT 'new' AGAINST 'old' (oocml.evaluation.drift.drift)")
+        frame = as_dask(data)
+        self.check_columns(frame)
+        with named_parse_errors(frame):
+            return validate_against(self.training_profile, frame,
+                                    None if self.plan is None else self.plan.where, threshold,
+                                    progress_enabled(progress))
 
     # -- prediction -------------------------------------------------------------------------
     def predict(self, data: Any) -> Any:
@@ -376,7 +403,9 @@ class Model:
                 "classes": _jsonable(self.classes),
                 "plan": None if self.plan is None else self.plan.as_dict(),
                 "report": self.report.as_dict(),
-                "lineage": [step.as_dict() for step in self.lineage]}
+                "lineage": [step.as_dict() for step in self.lineage],
+                "profile": (None if self.training_profile is None
+                            else self.training_profile.as_dict())}
         return write_model(path, self.pipeline, meta, storage_options=storage_options,
                            overwrite=overwrite)
 
@@ -396,7 +425,9 @@ def load_model(path: str | os.PathLike, storage_options: dict | None = None) -> 
     return Model(pipeline, features=meta["features"], target=meta["target"], task=meta["task"],
                  classes=meta["classes"], plan=_plan(meta.get("plan"), path),
                  report=FitReport.from_dict(meta.get("report") or meta.get("info") or {}),
-                 lineage=tuple(LineageStep.from_dict(s) for s in meta.get("lineage") or ()))
+                 lineage=tuple(LineageStep.from_dict(s) for s in meta.get("lineage") or ()),
+                 training_profile=(DataProfile.from_dict(meta["profile"])
+                                   if meta.get("profile") else None))
 
 
 def _plan(data: dict | None, path: Any) -> Plan | None:

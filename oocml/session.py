@@ -137,6 +137,16 @@ class Session:
         return fresh_files([identify(found.fs, f) for f in found.files], seen,
                            stmt.include_changed)
 
+    def _run_validate(self, stmt: ast.Validate) -> pd.DataFrame:
+        model = self.catalog.get(stmt.model)
+        return model.validate(self._open(stmt.source), stmt.threshold, progress=self.progress)
+
+    def _run_validatedrift(self, stmt: ast.ValidateDrift) -> pd.DataFrame:
+        from .evaluation.drift import drift
+
+        return drift(self._open(stmt.source), self._open(stmt.reference), stmt.threshold,
+                     progress=progress_enabled(self.progress))
+
     def _run_predict(self, stmt: ast.Predict) -> Any:
         model = self.catalog.get(stmt.model)
         frame = self._open(stmt.source)

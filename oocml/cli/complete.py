@@ -31,7 +31,7 @@ from ..plan_rules import DISTRIBUTIONS, ENCODINGS, IMPUTATIONS, REDUCTIONS, SCAL
 from . import meta
 
 _TOKEN = re.compile(r"'(?:[^']|'')*'?|\"(?:[^\"]|\"\")*\"?|--[^\n]*|/\*[\s\S]*?(?:\*/|$)|[\w.]+|[^\s\w]")
-_MODEL_AFTER = {"USING", "DESCRIBE", "EVALUATE", "UPDATE"}
+_MODEL_AFTER = {"USING", "DESCRIBE", "EVALUATE", "UPDATE", "VALIDATE"}
 _MODEL_AFTER_TWO = {("MODEL", "DROP"), ("MODEL", "SAVE"), ("WEIGHTS", "SHOW"), ("TRIALS", "SHOW"),
                     ("VERSIONS", "SHOW"), ("MODEL", "ROLLBACK")}
 _FIXED = {"SCALE": (*SCALINGS, "none"), "IMPUTE": IMPUTATIONS, "ENCODE": ENCODINGS, "REDUCE": REDUCTIONS}

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import OocmlError
+from ..errors import OocmlError, ParameterError
 from ..plan import Source
 from ..plan_rules import ENCODINGS, IMPUTATIONS, REDUCTIONS, SCALINGS
 from . import render
@@ -109,6 +109,12 @@ PREDICT EXPLAIN USING name ON source [TOP k] [INTO 'folder/' [OPTIONS (...)] [OV
   WHERE (as in TRAIN: NOT, AND, OR, IN, IS NULL, BETWEEN, TRUE, FALSE) keeps rows, as does
   the model's own WHERE.
   e.g. UPDATE clicks ON 'events/' NEW;""",
+    "VALIDATE": """VALIDATE name ON source [THRESHOLD x] | VALIDATE DRIFT source AGAINST source [THRESHOLD x]
+  Skew: the source's features against the model's training data, in one parallel pass; drift:
+  a source against another (the second is the reference). Numeric columns: Jensen-Shannon
+  divergence over 20 bins of equal training mass; categorical ones: L-infinity distance of
+  value frequencies. One row per column: input, metric, value, threshold (default 0.3, as
+  BigQuery ML's), is_anomaly. \\plot drift overlays the histograms of the last VALIDATE.""",
     "ROLLBACK": """ROLLBACK MODEL name TO VERSION n
   Make version n current again, as a new version: TRAIN OR REPLACE, UPDATE, LOAD OR REPLACE
   and ROLLBACK each write a version; the store keeps the newest 10 (Session(keep_versions=)).""",
@@ -125,6 +131,7 @@ _STATEMENTS = """Statements end with ';' and may span lines. Keywords are case-i
   PREDICT [PROBA] USING name ON source [INTO 'folder/']                    predict
   PREDICT EXPLAIN USING name ON source [TOP k]                             per-row contributions
   EVALUATE [CONFUSION|CURVE|RESIDUALS] name ON source [BY CLASS]           metrics
+  VALIDATE name ON source | VALIDATE DRIFT source AGAINST source           skew, drift
   SHOW MODELS | SHOW ALGORITHMS | SHOW WEIGHTS name | SHOW TRIALS name | SHOW VERSIONS name
   DESCRIBE name | DESCRIBE DATA source
   DROP MODEL name | ROLLBACK MODEL name TO VERSION n          name@N: a model's version N
@@ -282,14 +289,17 @@ PLOTS = {"roc": "plot_roc", "pr": "plot_pr", "confusion": "plot_confusion",
 _NEEDS_DATA = ("roc", "pr", "confusion")
 
 
-@command("\\plot", f"{'|'.join(PLOTS)} model ['source'] 'file.png'",
+@command("\\plot", f"{'|'.join(PLOTS)} model ['source'] 'file.png' | drift 'file.png'",
          "write a PNG of a model's ROC or PR curve, confusion matrix (on a source), its weights, "
-         "its learning curve or its TUNE candidates' scores", required=True,
-         arguments=lambda session: list(PLOTS))
+         "its learning curve or its TUNE candidates' scores; drift: the histograms of the "
+         "drifted columns of the last VALIDATE", required=True,
+         arguments=lambda session: [*PLOTS, "drift"])
 def _plot(shell: Any, argument: str) -> bool:
     import shlex
 
     words = shlex.split(argument)
+    if words[:1] == ["drift"] and len(words) == 2:
+        return _plot_drift(shell, words[1])
     if len(words) != (4 if words and words[0] in _NEEDS_DATA else 3) or words[0] not in PLOTS:
         return _usage(shell, COMMANDS["\\plot"])
     view, name, *source, path = words
@@ -299,6 +309,24 @@ def _plot(shell: Any, argument: str) -> bool:
         from ..evaluation.plots import save
 
         written = save(getattr(model, PLOTS[view])(*args), path,
+                       storage_options=shell.session.storage_options)
+    except OocmlError as error:
+        shell.error(error)
+        return False
+    shell.show(f"wrote {written}")
+    return True
+
+
+def _plot_drift(shell: Any, path: str) -> bool:
+    """The last VALIDATE's drifted columns, as histograms."""
+    if shell.last_validation is None:
+        shell.error(ParameterError("no VALIDATE has run in this session yet: run VALIDATE "
+                                   "name ON source (or VALIDATE DRIFT ...) first"))
+        return False
+    try:
+        from ..evaluation.plots import plot_drift, save
+
+        written = save(plot_drift(shell.last_validation), path,
                        storage_options=shell.session.storage_options)
     except OocmlError as error:
         shell.error(error)

@@ -50,6 +50,7 @@ class Shell:
                  fmt: str = "table", debug: bool = False, pager: bool = False):
         self._session, self.out, self.err = session, out, err
         self.fmt, self.debug, self.pager, self.timing = fmt, debug, pager, False
+        self.last_validation: Any = None  # the last VALIDATE's table, for \\plot drift
 
     @property
     def session(self) -> Session:
@@ -83,6 +84,8 @@ class Shell:
         start = time.perf_counter()
         try:
             result = self.execute(text)
+            if isinstance(getattr(result, "attrs", None), dict) and "profiles" in result.attrs:
+                self.last_validation = result
             self.show(render.result(result, self.fmt))
         except OocmlError as error:
             self.error(error)

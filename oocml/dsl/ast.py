@@ -135,6 +135,26 @@ class Update:
 
 
 @dataclass(frozen=True)
+class Validate:
+    """VALIDATE name ON source [THRESHOLD x]: skew against the model's training profile."""
+
+    model: str
+    source: Source
+    threshold: float = 0.3
+    position: Position = _position()
+
+
+@dataclass(frozen=True)
+class ValidateDrift:
+    """VALIDATE DRIFT source AGAINST reference [THRESHOLD x]."""
+
+    source: Source
+    reference: Source
+    threshold: float = 0.3
+    position: Position = _position()
+
+
+@dataclass(frozen=True)
 class ShowVersions:
     model: str
     position: Position = _position()
@@ -177,7 +197,7 @@ class Explain:
     position: Position = _position()
 
 
-Statement = (Train | Update | Predict | Evaluate | ShowModels | ShowAlgorithms | ShowWeights | ShowTrials
-             | Describe
+Statement = (Train | Update | Validate | ValidateDrift | Predict | Evaluate | ShowModels
+             | ShowAlgorithms | ShowWeights | ShowTrials | Describe
              | DescribeData | DropModel | SaveModel | LoadModel | ShowVersions | RollbackModel
              | Explain)

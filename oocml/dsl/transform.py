@@ -80,6 +80,15 @@ def _merged(clauses: list[_Clause]) -> dict[str, Any]:
     return fields
 
 
+def _threshold(values: list, meta: Any) -> tuple[float, ...]:
+    """VALIDATE's THRESHOLD, if given: a number from 0 to 1 (both metrics are)."""
+    if not values or values[0] is None:
+        return ()
+    if not 0 <= values[0] <= 1:
+        raise _fail(f"THRESHOLD must be from 0 to 1, not {values[0]}", _meta_position(meta))
+    return (float(values[0]),)
+
+
 def _fail(message: str, position: tuple[int, int]) -> OocmlSyntaxError:
     return OocmlSyntaxError(f"at line {position[0]}, column {position[1]}: {message}",
                             line=position[0], column=position[1])
@@ -347,6 +356,16 @@ class ToAst(Transformer):
         model, source, *clauses = _values(children)
         fields = _merged(clauses)
         return ast.Update(model, source, position=_meta_position(meta), **fields)
+
+    def validate(self, meta, children):
+        model, source, *threshold = _values(children)
+        return ast.Validate(model, source, *_threshold(threshold, meta),
+                            position=_meta_position(meta))
+
+    def validate_drift(self, meta, children):
+        source, reference, *threshold = _values(children)
+        return ast.ValidateDrift(source, reference, *_threshold(threshold, meta),
+                                 position=_meta_position(meta))
 
     def predict(self, meta, children):
         model, source, *into = _values(children)

@@ -23,6 +23,7 @@ from sklearn.pipeline import Pipeline
 from ..encoding import with_defaults
 from ..errors import ParameterError
 from ..estimators import build, is_boosted, task_of
+from ..evaluation.drift import DataProfile, profile_of
 from ..execution import current_client
 from ..io.conditions import check_columns, text_columns, text_compared, to_text
 from ..io.lineage import files_read
@@ -68,6 +69,7 @@ class Fitted:
     plan: Plan  # as fitted, secrets masked
     report: FitReport
     step: LineageStep | None = None  # what this fit read and how it scored, for the lineage
+    profile: DataProfile | None = None  # what the training data looked like (skew checks)
 
 
 @dataclass
@@ -172,7 +174,7 @@ def statistics(prepared: Prepared, copy: Any = None) -> tuple[Summary, np.ndarra
     with named_parse_errors(prepared.frame):  # the first pass reads every row: text breaks here
         summary = statistics_pass(prepared.parts, prepared.numeric, plan.target, discover, median,
                                   plan.stream.holdout, counted, progress=prepared.progress,
-                                  copy=copy, texts=texts or None)
+                                  copy=copy, texts=texts or None, sampled=not prepared.warm)
     check_summary(summary, prepared.numeric, plan, prepared.task,
                   missing_ok=is_boosted(prepared.estimator), classes_known=prepared.warm)
     if not plan.stream.shuffle and not is_boosted(prepared.estimator):  # trees see every row
@@ -286,7 +288,9 @@ def fit_result(prepared: Prepared, summary: Summary, steps: list[tuple[str, Any]
     return Fitted(Pipeline([*steps, ("model", training.estimator)]), features=prepared.features,
                   target=plan.target, task=prepared.task,
                   classes=None if classes is None else classes.tolist(), plan=plan.masked(),
-                  report=report, step=lineage_step(prepared, summary, report))
+                  report=report, step=lineage_step(prepared, summary, report),
+                  profile=None if prepared.warm else profile_of(
+                      summary.sample, prepared.numeric, summary.categories, summary.rows))
 
 
 def lineage_step(prepared: Prepared, summary: Summary, report: FitReport) -> LineageStep:

@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..blocks import numeric_arrays
 from ..encoding import count_values, document_counts, merge_counts, merge_documents
+from ..evaluation.drift import Sample
 from ..execution import compute, tree_reduce
 from ..io.partitions import batches, read_ahead
 from ..sketches import Moments, QuantileSketch
@@ -39,6 +40,7 @@ class Summary:
     label_counts: pd.Series | None = None  # training rows per class (classification)
     # per partition: (feature means, label counts or None), for the warning on sorted data
     layout: tuple[tuple[np.ndarray, pd.Series | None], ...] = ()
+    sample: Sample | None = None  # weighted rows of the features, for the model's data profile
 
     @property
     def rows(self) -> int:
@@ -53,16 +55,17 @@ class Summary:
                      else merge_documents(self.documents, other.documents))
         counts = (None if self.label_counts is None
                   else self.label_counts.add(other.label_counts, fill_value=0).sort_index())
+        sample = None if self.sample is None else self.sample.merge(other.sample)
         return Summary(self.moments.merge(other.moments), self.infinite + other.infinite, labels,
                        self.target_missing + other.target_missing,
                        self.partition_rows + other.partition_rows, quantiles, categories,
                        documents, self.target_infinite + other.target_infinite, counts,
-                       self.layout + other.layout)
+                       self.layout + other.layout, sample)
 
 
 def summarize_batch(frame: pd.DataFrame, training: pd.DataFrame, features: list[str],
               target: str | None, labels: bool, categorical: tuple[str, ...] = (),
-              texts: dict[str, dict] | None = None) -> Summary:
+              texts: dict[str, dict] | None = None, sampled: bool = False) -> Summary:
     """The summary of one batch of rows, computed column by column.
 
     The statistics describe the ``training`` rows (the batch less its holdout rows, if
@@ -70,7 +73,8 @@ def summarize_batch(frame: pd.DataFrame, training: pd.DataFrame, features: list[
     of ``frame``, so a class seen only in the holdout is still known and a holdout row is as
     clean as a training one. ``categorical`` columns get their value counts, for the
     encoders; ``texts`` (column: its text encoder's parameters) their document frequencies,
-    for TF-IDF.
+    for TF-IDF. With ``sampled``, a weighted sample of the training rows' features is kept,
+    for the model's data profile (:mod:`oocml.evaluation.drift`).
     """
     found = labels_of(frame[target]) if labels and target is not None else None
     columns = numeric_arrays(training, features)
@@ -82,7 +86,7 @@ def summarize_batch(frame: pd.DataFrame, training: pd.DataFrame, features: list[
     label_counts = (training[target].value_counts().sort_index()
                     if labels and target is not None else None)
     return Summary(moments, infinite, found, missing, (len(training),), None, counts, documents,
-                   endless, label_counts)
+                   endless, label_counts, sample=Sample.of_columns(columns) if sampled else None)
 
 
 def target_faults(target: pd.Series) -> tuple[int, int]:
@@ -107,7 +111,7 @@ def summarize_part(part: Any, features: list[str], target: str | None, labels: b
                    quantiles: bool = False, holdout: float | None = None,
                    categorical: tuple[str, ...] = (), ahead: bool = False,
                    copy: Any = None, index: int = 0,
-                   texts: dict[str, dict] | None = None) -> Summary:
+                   texts: dict[str, dict] | None = None, sampled: bool = False) -> Summary:
     """The summary of one partition, merged from its batches (see :func:`summarize_batch`); with
     ``ahead``, the next batch is read while this one is summarized; with ``copy`` (a
     :class:`~oocml.engine.parsed.ParsedCopy`), the parsed batches are kept as partition
@@ -116,7 +120,8 @@ def summarize_part(part: Any, features: list[str], target: str | None, labels: b
     frames = batches(part) if copy is None else copy.tee(index, batches(part))
     for frame in (read_ahead if ahead else iter)(frames):
         training = training_rows(frame, holdout)
-        one = summarize_batch(frame, training, features, target, labels, categorical, texts)
+        one = summarize_batch(frame, training, features, target, labels, categorical, texts,
+                              sampled)
         summary = one if summary is None else summary.merge(one)
         if quantiles:  # one sketch of the whole partition: merging per batch would widen its error
             columns.append(numeric_arrays(training, features))
@@ -129,13 +134,14 @@ def summarize_part(part: Any, features: list[str], target: str | None, labels: b
 def statistics_pass(parts: list[Any], features: list[str], target: str | None,
                     labels: bool, quantiles: bool = False, holdout: float | None = None,
                     categorical: tuple[str, ...] = (), progress: bool = False,
-                    copy: Any = None, texts: dict[str, dict] | None = None) -> Summary:
+                    copy: Any = None, texts: dict[str, dict] | None = None,
+                    sampled: bool = False) -> Summary:
     """One read of every partition, computing their merged :class:`Summary` (and keeping the
-    parsed rows in ``copy``, if given)."""
+    parsed rows in ``copy``, if given; with ``sampled``, a sample for the data profile)."""
     # Fewer partitions than cores (one big file): each reads its next batch on another thread.
     ahead = len(parts) < int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
     summaries = [dask.delayed(summarize_part)(p, features, target, labels, quantiles, holdout,
-                                              categorical, ahead, copy, i, texts)
+                                              categorical, ahead, copy, i, texts, sampled)
                  for i, p in enumerate(parts)]
     (summary,) = compute(tree_reduce(summaries, _merge),
                          progress="statistics" if progress else False)

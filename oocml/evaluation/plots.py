@@ -163,6 +163,54 @@ def plot_history(history: pd.DataFrame) -> Any:
     return figure
 
 
+# -- skew and drift -------------------------------------------------------------------------------
+
+DRIFT_PANELS = 6  # columns drawn at most, the most drifted first
+METRIC_NAMES = {"jensen_shannon_divergence": "JS divergence", "l_infinity": "L-inf distance"}
+
+
+def plot_drift(validation: pd.DataFrame, everything: bool = False) -> Any:
+    """The histograms of a VALIDATE result (``Model.validate`` or ``drift``) overlaid, one panel
+    per anomalous column (``everything``: every column), the most drifted first: numeric
+    columns over the reference's bins, categorical ones over their most frequent values."""
+    profiles = validation.attrs.get("profiles")
+    if profiles is None:
+        raise ParameterError("this table holds no histograms: pass what VALIDATE, "
+                             "Model.validate or oocml.evaluation.drift.drift returned")
+    reference, current = profiles
+    shown = validation if everything else validation[validation["is_anomaly"]]
+    shown = shown.sort_values("value", ascending=False).head(DRIFT_PANELS)
+    if shown.empty:
+        raise ParameterError("no column drifted beyond the threshold: nothing to draw "
+                             "(plot_drift(table, everything=True) draws every column)")
+    figure = _new_figure(4 * min(len(shown), 3), 3.2 * -(-len(shown) // 3))
+    for i, row in enumerate(shown.itertuples()):
+        axes = figure.add_subplot(-(-len(shown) // 3), min(len(shown), 3), i + 1)
+        if row.input in reference.numeric:
+            labels = _bin_labels(reference.numeric[row.input][0])
+            before, after = reference.numeric[row.input][1], current.numeric[row.input][1]
+        else:
+            labels = list(reference.categorical[row.input])[:12]
+            before = [reference.categorical[row.input].get(k, 0.0) for k in labels]
+            after = [current.categorical[row.input].get(k, 0.0) for k in labels]
+        positions = np.arange(len(labels))
+        axes.bar(positions, before, width=0.9, alpha=0.5, label="reference")
+        axes.bar(positions, after, width=0.9, alpha=0.5, label="current")
+        axes.set_xticks(positions[::max(1, len(labels) // 6)],
+                        labels[::max(1, len(labels) // 6)], rotation=30, fontsize=7)
+        axes.set(title=f"{row.input}: {METRIC_NAMES.get(row.metric, row.metric)} {row.value:.3f}",
+                 ylabel="fraction of rows")
+        axes.legend(fontsize=7)
+    return figure
+
+
+def _bin_labels(edges: tuple[float, ...]) -> list[str]:
+    """'< e1', 'e1..e2', ..., '> ek': the reference's bins."""
+    shown = [f"{e:.3g}" for e in edges]
+    return ([f"< {shown[0]}"] + [f"{a}..{b}" for a, b in zip(shown, shown[1:])]
+            + [f"> {shown[-1]}"]) if edges else ["all"]
+
+
 # -- search ---------------------------------------------------------------------------------------
 
 LEGEND_CANDIDATES = 10  # more candidates than this: the legend names the winner and the first ones
