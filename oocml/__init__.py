@@ -22,10 +22,10 @@ _register_accessor()
 
 _LAZY = {"Incremental": ".incremental", "Model": ".model", "load_model": ".model",
          "preprocessing": ".preprocessing", "Session": ".session", "sql": ".session",
-         "default_session": ".session"}
+         "default_session": ".session", "read_delta": ".io.sources"}
 
 __all__ = ["Chain", "FitReport", "Incremental", "Model", "OocmlError", "Plan", "Session",
-           "default_session", "load_model", "preprocessing", "sql"]
+           "default_session", "load_model", "preprocessing", "read_delta", "sql"]
 __version__ = "0.1.0"
 
 

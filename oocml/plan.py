@@ -33,9 +33,10 @@ class Source:
     """Where the data comes from: a path/glob/URL, or a table registered in a session."""
 
     path: str | None = None
-    format: str | None = None  # "parquet" | "csv" | "json" | None: by extension
+    format: str | None = None  # "parquet" | "csv" | "json" | "delta" | None: by extension
     table: str | None = None
     options: Params = ()  # storage options of the path's filesystem (OPTIONS (...))
+    version: int | None = None  # a Delta table's version (None: the latest)
 
     def options_over(self, defaults: dict[str, Any] | None = None) -> dict[str, Any]:
         """The storage options for this path: ``defaults`` (a session's), then its own."""
@@ -45,13 +46,17 @@ class Source:
         """The source as the language writes it, with secret option values masked."""
         if self.table is not None:
             return self.table
-        fmt = f" FORMAT {self.format}" if self.format else ""
         shown = ", ".join(f"{k} = {v!r}" for k, v in redact(self.options_over()).items())
-        return f"'{redact_url(self.path)}'{fmt}" + (f" OPTIONS ({shown})" if shown else "")
+        options = f" OPTIONS ({shown})" if shown else ""
+        if self.format == "delta":
+            version = f" VERSION {self.version}" if self.version is not None else ""
+            return f"delta '{redact_url(self.path)}'{version}{options}"
+        fmt = f" FORMAT {self.format}" if self.format else ""
+        return f"'{redact_url(self.path)}'{fmt}{options}"
 
     def __repr__(self) -> str:
         return (f"Source(path={self.path!r}, format={self.format!r}, table={self.table!r}, "
-                f"options={tuple(redact(self.options_over()).items())!r})")
+                f"options={tuple(redact(self.options_over()).items())!r}, version={self.version!r})")
 
 
 @dataclass(frozen=True)
@@ -234,7 +239,8 @@ class Plan:
             random_state=data.get("random_state"),
             source=None if source is None else Source(source.get("path"), source.get("format"),
                                                       source.get("table"),
-                                                      _pairs(source.get("options", ()))),
+                                                      _pairs(source.get("options", ())),
+                                                      source.get("version")),
             name=data.get("name"),
             search=None if search is None else Search(
                 tuple((name, Distribution(**values) if isinstance(values, dict)

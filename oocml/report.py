@@ -97,6 +97,7 @@ class LineageStep:
     epochs: int
     score: float | None = None
     score_kind: str | None = None  # "holdout" | "progressive"
+    table_version: int | None = None  # the Delta table version read, where the source is one
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -7,6 +7,7 @@ compiling read no data; only executing a statement does.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import dask.dataframe as dd
@@ -21,7 +22,7 @@ from .errors import ParameterError
 from .execution import progress_bar
 from .io.conditions import parquet_filters
 from .io.lineage import fresh_files, identify
-from .io.sources import describe_files, file_facts, list_files, open_source
+from .io.sources import delta_version, describe_files, file_facts, open_source, source_files
 from .io.storage import check_path
 from .plan import Plan, Source, conjunction
 from .progress import progress_enabled
@@ -86,6 +87,7 @@ class Session:
 
     def _run_train(self, stmt: ast.Train) -> Model:
         plan = compile_train(stmt)
+        plan = replace(plan, source=delta_version(plan.source, self.storage_options))
         if plan.name is not None:
             check_name(plan.name)
             if not stmt.replace:
@@ -104,6 +106,7 @@ class Session:
         name = check_name(stmt.model)
         model = self.catalog.get(name)
         current = self.catalog.versions(name)[-1]
+        stmt = replace(stmt, source=delta_version(stmt.source, self.storage_options))
         nothing_new = (f"model {name}: no file of {stmt.source} is new to it; nothing was "
                        f"trained, and version {current} stays current")
         only = self._fresh_files(model, stmt) if stmt.new else None
@@ -132,7 +135,7 @@ class Session:
         partitions the engine sorts out), so that no other file is ever opened."""
         if stmt.source.path is None:
             return None
-        found = list_files(stmt.source.path, stmt.source.options_over(self.storage_options))
+        found = source_files(stmt.source, stmt.source.options_over(self.storage_options))
         seen = [f for step in model.lineage for f in step.files or ()]
         return fresh_files([identify(found.fs, f) for f in found.files], seen,
                            stmt.include_changed)

@@ -266,6 +266,9 @@ def _reader(source: Source | None) -> str:
         return "ddf"
     if source.table is not None:
         return source.table
+    if source.format == "delta":
+        version = f", version={source.version}" if source.version is not None else ""
+        return f"oocml.read_delta({source.path!r}{version})"
     fmt = source.format or ("csv" if source.path.lower().endswith(".csv") else "parquet")
     return f"dd.read_{fmt}({source.path!r})"
 

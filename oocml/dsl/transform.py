@@ -168,6 +168,13 @@ class ToAst(Transformer):
                 raise _fail(f"option {name!r} is given twice in OPTIONS", _meta_position(meta))
         return _Options(freeze_params(dict(pairs)))
 
+    def delta_source(self, meta, children):
+        _, path, _, version, options = children
+        return Source(path=unquote(path), format="delta",
+                      options=options.pairs if options is not None else (),
+                      version=None if version is None else _whole(_number(version), "VERSION",
+                                                                  _meta_position(meta), 0))
+
     def table_source(self, meta, children):
         return Source(table=children[0])
 

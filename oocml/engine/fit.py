@@ -309,7 +309,8 @@ def lineage_step(prepared: Prepared, summary: Summary, report: FitReport) -> Lin
         where=None if plan.where is None else to_text(plan.where),
         files=files_read(prepared.parts, summary.partition_rows),
         rows=summary.rows, epochs=report.epochs, score=score,
-        score_kind=kind if score is not None else None)
+        score_kind=kind if score is not None else None,
+        table_version=None if plan.source is None else plan.source.version)
 
 
 def _choice(plan: Plan, monitor: HoldoutMonitor | None, search: Any) -> dict[str, Any]:

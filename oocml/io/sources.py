@@ -90,6 +90,27 @@ def list_files(path: str, options: Mapping[str, Any] | None = None) -> Listing:
     return Listing(fs, root, files, hive)
 
 
+def source_files(source: Source, options: Mapping[str, Any] | None = None) -> Listing:
+    """The data files a path source names: those a glob, folder or file lists, or those of the
+    Delta table's version."""
+    if source.format == "delta":
+        from .delta import snapshot
+
+        snap = snapshot(str(source.path), source.version, options)
+        return Listing(snap.fs, snap.root, snap.files, bool(snap.partition_columns))
+    return list_files(str(source.path), options)
+
+
+def delta_version(source: Source, options: Mapping[str, Any] | None = None) -> Source:
+    """A Delta source pinned to its version (the latest, read now, when it names none), so that
+    every read of a statement, and the model's lineage, see that one version."""
+    if source.format != "delta" or source.version is not None:
+        return source
+    from .delta import latest_version
+
+    return replace(source, version=latest_version(str(source.path), source.options_over(options)))
+
+
 def detect_format(source: Source, files: list[str]) -> str:
     """``FORMAT`` if given, else from the files' extensions (parquet when they say nothing)."""
     if source.format:
@@ -134,21 +155,22 @@ def open_source(source: Source, tables: Mapping[str, Any] | None = None,
         return table if isinstance(table, dd.DataFrame) else dd.from_pandas(table, chunksize=100_000)
     path = str(source.path)
     options = source.options_over(storage_options)
-    found = list_files(path, options)
+    found = source_files(source, options)
     if only is not None:
         found = replace(found, files=[f for f in found.files if file_name(found.fs, f) in only])
     fs, files = found.fs, found.files
     if not files:
         where = "" if is_url(path) else f" (as a glob or folder, from {os.getcwd()!r})"
         raise SourceError(f"no data files match {redact_url(path)!r}{where}")
-    fmt = detect_format(source, files)
+    fmt = "parquet" if source.format == "delta" else detect_format(source, files)
     urls = [fs.unstrip_protocol(f) for f in files] if is_url(path) else files
     try:
         with translated(path, f"open as {fmt}"):
             if fmt == "parquet":  # a hive folder as such, for dask to find its partition columns
                 if filters and found.hive:
                     filters = typed_filters(filters, hive_text_columns(found))
-                if found.hive and only is not None:  # some files of a hive folder, keys kept
+                if found.hive and (only is not None or source.format == "delta"):
+                    # some files of a hive folder (or a Delta table's), keys kept
                     return dd.read_parquet(urls, filters=filters, storage_options=options or None,
                                            dataset={"partition_base_dir": found.root})
                 return dd.read_parquet(path if found.hive else urls, filters=filters,
@@ -163,6 +185,15 @@ def open_source(source: Source, tables: Mapping[str, Any] | None = None,
         raise
     except (OSError, ValueError, TypeError) as exc:
         raise SourceError(f"cannot open {redact_url(path)!r} as {fmt}: {exc}") from None
+
+
+def read_delta(uri: str | os.PathLike, version: int | None = None,
+               storage_options: Mapping[str, Any] | None = None) -> dd.DataFrame:
+    """Version ``version`` (None: the latest) of the Delta Lake table at ``uri`` (a folder or
+    any fsspec URL) as a lazy dask DataFrame, its partition columns included: the language's
+    ``ON delta 'uri' VERSION n``. Needs the ``delta`` extra."""
+    return open_source(Source(path=os.fspath(uri), format="delta", version=version),
+                       storage_options=storage_options)
 
 
 def hive_text_columns(found: Listing) -> set[str]:
@@ -213,9 +244,9 @@ def file_facts(source: Source, storage_options: Mapping[str, Any] | None = None,
     if source.path is None:
         return None
     try:
-        found = list_files(source.path, source.options_over(storage_options))
+        found = source_files(source, source.options_over(storage_options))
         fs, files = found.fs, found.files
-        fmt = detect_format(source, files)
+        fmt = "parquet" if source.format == "delta" else detect_format(source, files)
     except SourceError:
         return None
     try:
