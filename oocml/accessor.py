@@ -176,8 +176,9 @@ class Chain:
         from .engine.fit import fit_plan
         from .model import Model
 
-        return Model.from_fit(fit_plan(self.plan(estimator, target, **options), self.frame,
-                                       progress=progress, storage_options=storage_options))
+        model = Model.from_fit(fit_plan(self.plan(estimator, target, **options), self.frame,
+                                        progress=progress, storage_options=storage_options))
+        return _tracked(model)
 
     def update(self, model: Model, *, epochs: int = 1, shuffle: bool = False, new: bool = False,
                include_changed: bool = False, progress: bool | None = None) -> Model:
@@ -208,7 +209,7 @@ class Chain:
             warnings.warn("no file of this data is new to the model: nothing was trained, and "
                           "the model is returned unchanged", UserWarning, stacklevel=2)
             return model
-        return Model.from_fit(fitted, before=model)
+        return _tracked(Model.from_fit(fitted, before=model))
 
     def profile(self, *, progress: bool | None = None) -> pd.DataFrame:
         """One row per column of the chain's rows (its WHERE) and columns (its select(): the
@@ -219,6 +220,15 @@ class Chain:
 
         return profile(self.frame, columns=self.features, exclude=self.exclude,
                        where=self.condition, progress=progress)
+
+
+def _tracked(model: Model) -> Model:
+    """``model``, its fit logged first when ``OOCML_TRACKING`` asks (see :mod:`oocml.tracking`)."""
+    from .tracking import log_fit, tracker
+
+    if tracker(None) is not None:
+        log_fit(model)
+    return model
 
 
 def start_of(model: Model) -> Any:

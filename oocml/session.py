@@ -26,6 +26,7 @@ from .io.sources import delta_version, describe_files, file_facts, open_source, 
 from .io.storage import check_path
 from .plan import Plan, Source, conjunction
 from .progress import progress_enabled
+from .tracking import log_fit, tracker
 
 if TYPE_CHECKING:
     from .model import Model
@@ -34,12 +35,15 @@ if TYPE_CHECKING:
 class Session:
     """Tables and models that live across statements; ``store`` (a folder or URL) persists
     models; ``storage_options`` reach the filesystem of every URL a statement names (a
-    source's own ``OPTIONS (...)`` take precedence)."""
+    source's own ``OPTIONS (...)`` take precedence); ``tracking="mlflow"`` logs every TRAIN
+    and UPDATE as an MLflow run (see :mod:`oocml.tracking`; default: ``OOCML_TRACKING``)."""
 
     def __init__(self, store: str | os.PathLike | None = None, *, progress: bool | None = None,
                  storage_options: dict[str, Any] | None = None,
-                 keep_versions: int = KEEP_VERSIONS, **tables: Any):
+                 keep_versions: int = KEEP_VERSIONS, tracking: str | None = None,
+                 **tables: Any):
         self.storage_options = dict(storage_options or {})
+        self.tracking = tracker(tracking)  # "mlflow": every TRAIN and UPDATE is logged
         self.catalog = Catalog(store, self.storage_options, keep_versions=keep_versions)
         self.progress = progress
         self.tables: dict[str, Any] = {}
@@ -98,8 +102,10 @@ class Session:
         model = Model.from_fit(fit_plan(plan, self._open(plan.source, plan),
                                         progress=self.progress,
                                         storage_options=self.storage_options))
-        if plan.name is not None:
-            self.catalog.put(plan.name, model, replace=stmt.replace)
+        version = (self.catalog.put(plan.name, model, replace=stmt.replace)
+                   if plan.name is not None else None)
+        if self.tracking is not None:
+            log_fit(model, plan.name, version)
         return model
 
     def _run_update(self, stmt: ast.Update) -> Model | str:
@@ -127,7 +133,9 @@ class Session:
         if fitted is None:
             return nothing_new
         updated = Model.from_fit(fitted, before=model)
-        self.catalog.put(name, updated, replace=True, verb="UPDATE", after=current)
+        version = self.catalog.put(name, updated, replace=True, verb="UPDATE", after=current)
+        if self.tracking is not None:
+            log_fit(updated, name, version)
         return updated
 
     def _fresh_files(self, model: Model, stmt: ast.Update) -> set[str] | None:
