@@ -282,8 +282,11 @@ class Model:
         rows = metrics_rows(totals, self.task, self.classes)
         if self.task == "clustering":
             rows.append((f"silhouette (sample of {SILHOUETTE_SAMPLE:,})", self._silhouette(data)))
-        rows.append(("rows", totals["n"]))
-        return pd.DataFrame([(k, float(v)) for k, v in rows], columns=["metric", "value"])
+        rows.append(("rows", int(totals["n"])))
+        # counts stay whole numbers beside the metrics (an object column keeps each one's type)
+        return pd.DataFrame({"metric": [k for k, _ in rows],
+                             "value": pd.Series([v if isinstance(v, int) else float(v)
+                                                 for _, v in rows], dtype=object)})
 
     def confusion(self, data: Any) -> pd.DataFrame:
         """The confusion matrix on ``data``: true classes by row, predicted by column."""

@@ -230,6 +230,9 @@ class Session:
         name, version = parse_reference(stmt.model)
         return f"dropped model {name}" if version is None else f"dropped version {version} of model {name}"
 
+    def _run_showhistory(self, stmt: ast.ShowHistory) -> pd.DataFrame:
+        return self.catalog.get(stmt.model).history_
+
     def _run_showversions(self, stmt: ast.ShowVersions) -> pd.DataFrame:
         return self.catalog.versions_table(stmt.model)
 

@@ -33,7 +33,8 @@ from . import meta
 _TOKEN = re.compile(r"'(?:[^']|'')*'?|\"(?:[^\"]|\"\")*\"?|--[^\n]*|/\*[\s\S]*?(?:\*/|$)|[\w.]+|[^\s\w]")
 _MODEL_AFTER = {"USING", "DESCRIBE", "EVALUATE", "UPDATE", "VALIDATE"}
 _MODEL_AFTER_TWO = {("MODEL", "DROP"), ("MODEL", "SAVE"), ("WEIGHTS", "SHOW"), ("TRIALS", "SHOW"),
-                    ("VERSIONS", "SHOW"), ("MODEL", "ROLLBACK")}
+                    ("VERSIONS", "SHOW"), ("HISTORY", "SHOW"),
+                    ("MODEL", "ROLLBACK")}
 _FIXED = {"SCALE": (*SCALINGS, "none"), "IMPUTE": IMPUTATIONS, "ENCODE": ENCODINGS, "REDUCE": REDUCTIONS}
 _COLUMN_CLAUSES = {"FEATURES", "EXCLUDE", "WHERE", "PREDICT"}
 _PARAM_CLAUSES = {"WITH", "TUNE"}  # a parameter name after their "(" or ","

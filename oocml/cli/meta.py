@@ -91,9 +91,11 @@ PREDICT EXPLAIN USING name ON source [TOP k] [INTO 'folder/' [OPTIONS (...)] [OV
   CONFUSION: the confusion matrix; CURVE: ROC and precision-recall curves (threshold, tpr,
   fpr, precision, recall); RESIDUALS: a regressor's residual quantiles. One parallel pass.""",
     "SHOW": """SHOW MODELS | SHOW ALGORITHMS | SHOW WEIGHTS name | SHOW TRIALS name | SHOW VERSIONS name
+       | SHOW HISTORY name
   the session's models; the algorithms and their parameters; a linear model's coefficients
   and intercept by feature name; a TUNE model's candidates, ranked by holdout score; a
-  model's versions (version, current, saved, algorithm, rows seen, epochs, holdout score).
+  model's versions (version, current, saved, fit, algorithm, source, files, rows seen,
+  epochs, score); its last fit's epochs (rows, progressive and holdout scores, seconds).
   Wherever a statement reads a model, name@N reads its version N.""",
     "DESCRIBE": """DESCRIBE name | DESCRIBE DATA source
   a model: algorithm, parameters, features, classes, statistics, epochs, learning curve;
@@ -133,11 +135,13 @@ _STATEMENTS = """Statements end with ';' and may span lines. Keywords are case-i
   EVALUATE [CONFUSION|CURVE|RESIDUALS] name ON source [BY CLASS]           metrics
   VALIDATE name ON source | VALIDATE DRIFT source AGAINST source           skew, drift
   SHOW MODELS | SHOW ALGORITHMS | SHOW WEIGHTS name | SHOW TRIALS name | SHOW VERSIONS name
+  SHOW HISTORY name                                                        epochs, as a table
   DESCRIBE name | DESCRIBE DATA source
   DROP MODEL name | ROLLBACK MODEL name TO VERSION n          name@N: a model's version N
   SAVE MODEL name TO 'path' | LOAD MODEL name FROM 'path' | EXPLAIN statement
 A source is a quoted glob, folder or URL ('data/*.parquet', 's3://b/p/'), with optional
-  FORMAT parquet|csv|json and OPTIONS (key = literal, ...), or a table name.
+  FORMAT parquet|csv|json and OPTIONS (key = literal, ...); a Delta Lake table,
+  DELTA 'path or URL' [VERSION n]; or a table name.
 A literal is a number, a 'string', TRUE, FALSE, NULL, a [list] or a (tuple,)."""
 _KEYS = ("Tab completes; Ctrl-R searches history; Ctrl-C cancels the running statement or\n"
          "clears the line; Ctrl-D quits.")

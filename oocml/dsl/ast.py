@@ -155,6 +155,12 @@ class ValidateDrift:
 
 
 @dataclass(frozen=True)
+class ShowHistory:
+    model: str
+    position: Position = _position()
+
+
+@dataclass(frozen=True)
 class ShowVersions:
     model: str
     position: Position = _position()
@@ -199,5 +205,5 @@ class Explain:
 
 Statement = (Train | Update | Validate | ValidateDrift | Predict | Evaluate | ShowModels
              | ShowAlgorithms | ShowWeights | ShowTrials | Describe
-             | DescribeData | DropModel | SaveModel | LoadModel | ShowVersions | RollbackModel
+             | DescribeData | DropModel | SaveModel | LoadModel | ShowVersions | ShowHistory | RollbackModel
              | Explain)

@@ -408,6 +408,9 @@ class ToAst(Transformer):
     def show_trials(self, meta, children):
         return ast.ShowTrials(_values(children)[0], position=_meta_position(meta))
 
+    def show_history(self, meta, children):
+        return ast.ShowHistory(_values(children)[0], position=_meta_position(meta))
+
     def show_versions(self, meta, children):
         return ast.ShowVersions(_values(children)[0], position=_meta_position(meta))
 
