@@ -35,6 +35,21 @@ class Chain:
     exclude: tuple[str, ...] = ()
     condition: Condition | None = None
 
+    def __repr__(self) -> str:
+        from .io.conditions import to_text
+
+        steps = " -> ".join(f"{s.kind} {s.method}" for s in self.steps) or "no steps"
+        where = f" where {to_text(self.condition)}" if self.condition is not None else ""
+        chosen = f" features={len(self.features)}" if self.features is not None else ""
+        parts = getattr(self.frame, "npartitions", 1)
+        return f"<oocml.Chain {steps}{where}{chosen} on {parts} partition(s)>"
+
+    def _repr_html_(self) -> str:
+        """What a notebook shows: the data (from metadata), the steps, the passes a fit makes."""
+        from .evaluation.display import chain_html
+
+        return chain_html(self)
+
     def scale(self, kind: str = "standard", **params: Any) -> Chain:
         """Add a scaling step: ``standard``, ``minmax`` or ``maxabs`` (``none`` adds nothing)."""
         if one_of("scaling", kind, (*SCALINGS, "none")) == "none":

@@ -62,6 +62,7 @@ class Model:
         self.report = report if report is not None else FitReport.from_dict({})
         self.lineage = tuple(lineage)  # every fit that made it: the TRAIN, then each UPDATE
         self.training_profile = training_profile  # its training data's histograms (VALIDATE)
+        self.last_evaluation: pd.DataFrame | None = None  # evaluate()'s last table (display)
 
     @classmethod
     def from_fit(cls, fitted: Any, before: Model | None = None) -> Model:
@@ -118,6 +119,12 @@ class Model:
         from .evaluation.trials import trials_table
 
         return trials_table(list(self.report.search))
+
+    def _repr_html_(self) -> str:
+        """What a notebook shows: see :func:`oocml.evaluation.display.model_html`."""
+        from .evaluation.display import model_html
+
+        return model_html(self)
 
     def __repr__(self) -> str:
         steps = " -> ".join(name for name, _ in self.pipeline.steps)
@@ -284,9 +291,11 @@ class Model:
             rows.append((f"silhouette (sample of {SILHOUETTE_SAMPLE:,})", self._silhouette(data)))
         rows.append(("rows", int(totals["n"])))
         # counts stay whole numbers beside the metrics (an object column keeps each one's type)
-        return pd.DataFrame({"metric": [k for k, _ in rows],
-                             "value": pd.Series([v if isinstance(v, int) else float(v)
-                                                 for _, v in rows], dtype=object)})
+        self.last_evaluation = pd.DataFrame({
+            "metric": [k for k, _ in rows],
+            "value": pd.Series([v if isinstance(v, int) else float(v) for _, v in rows],
+                               dtype=object)})
+        return self.last_evaluation
 
     def confusion(self, data: Any) -> pd.DataFrame:
         """The confusion matrix on ``data``: true classes by row, predicted by column."""

@@ -5,8 +5,10 @@
 Every pass counts partitions (the unit Ctrl-C's message reports too): the statistics pass,
 the reduction pass, each training epoch, the holdout scoring pass, EVALUATE and PREDICT
 INTO. Rows per second show where the rows are known. A line is redrawn at most 10 times a
-second and ends with a newline. Progress is on by default only when stderr is a terminal,
-so scripts, tests and logs stay quiet; nothing else is ever printed.
+second and ends with a newline. Progress is on by default only when stderr is a terminal or
+the code runs in a Jupyter kernel, so scripts, tests and logs stay quiet; nothing else is ever
+printed. In a notebook the same line is one output of the cell, updated in place (an
+``IPython.display`` handle), not carriage returns on stderr.
 """
 
 from __future__ import annotations
@@ -29,10 +31,33 @@ REDRAW_SECONDS = 0.1
 
 
 def progress_enabled(requested: bool | None) -> bool:
-    """The caller's choice, or: is stderr an interactive terminal?"""
+    """The caller's choice, or: is stderr an interactive terminal, or is this a notebook?"""
     if requested is not None:
         return bool(requested)
-    return bool(getattr(sys.stderr, "isatty", lambda: False)())
+    return bool(getattr(sys.stderr, "isatty", lambda: False)()) or in_notebook()
+
+
+def in_notebook() -> bool:
+    """Whether this code runs in a Jupyter kernel (IPython with a kernel attached; a terminal
+    IPython has none)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+class NotebookLine:
+    """A progress line as one output of the running cell, replaced at each redraw."""
+
+    def __init__(self) -> None:
+        self.handle: Any = None
+
+    def show(self, line: str) -> None:
+        from IPython.display import Pretty, display
+
+        if self.handle is None:
+            self.handle = display(Pretty(line), display_id=True)
+        else:
+            self.handle.update(Pretty(line))
 
 
 class PassLine:
@@ -44,6 +69,7 @@ class PassLine:
     def __init__(self, name: str, total: int, enabled: bool = True, out: TextIO | None = None,
                  done: int = 0, unit: str = "partitions"):
         self.name, self.total, self.enabled, self.unit = name, total, enabled, unit
+        self.cell = NotebookLine() if out is None and enabled and in_notebook() else None
         self.out = out or sys.stderr
         self.done = self._first = done
         self.rows = 0  # rows of the partitions counted with their rows
@@ -62,7 +88,7 @@ class PassLine:
         if not self.closed:
             self.closed = True
             self._draw(force=True, final=True)
-            if self.enabled:
+            if self.enabled and self.cell is None:
                 self.out.write("\n")
                 self.out.flush()
 
@@ -88,6 +114,9 @@ class PassLine:
             return
         self._drawn = now
         line = self.text(now, final)
+        if self.cell is not None:
+            self.cell.show(line)
+            return
         self.out.write("\r" + line.ljust(self._width))  # blanks over a longer previous line
         self._width = len(line)
         self.out.flush()

@@ -307,18 +307,12 @@ def _plot(shell: Any, argument: str) -> bool:
     if len(words) != (4 if words and words[0] in _NEEDS_DATA else 3) or words[0] not in PLOTS:
         return _usage(shell, COMMANDS["\\plot"])
     view, name, *source, path = words
-    try:
-        model = shell.session.catalog.get(name)
-        args = [_frame(shell.session, source[0])] if source else []
-        from ..evaluation.plots import save
 
-        written = save(getattr(model, PLOTS[view])(*args), path,
-                       storage_options=shell.session.storage_options)
-    except OocmlError as error:
-        shell.error(error)
-        return False
-    shell.show(f"wrote {written}")
-    return True
+    def figure() -> Any:
+        model = shell.session.catalog.get(name)
+        return getattr(model, PLOTS[view])(*([_frame(shell.session, source[0])] if source else []))
+
+    return _write_figure(shell, figure, path)
 
 
 def _plot_drift(shell: Any, path: str) -> bool:
@@ -327,11 +321,17 @@ def _plot_drift(shell: Any, path: str) -> bool:
         shell.error(ParameterError("no VALIDATE has run in this session yet: run VALIDATE "
                                    "name ON source (or VALIDATE DRIFT ...) first"))
         return False
-    try:
-        from ..evaluation.plots import plot_drift, save
+    from ..evaluation.plots import plot_drift
 
-        written = save(plot_drift(shell.last_validation), path,
-                       storage_options=shell.session.storage_options)
+    return _write_figure(shell, lambda: plot_drift(shell.last_validation), path)
+
+
+def _write_figure(shell: Any, figure: Callable[[], Any], path: str) -> bool:
+    """Draw ``figure()`` and write it to ``path`` (a PNG, any URL); an error is shown, not raised."""
+    from ..evaluation.plots import save
+
+    try:
+        written = save(figure(), path, storage_options=shell.session.storage_options)
     except OocmlError as error:
         shell.error(error)
         return False

@@ -25,7 +25,8 @@ def table(frame: pd.DataFrame, fmt: str = "table") -> str:
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
     from pandas.api.types import is_numeric_dtype
 
-    numeric = [is_numeric_dtype(t) for t in frame.dtypes]
+    numeric = [is_numeric_dtype(t) or (t.kind == "O" and _numbers(frame.iloc[:, i]))
+               for i, t in enumerate(frame.dtypes)]
 
     def line(values: list[str]) -> str:
         return " | ".join(v.rjust(w) if num else v.ljust(w)
@@ -35,6 +36,11 @@ def table(frame: pd.DataFrame, fmt: str = "table") -> str:
     rows = [line(headers), rule, *(line(r) for r in cells)]
     rows.append(f"({len(cells)} row{'s' if len(cells) != 1 else ''})")
     return "\n".join(rows)
+
+
+def _numbers(column: pd.Series) -> bool:
+    """A column of mixed numbers (EVALUATE's metrics and whole counts): aligned as numbers."""
+    return all(isinstance(v, int | float) and not isinstance(v, bool) for v in column)
 
 
 def _cell(value: Any) -> str:

@@ -34,7 +34,23 @@ def _new_figure(width: float, height: float) -> Any:
     except ImportError as exc:
         raise OocmlError('plots need matplotlib, which is not installed: pip install "oocml[plot]"'
                          ) from exc
+    _inline_in_notebooks(Figure)
     return Figure(figsize=(width, height), layout="constrained")
+
+
+def _inline_in_notebooks(figure_class: type) -> None:
+    """In a Jupyter kernel, a returned figure shows as a PNG (as matplotlib's inline backend
+    shows pyplot's); oocml's figures are not pyplot's, so they never show twice."""
+    from ..progress import in_notebook
+
+    if not in_notebook():
+        return
+    from IPython import get_ipython
+    from IPython.core.pylabtools import print_figure
+
+    png = get_ipython().display_formatter.formatters["image/png"]
+    if figure_class not in png.type_printers:
+        png.for_type(figure_class, lambda figure: print_figure(figure, "png"))
 
 
 def _require(frame: pd.DataFrame, columns: tuple[str, ...] | list[str], role: str) -> None:
