@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ParameterError
 from .import_hook import after_import
-from .plan import REDUCTION_FACTOR, And, Condition, Plan, Search, Step, StreamOptions, freeze_params
+from .plan import REDUCTION_FACTOR, Condition, Plan, Search, Step, StreamOptions, conjunction, freeze_params
 from .plan_rules import ENCODINGS, SCALINGS, SEARCH_HOLDOUT, check_step, one_of, search_space, validate
 
 if TYPE_CHECKING:
@@ -107,9 +107,7 @@ class Chain:
             from .dsl.parser import parse_condition
 
             condition = parse_condition(condition)
-        if self.condition is not None:
-            condition = And((self.condition, condition))
-        return replace(self, condition=condition)
+        return replace(self, condition=conjunction(self.condition, condition))
 
     def select(self, features: Sequence[str] | None = None, exclude: Sequence[str] = ()) -> Chain:
         """Choose the feature columns: these ones, or all but ``exclude`` (and the target)."""

@@ -133,6 +133,15 @@ class Catalog:
                                     f"{', '.join(map(str, versions))} (SHOW VERSIONS {name})")
         return self._load(name, version, located[version])
 
+    def current(self, name: str) -> tuple[int, Model]:
+        """(version, model) of the current version of ``name``, from one listing: an UPDATE
+        continues that model and must save exactly the version after it."""
+        located = self._located(name)
+        if not located:
+            self.get(name)  # raises the unknown-model error
+        version = max(located)
+        return version, self._load(name, version, located[version])
+
     def _load(self, name: str, version: int, file: str) -> Model:
         """Version ``version`` of ``name``, read from its ``file`` on first use."""
         if (name, version) not in self._models:

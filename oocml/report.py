@@ -100,9 +100,7 @@ class LineageStep:
     table_version: int | None = None  # the Delta table version read, where the source is one
 
     def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["files"] = None if self.files is None else [asdict(f) for f in self.files]
-        return data
+        return asdict(self)  # its files too, each a dict
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LineageStep:

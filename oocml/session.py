@@ -21,7 +21,7 @@ from .dsl.parser import parse
 from .errors import ParameterError
 from .execution import progress_bar
 from .io.conditions import parquet_filters
-from .io.lineage import fresh_files, identify
+from .io.lineage import fresh_files, identify, seen_files
 from .io.sources import delta_version, describe_files, file_facts, open_source, source_files
 from .io.storage import check_path
 from .plan import Plan, Source, conjunction
@@ -110,8 +110,7 @@ class Session:
 
     def _run_update(self, stmt: ast.Update) -> Model | str:
         name = check_name(stmt.model)
-        model = self.catalog.get(name)
-        current = self.catalog.versions(name)[-1]
+        current, model = self.catalog.current(name)  # the version the new one must follow
         stmt = replace(stmt, source=delta_version(stmt.source, self.storage_options))
         nothing_new = (f"model {name}: no file of {stmt.source} is new to it; nothing was "
                        f"trained, and version {current} stays current")
@@ -128,7 +127,8 @@ class Session:
                             storage_options=self.storage_options, only=only)
         fitted = update_fit(start_of(model), frame, source=stmt.source, where=stmt.where,
                             epochs=stmt.epochs, shuffle=stmt.shuffle,
-                            shuffle_window=stmt.shuffle_window, seed=stmt.seed, new=stmt.new,
+                            shuffle_window=stmt.shuffle_window, seed=stmt.seed,
+                            new=stmt.new and only is None,  # a listed source: filtered above
                             include_changed=stmt.include_changed, progress=self.progress)
         if fitted is None:
             return nothing_new
@@ -144,9 +144,8 @@ class Session:
         if stmt.source.path is None:
             return None
         found = source_files(stmt.source, stmt.source.options_over(self.storage_options))
-        seen = [f for step in model.lineage for f in step.files or ()]
-        return fresh_files([identify(found.fs, f) for f in found.files], seen,
-                           stmt.include_changed)
+        return fresh_files([identify(found.fs, f) for f in found.files],
+                           seen_files(model.lineage), stmt.include_changed)
 
     def _run_validate(self, stmt: ast.Validate) -> pd.DataFrame:
         model = self.catalog.get(stmt.model)
@@ -268,10 +267,9 @@ class Session:
             return explain_train(plan, self._open(plan.source, plan), self._files(plan.source),
                                  rows=None if facts is None else facts[2])
         if isinstance(statement, ast.Update):
-            model = self.catalog.get(statement.model)
+            version, model = self.catalog.current(statement.model)
             fresh = self._fresh_files(model, statement) if statement.new else None
-            return explain_update(statement, model, self.catalog.versions(statement.model)[-1],
-                                  self._files(statement.source),
+            return explain_update(statement, model, version, self._files(statement.source),
                                   None if fresh is None else len(fresh))
         if isinstance(statement, ast.Predict | ast.Evaluate):
             return explain_apply(statement, self.catalog.get(statement.model),

@@ -20,7 +20,7 @@ from sklearn.pipeline import Pipeline
 
 from ..errors import ParameterError, UnseenLabelError
 from ..estimators import is_boosted
-from ..io.lineage import unseen_parts
+from ..io.lineage import seen_files, unseen_parts
 from ..plan import Condition, Plan, Source, conjunction
 from ..report import LineageStep
 from .fit import Fitted, fit_result, prepare, statistics, train_estimator
@@ -48,13 +48,10 @@ def update_fit(start: Start, data: Any, *, source: Source | None = None,
     the rows its own WHERE and ``where`` keep; with ``new``, only on the partitions whose files
     its lineage does not hold (None when there is none). ``source`` is what the lineage
     records (None: a DataFrame); ``seed`` seeds SHUFFLE (None: the model's own seed)."""
-    plan = _update_plan(start, source, where, epochs, shuffle)
-    plan = replace(plan, random_state=plan.random_state if seed is None else seed,
-                   stream=replace(plan.stream, shuffle_window=shuffle_window))
-    prepared = prepare(plan, data, progress)
+    plan = _update_plan(start, source, where, epochs, shuffle, shuffle_window, seed)
+    prepared = prepare(plan, data, progress)  # validates the plan: epochs, window, seed
     if new:
-        seen = [f for step in start.lineage for f in step.files or ()]
-        fresh = unseen_parts(prepared.parts, seen, include_changed)
+        fresh = unseen_parts(prepared.parts, seen_files(start.lineage), include_changed)
         if not fresh:
             return None
         prepared = replace(prepared, parts=[prepared.parts[i] for i in fresh])
@@ -74,18 +71,18 @@ def update_fit(start: Start, data: Any, *, source: Source | None = None,
 
 
 def _update_plan(start: Start, source: Source | None, where: Condition | None, epochs: int,
-                 shuffle: bool) -> Plan:
+                 shuffle: bool, shuffle_window: int | None, seed: int | None) -> Plan:
     """The model's plan, to continue: its columns as fitted, the new source, the update's
-    rows, epochs and shuffling, every row trained on (no holdout, checkpoint or search)."""
+    rows, epochs and shuffling (``seed``: None keeps the model's), every row trained on (no
+    holdout, checkpoint or search)."""
     check_continuable(start)
-    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
-        raise ParameterError(f"epochs must be a whole number from 1, not {epochs!r}")
     plan = start.plan
-    stream = replace(plan.stream, epochs=epochs, shuffle=bool(shuffle), holdout=None,
-                     patience=None, checkpoint=None, checkpoint_every=None, resume=False,
-                     strategy="sequential")
+    stream = replace(plan.stream, epochs=epochs, shuffle=bool(shuffle),
+                     shuffle_window=shuffle_window, holdout=None, patience=None,
+                     checkpoint=None, checkpoint_every=None, resume=False, strategy="sequential")
     return replace(plan, source=source, name=None, features=tuple(start.features), exclude=(),
-                   classes=None, stream=stream, search=None, where=conjunction(plan.where, where))
+                   classes=None, stream=stream, search=None, where=conjunction(plan.where, where),
+                   random_state=plan.random_state if seed is None else seed)
 
 
 def check_continuable(start: Start) -> None:

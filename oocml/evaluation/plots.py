@@ -199,9 +199,11 @@ def plot_drift(validation: pd.DataFrame, everything: bool = False) -> Any:
     if shown.empty:
         raise ParameterError("no column drifted beyond the threshold: nothing to draw "
                              "(plot_drift(table, everything=True) draws every column)")
-    figure = _new_figure(4 * min(len(shown), 3), 3.2 * -(-len(shown) // 3))
+    across = min(len(shown), PANELS_PER_ROW)
+    down = math.ceil(len(shown) / across)
+    figure = _new_figure(4 * across, 3.2 * down)
     for i, row in enumerate(shown.itertuples()):
-        axes = figure.add_subplot(-(-len(shown) // 3), min(len(shown), 3), i + 1)
+        axes = figure.add_subplot(down, across, i + 1)
         if row.input in reference.numeric:
             labels = _bin_labels(reference.numeric[row.input][0])
             before, after = reference.numeric[row.input][1], current.numeric[row.input][1]

@@ -74,6 +74,11 @@ def files_read(parts: Sequence[Any], rows: Sequence[int]) -> tuple[FileRead, ...
     return tuple(identify(fs, path, n) for fs, path, n in found.values())
 
 
+def seen_files(lineage: Iterable[Any]) -> list[FileRead]:
+    """Every file a model's lineage (its :class:`~oocml.report.LineageStep` s) holds."""
+    return [file for step in lineage for file in step.files or ()]
+
+
 def fresh_files(candidates: Iterable[FileRead], seen: Iterable[FileRead],
                 include_changed: bool = False) -> set[str]:
     """The names among ``candidates`` that the lineage ``seen`` does not hold unchanged. A seen

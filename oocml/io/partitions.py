@@ -27,7 +27,7 @@ import pandas as pd
 from dask.dataframe.utils import make_meta
 
 from ..errors import OocmlError, SourceError, StorageError
-from ..plan import And
+from ..plan import conjunction
 from ..redaction import redact_url
 from .conditions import columns_of, filter_block
 from .dask_plans import Piece, mapped_items, parquet_pieces
@@ -219,9 +219,8 @@ def where_partitions(frame: dd.DataFrame, condition: Any, columns: list[str]) ->
     if condition is None:
         return partitions(frame[columns])
     needed = columns + [c for c in columns_of(condition) if c not in columns]
-    return [replace(p, condition=condition if p.condition is None else And((p.condition, condition)),
-                    keep=tuple(columns)) if isinstance(p, FilePart)
-            else dask.delayed(_filtered, pure=True)(p, condition, columns)
+    return [replace(p, condition=conjunction(p.condition, condition), keep=tuple(columns))
+            if isinstance(p, FilePart) else dask.delayed(_filtered, pure=True)(p, condition, columns)
             for p in partitions(frame[needed])]
 
 

@@ -115,6 +115,8 @@ def detect_format(source: Source, files: list[str]) -> str:
     """``FORMAT`` if given, else from the files' extensions (parquet when they say nothing)."""
     if source.format:
         fmt = source.format.lower()
+        if fmt == "delta":  # a Delta table's files are parquet
+            return "parquet"
         if fmt not in ("parquet", "csv", "json"):
             raise SourceError(f"unknown format {source.format!r}; choose parquet, csv or json")
         return fmt
@@ -162,7 +164,7 @@ def open_source(source: Source, tables: Mapping[str, Any] | None = None,
     if not files:
         where = "" if is_url(path) else f" (as a glob or folder, from {os.getcwd()!r})"
         raise SourceError(f"no data files match {redact_url(path)!r}{where}")
-    fmt = "parquet" if source.format == "delta" else detect_format(source, files)
+    fmt = detect_format(source, files)
     urls = [fs.unstrip_protocol(f) for f in files] if is_url(path) else files
     try:
         with translated(path, f"open as {fmt}"):
@@ -246,7 +248,7 @@ def file_facts(source: Source, storage_options: Mapping[str, Any] | None = None,
     try:
         found = source_files(source, source.options_over(storage_options))
         fs, files = found.fs, found.files
-        fmt = "parquet" if source.format == "delta" else detect_format(source, files)
+        fmt = detect_format(source, files)
     except SourceError:
         return None
     try:
