@@ -17,7 +17,7 @@ from sklearn.preprocessing import StandardScaler
 
 import oocml
 from oocml.engine.stream import BlockRecipe, TrainOptions, train
-from oocml.errors import SortedDataWarning
+from oocml.errors import DataError, SortedDataWarning, TrainingInterrupted
 from oocml.io.partitions import partitions
 
 FEATURES = ["x0", "x1", "x2", "x3"]
@@ -165,3 +165,67 @@ def test_a_fit_without_shuffle_warns_once_when_partitions_differ(tmp_path, share
         text = str(sorted_warnings[0].message)
         assert ("class 1" in text or "class 0" in text) if shift == 0 else "'x0'" in text
         assert "add SHUFFLE" in text
+
+
+class _Failing:
+    """Fails at its ``at``-th block, as an estimator raising or a Ctrl-C would."""
+
+    def __init__(self, error: BaseException, at: int = 3):
+        self.error, self.at, self.calls = error, at, 0
+
+    def partial_fit(self, X, y, **kwargs):
+        self.calls += 1
+        if self.calls == self.at:
+            raise self.error
+        return self
+
+
+@pytest.mark.parametrize("error, raised", [(KeyboardInterrupt(), TrainingInterrupted),
+                                           (ValueError("bad block"), DataError)])
+def test_a_window_stopped_midway_leaves_no_loader_waiting(by_label, error, raised):
+    """The window's loaders are mid-partition (10 blocks each, 1 queued): stopping must cancel
+    every one of them, not only those not yet handed to the mixer, or the fit never returns."""
+    folder, _ = by_label
+    outcome: list[BaseException] = []
+
+    def fit() -> None:
+        try:
+            train(_Failing(error), partitions(dd.read_parquet(sorted(folder.glob("*.parquet")))),
+                  BlockRecipe(prep=None, target="y", labels=None, block_rows=1000),
+                  TrainOptions(shuffle=True, seed=1))
+        except BaseException as exc:  # noqa: BLE001
+            outcome.append(exc)
+
+    import threading
+
+    runner = threading.Thread(target=fit, daemon=True)
+    runner.start()
+    runner.join(timeout=120)  # a deadlock guard, not a speed limit: the fit fails at once
+    assert not runner.is_alive(), "the fit hung on a loader left waiting"
+    assert len(outcome) == 1 and isinstance(outcome[0], raised), outcome
+
+
+def _cut(X: np.ndarray, y: np.ndarray, bounds: list[int]) -> list[tuple]:
+    edges = [0, *bounds, len(X)]
+    return [(X[a:b], y[a:b]) for a, b in zip(edges, edges[1:])]
+
+
+def test_the_mixed_blocks_do_not_depend_on_how_partitions_were_cut():
+    """A window's partitions read in smaller batches (or from the cache) are cut into other
+    blocks: the mixed blocks are the same, as spans count rows, not blocks."""
+    from oocml.engine.mixing import mixed
+
+    rng = np.random.default_rng(0)
+    parts = [(rng.normal(size=(n, 3)), rng.integers(0, 2, n)) for n in (1_000, 2_345, 777)]
+    unit = lambda X: 100  # noqa: E731
+    runs = []
+    for cuts in ([[], [], []], [[100, 350, 999], [1, 2, 1_200], [500]],
+                 [list(range(7, 1_000, 7)), list(range(250, 2_345, 250)), [776]]):
+        streams = [_cut(X, y, c) for (X, y), c in zip(parts, cuts)]
+        runs.append(list(mixed(streams, (4, 0, 0), [0, 0, 0], (1_000, 2_345, 777), unit)))
+    for run in runs[1:]:
+        assert len(run) == len(runs[0])
+        for (X, y), (X0, y0) in zip(run, runs[0]):
+            np.testing.assert_array_equal(X, X0)
+            np.testing.assert_array_equal(y, y0)
+    assert sum(len(X) for X, _ in runs[0]) == 1_000 + 2_345 + 777

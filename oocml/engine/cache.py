@@ -190,15 +190,17 @@ def cache_key(plan: Any, summary: Any) -> str:
     """What the prepared blocks depend on: the plan's preparation (not its estimator, epochs
     or how the source was named: the language and the accessor share a cache) and the
     data's own statistics from this fit's statistics pass, a fingerprint of the content
-    itself (any changed value changes the moments and the rows per partition)."""
+    itself (any changed value changes the moments and the rows per partition). SHUFFLE's
+    window too: a window's partitions are read in smaller batches, so cut in smaller blocks."""
     import dataclasses
     import hashlib
 
     from ..plan import EstimatorSpec, StreamOptions
 
+    stream = StreamOptions(holdout=plan.stream.holdout, shuffle=plan.stream.shuffle,
+                           shuffle_window=plan.stream.shuffle_window)
     prepared = dataclasses.replace(plan.without_source(), estimator=EstimatorSpec(""),
-                                   random_state=None, search=None,
-                                   stream=StreamOptions(holdout=plan.stream.holdout))
+                                   random_state=None, search=None, stream=stream)
     digest = hashlib.sha256(repr(prepared).encode())
     digest.update(repr(summary.partition_rows).encode())
     for array in (summary.moments.mean, summary.moments.m2, summary.moments.count,

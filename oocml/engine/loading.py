@@ -60,32 +60,35 @@ class Feed:
     _END = object()
 
     def __init__(self, make: Callable[[], Iterable[Any]], room: int = 2):
-        self._make, self._queue = make, queue.Queue(maxsize=room)
+        self._make, self._queue = make, queue.SimpleQueue()
+        self._room = threading.Semaphore(room)  # a block is made only once it has room
         self._cancelled = threading.Event()
 
     def run(self) -> None:
-        """Make every block (on a loader thread); an error is handed to the taker."""
+        """Make every block (on a loader thread), each once there is room for it, so that no
+        made block waits outside the queue; an error is handed to the taker."""
         _yield_to_training()
         try:
-            for block in self._make():
-                if not self._put(block):
+            blocks = iter(self._make())
+            while self._wait_for_room():
+                block = next(blocks, self._END)
+                self._queue.put(block)
+                if block is self._END:
                     return
-            self._put(self._END)
         except BaseException as exc:  # noqa: BLE001  (re-raised on the training thread)
-            self._put(exc)
+            self._queue.put(exc)
 
-    def _put(self, item: Any) -> bool:
+    def _wait_for_room(self) -> bool:
+        """True once a block may be made; False once cancelled."""
         while not self._cancelled.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
+            if self._room.acquire(timeout=0.1):
                 return True
-            except queue.Full:
-                continue
         return False
 
     def __iter__(self) -> Iterator[Any]:
         while True:
             item = self._queue.get()
+            self._room.release()
             if item is self._END:
                 return
             if isinstance(item, BaseException):

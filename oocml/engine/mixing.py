@@ -8,28 +8,33 @@ daily files by time), and a block of one partition biases SGD towards that parti
   once (a loader each) and interleaved: every block takes from each partition of the window
   its share of the rows it has left (its training rows are counted by the statistics pass),
   so that all of them end together and the epoch ends on no single partition;
-- inside a partition, rows are drawn at random from a span of ``SPAN_BLOCKS`` blocks at a
-  time (a shuffle buffer): a partition of up to that many blocks is wholly permuted, a larger
-  one mixed span by span (data sorted by time inside a file);
-- each block is gathered once, straight from the spans into its own array, the partitions'
-  rows in a seeded random order of partitions: no round is stacked or permuted again, so
-  mixing costs the one gather that SHUFFLE's row permutation always cost.
+- inside a partition, rows are drawn at random from a span of ``SPAN_BLOCKS`` blocks' rows
+  at a time (a shuffle buffer): a partition of up to that many is wholly permuted, a larger
+  one mixed span by span (data sorted by time inside a file). Spans count rows, not the
+  blocks a partition was read in, so the stream does not depend on how it was cut;
+- each span is joined into one array as it starts, and each block gathered once, straight
+  from the spans into its own array, the partitions' rows in a seeded random order of
+  partitions: mixing costs one copy of every row beyond the gather that SHUFFLE's row
+  permutation always cost.
 
 Memory grows by the spans (``SPAN_BLOCKS`` blocks a partition of the window, 8 MB each by
-default) and the window's loaders' queues. A window ends with its partitions, so a
-checkpoint taken between windows resumes the same stream, bit for bit. The blocks depend
-only on the seed and the data, never on the scheduler; the cache stores the blocks before
-mixing, so cached epochs mix the same way.
+default). The window's loaders read in smaller batches (:func:`window_batch_bytes`), so that
+a window holds about the batches that two partitions read ahead hold without one. A window
+ends with its partitions, so a checkpoint taken between windows resumes the same stream,
+bit for bit. The blocks depend only on the seed and the data, never on the scheduler nor on
+how the partitions were cut into blocks; the cache stores the blocks before mixing, so
+cached epochs mix the same way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from ..blocks import stack_rows, take_rows
+from ..io.partitions import BATCH_BYTES
 
 WINDOW = 4  # partitions mixed at once by default
 SPAN_BLOCKS = 2  # each partition's rows are drawn at random from this many blocks at a time
@@ -44,26 +49,37 @@ def window_size(wanted: int | None, shuffle: bool, partitions: int) -> int | Non
     return max(1, min(wanted or WINDOW, partitions))
 
 
+def window_batch_bytes(window: int) -> int:
+    """Bytes a window's loaders read at a time each: ``BATCH_BYTES`` shared out so that the
+    window holds the batches of the two partitions a stream without a window reads ahead."""
+    return max(BATCH_BYTES // window, 1 << 20)
+
+
 def mixed(streams: Sequence[Any], seed: Sequence[int], rows: list[int],
-          sizes: Sequence[int] | None = None) -> Iterator[tuple]:
+          sizes: Sequence[int] | None, block_rows: Callable[[Any], int]) -> Iterator[tuple]:
     """The window's blocks mixed (see the module); ``rows[i]`` counts the rows taken from
-    ``streams[i]``, whose training rows number about ``sizes[i]`` (None: as many in each)."""
+    ``streams[i]``, whose training rows number about ``sizes[i]`` (None: as many in each).
+    ``block_rows(X)``: the rows of a mixed block, from the first block ``X`` of a partition
+    (the largest over the window's partitions)."""
     sources = [_Span(s, [*seed, k, 1]) for k, s in enumerate(streams)]  # never a block's seed
     sizes = list(sizes) if sizes is not None else [1] * len(streams)
-    unit = max((s.first_rows() for s in sources), default=0)  # the blocks' rows, as they came
+    unit = max((block_rows(s.head) for s in sources if s.head is not None), default=0)
+    for source in sources:
+        source.rows = SPAN_BLOCKS * unit
     for turn in range(1 << 62):
         live = [k for k, s in enumerate(sources) if not s.finished]
         if not live:
             return
         left = [max(sizes[k] - rows[k], 1) for k in live] if len(live) > 1 else [1]
-        pieces, shares = [], _shares(unit, left)
+        block, shares = _Gather(unit), _shares(unit, left)
         for i in np.random.default_rng([*seed, turn]).permutation(len(live)):
             k = live[i]
-            taken = sources[k].take(shares[i])
-            rows[k] += sum(len(index) for _, _, index in taken)
-            pieces += taken
-        if pieces:
-            yield _gathered(pieces)
+            for piece in sources[k].take(shares[i]):
+                rows[k] += len(piece[2])
+                block.add(*piece)
+                del piece  # a span drawn to its end is freed before the next one is joined
+        if block.rows:
+            yield block.result()
 
 
 def _shares(unit: int, left: list[int]) -> list[int]:
@@ -76,73 +92,107 @@ def _shares(unit: int, left: list[int]) -> list[int]:
     return shares
 
 
-def _gathered(pieces: list[tuple]) -> tuple:
-    """One block from ``(X, y, rows)`` pieces: dense ones gathered straight into one array."""
-    if not all(_dense(X, y) for X, y, _ in pieces) or len({X.dtype for X, _, _ in pieces}) > 1:
-        return (stack_rows([take_rows(X, index) for X, _, index in pieces]),
-                stack_rows([take_rows(y, index) for _, y, index in pieces]))
-    X0, y0, _ = pieces[0]
-    n = sum(len(index) for _, _, index in pieces)
-    X = np.empty((n, *X0.shape[1:]), dtype=X0.dtype)
-    y = None if y0 is None else np.empty(n, dtype=np.result_type(*(y.dtype for _, y, _ in pieces)))
-    start = 0
-    for Xp, yp, index in pieces:
-        end = start + len(index)
-        np.take(Xp, index, axis=0, out=X[start:end], mode="clip")  # mode: no buffered copy
-        if y is not None:
-            y[start:end] = yp[index]
-        start = end
-    return X, y
+class _Gather:
+    """A mixed block, gathered piece by piece as its rows are drawn: dense rows straight into
+    one array of ``capacity`` rows, others (sparse, frames, mixed dtypes) copied out and
+    stacked at the end."""
 
+    def __init__(self, capacity: int):
+        self.capacity, self.rows = capacity, 0
+        self.X: np.ndarray | None = None
+        self.y: np.ndarray | None = None
+        self.pieces: list[tuple] | None = None  # once a piece is not dense like the first
 
-def _dense(X: Any, y: Any) -> bool:
-    return isinstance(X, np.ndarray) and (y is None or isinstance(y, np.ndarray))
+    def add(self, X: Any, y: Any, index: np.ndarray) -> None:
+        end = self.rows + len(index)
+        if self.pieces is None and self._fits(X, y, end):
+            if self.X is None:
+                self.X = np.empty((self.capacity, *X.shape[1:]), dtype=X.dtype)
+                self.y = None if y is None else np.empty(self.capacity, dtype=y.dtype)
+            np.take(X, index, axis=0, out=self.X[self.rows:end], mode="clip")  # no buffer
+            if y is not None:
+                self.y[self.rows:end] = y[index]
+        else:
+            if self.pieces is None:
+                self.pieces = [] if self.X is None else [self.result()]
+                self.X = self.y = None
+            self.pieces.append((take_rows(X, index), take_rows(y, index)))
+        self.rows = end
+
+    def result(self) -> tuple:
+        if self.pieces is not None:
+            return (stack_rows([X for X, _ in self.pieces]),
+                    stack_rows([y for _, y in self.pieces]))
+        return self.X[:self.rows], None if self.y is None else self.y[:self.rows]
+
+    def _fits(self, X: Any, y: Any, end: int) -> bool:
+        if not isinstance(X, np.ndarray) or not (y is None or isinstance(y, np.ndarray)):
+            return False
+        if self.X is None:
+            return end <= self.capacity
+        return (end <= self.capacity and X.dtype == self.X.dtype
+                and X.shape[1:] == self.X.shape[1:] and (y is None) == (self.y is None)
+                and (y is None or y.dtype == self.y.dtype))
 
 
 class _Span:
-    """One partition's blocks, ``SPAN_BLOCKS`` at a time, their rows taken in a random order."""
+    """One partition's rows, ``rows`` at a time (a span), taken in a random order. Spans are
+    counted in rows, not in the blocks the partition was read in, so the mixed blocks are
+    the same however the partition was cut into blocks (read in smaller batches in a window,
+    or read back from the cache)."""
 
     def __init__(self, blocks: Any, seed: Sequence[int]):
-        self.blocks, self.rng, self.ended = iter(blocks), np.random.default_rng(seed), False
-        self.span: list[tuple] = []  # the blocks rows are drawn from
-        self.order = np.empty(0, dtype=np.intp)  # their rows, numbered across the span, to come
-        self.bounds = np.zeros(1, dtype=np.intp)  # where each block's numbers start
+        self.blocks, self.rng = iter(blocks), np.random.default_rng(seed)
+        self.rows = 0  # rows in a span, set before the first one is drawn
+        self.rest: list[tuple] = []  # blocks read and not yet in a span (a cut one's tail first)
+        self.span: tuple = (None, None)  # the (X, y) rows are drawn from
+        self.order = np.empty(0, dtype=np.intp)  # its rows to come
+        first = self._next()
+        if first is not None:
+            self.rest.append(first)
+
+    @property
+    def head(self) -> Any:
+        """The X of its next block, read ahead (None at the partition's end)."""
+        return self.rest[-1][0] if self.rest else None
 
     @property
     def finished(self) -> bool:
         return not self.order.size and not self._fill()
 
-    def first_rows(self) -> int:
-        """The rows of its first block (0 when it has none)."""
-        self._fill()
-        return self.span[0][0].shape[0] if self.span else 0
-
-    def take(self, n: int) -> list[tuple]:
-        """Up to ``n`` rows, as ``(X, y, rows)`` pieces of its blocks."""
-        out = []
+    def take(self, n: int) -> Iterator[tuple]:
+        """Up to ``n`` rows, as ``(X, y, rows)`` pieces of its spans, in the order drawn; the
+        next span is joined only when the piece of the last one has been let go."""
         while n > 0 and (self.order.size or self._fill()):
             drawn, self.order = self.order[:n], self.order[n:]
             n -= drawn.size
-            block = np.searchsorted(self.bounds, drawn, side="right") - 1
-            for b, (X, y) in enumerate(self.span):
-                mine = drawn[block == b]
-                if mine.size:
-                    out.append((X, y, mine - self.bounds[b]))
-        return out
+            yield (*self.span, drawn)
+
+    def _next(self) -> tuple | None:
+        """The next block with rows, the tail of a cut one first; None at the partition's end."""
+        if self.rest:
+            return self.rest.pop()
+        for block in self.blocks:
+            if block[0].shape[0]:
+                return block
+        return None
 
     def _fill(self) -> bool:
-        """The next span of blocks with rows; False at the partition's end."""
+        """The next span of ``rows`` rows (fewer at the end), in one array; False at the
+        partition's end."""
         if self.order.size:
             return True
-        self.span = []
-        while not self.ended and len(self.span) < SPAN_BLOCKS:
-            block = next(self.blocks, None)
-            if block is None:
-                self.ended = True
-            elif block[0].shape[0]:
-                self.span.append(block)
-        if not self.span:
+        self.span, blocks, count = (None, None), [], 0  # the last span freed before the next
+        while count < self.rows and (block := self._next()) is not None:
+            X, y = block
+            if count + X.shape[0] > self.rows:  # cut: the tail starts the next span
+                cut = self.rows - count
+                self.rest.append((take_rows(X, slice(cut, None)), take_rows(y, slice(cut, None))))
+                X, y = take_rows(X, slice(0, cut)), take_rows(y, slice(0, cut))
+            blocks.append((X, y))
+            count += X.shape[0]
+        if not blocks:
             return False
-        self.bounds = np.cumsum([0] + [X.shape[0] for X, _ in self.span])
-        self.order = self.rng.permutation(int(self.bounds[-1]))
+        self.span = (stack_rows([X for X, _ in blocks]), stack_rows([y for _, y in blocks]))
+        self.order = self.rng.permutation(count)
         return True

@@ -29,7 +29,7 @@ import pandas as pd
 import pyarrow as pa
 
 from .._compat import reads_text
-from ..io.partitions import FilePart, batches, file_parts
+from ..io.partitions import BATCH_BYTES, FilePart, batches, file_parts
 from .cache import MARGIN_BYTES, CacheWarning
 
 log = logging.getLogger("oocml")
@@ -132,7 +132,8 @@ class ParsedPart(FilePart):
     condition: Any = None
     keep: tuple[str, ...] | None = None
 
-    def raw_batches(self) -> Iterator[pd.DataFrame]:
+    def raw_batches(self, nbytes: int = BATCH_BYTES) -> Iterator[pd.DataFrame]:
+        """The batches as the copy holds them, whatever ``nbytes`` asks."""
         done = 0
         try:
             with pa.OSFile(self.path, "rb") as file:
@@ -148,7 +149,7 @@ class ParsedPart(FilePart):
         source = self.source  # a FilePart, or a dask task computing the partition (here)
         if dask.is_dask_collection(source):
             source = source.compute(scheduler="sync")
-        for i, frame in enumerate(batches(source)):
+        for i, frame in enumerate(batches(source)):  # as the copy was cut
             if i >= done:
                 yield frame
 

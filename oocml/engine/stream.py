@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -33,7 +33,7 @@ from ..execution import Submitter, compute_here, data_pass
 from ..io.partitions import FilePart, batches
 from ..progress import BlockProgress
 from .loading import Feed, prefetched
-from .mixing import mixed, window_size
+from .mixing import mixed, window_batch_bytes, window_size
 from .validation import ProgressiveScore, training_rows
 
 log = logging.getLogger("oocml")
@@ -54,6 +54,7 @@ class BlockRecipe:
     finite: bool = False  # every feature value was checked finite (the statistics pass did)
     dtype: str | None = None  # "float32": dense blocks cast to it (PRECISION float32)
     heldout: bool = False  # the held-out rows instead of the training rows (a validation matrix)
+    batch_bytes: int | None = None  # rows read at a time (None: BATCH_BYTES; see mixing.py)
 
 
 def partition_blocks(part: Any, recipe: BlockRecipe, index: int,
@@ -87,7 +88,7 @@ def blocks_of(part: Any, recipe: BlockRecipe, index: int,
 
 def raw_blocks(part: Any, recipe: BlockRecipe, index: int) -> Iterator[Block]:
     """A partition's blocks before the epoch's row permutation: what the cache stores."""
-    for frame in batches(part):
+    for frame in batches(part, recipe.batch_bytes):
         X, y = _batch_block(frame, recipe, index)
         for rows in _block_slices(X):  # none for an empty batch (empty file, WHERE, holdout)
             yield take_rows(X, rows), take_rows(y, rows)
@@ -136,13 +137,23 @@ def _batch_block(frame: pd.DataFrame, recipe: BlockRecipe, index: int) -> Block:
 
 def _block_slices(X: Any) -> list[slice]:
     """Consecutive row ranges of about ``BLOCK_BYTES`` of ``X`` each."""
+    n, step = X.shape[0], block_step(X)
+    return [slice(i, min(i + step, n)) for i in range(0, n, step)]
+
+
+def mixed_block_rows(block_rows: int | None, X: Any) -> int:
+    """Rows of a block SHUFFLE mixes: BLOCKSIZE's, or ``BLOCK_BYTES`` of rows like ``X``'s."""
+    return block_rows or block_step(X)
+
+
+def block_step(X: Any) -> int:
+    """Rows in ``BLOCK_BYTES`` of rows like those of ``X``."""
     n, width = X.shape[0], X.shape[1] if X.ndim == 2 else 1
     if sparse.issparse(X):  # the bytes a sparse row holds, not its width (2**20 for text)
         row_bytes = (X.data.nbytes + X.indices.nbytes) // max(n, 1)
     else:
         row_bytes = width * getattr(X.dtype, "itemsize", 8)
-    step = max(256, BLOCK_BYTES // max(row_bytes, 1))
-    return [slice(i, min(i + step, n)) for i in range(0, n, step)]
+    return max(256, BLOCK_BYTES // max(row_bytes, 1))
 
 
 def _permuted(X: Any, y: Any, row_seed: Sequence[int] | None, k: int | None) -> Block:
@@ -271,8 +282,10 @@ class _Stream:
         opts, epoch = self.opts, position.epoch
         todo = epoch_order(len(self.parts), epoch, opts.shuffle, opts.seed)[position.done:]
         window = window_size(opts.window, opts.shuffle, len(self.parts))
-        recipe_task = dask.delayed(self.recipe)
-        tasks = (_load_task(self.parts[i], self.recipe, recipe_task, i,
+        recipe = self.recipe if window is None else \
+            replace(self.recipe, batch_bytes=window_batch_bytes(window))
+        recipe_task = dask.delayed(recipe)
+        tasks = (_load_task(self.parts[i], recipe, recipe_task, i,
                             (opts.seed or 0, epoch, i) if opts.shuffle and window is None else None,
                             self.submitter, opts.cache, room=2 if window is None else 1)
                  for i in todo)
@@ -294,13 +307,20 @@ class _Stream:
         """SHUFFLE across partitions: ``window`` partitions at a time, their rows mixed into
         every block (:mod:`.mixing`); a window's partitions are done together."""
         first = position.done  # windows start at multiples of ``window`` of the epoch's order
+        unit = partial(mixed_block_rows, self.recipe.block_rows)
         for start in range(0, len(todo), window):
             group = todo[start:start + window]
-            streams = [next(loaded) for _ in group]
-            rows = [0] * len(group)
-            seed = (self.opts.seed or 0, position.epoch, (first + start) // window)
-            sizes = None if self.opts.sizes is None else [self.opts.sizes[i] for i in group]
-            self.partition(group[0], mixed(streams, seed, rows, sizes), position)
+            streams: list[Any] = []
+            try:
+                streams += (next(loaded) for _ in group)
+                rows = [0] * len(group)
+                seed = (self.opts.seed or 0, position.epoch, (first + start) // window)
+                sizes = None if self.opts.sizes is None else [self.opts.sizes[i] for i in group]
+                self.partition(group[0], mixed(streams, seed, rows, sizes, unit), position)
+            finally:  # on any exit: a loader of the window left waiting would never end
+                for stream in streams:
+                    if isinstance(stream, Feed):  # (a cluster's are lists of blocks)
+                        stream.cancel()
             self.done(group, rows, position)
 
     def done(self, indices: list[int], rows: list[int], position: Position) -> None:

@@ -47,12 +47,12 @@ class FilePart:
     condition: Any
     keep: tuple[str, ...] | None
 
-    def raw_batches(self) -> Iterator[pd.DataFrame]:
+    def raw_batches(self, nbytes: int = BATCH_BYTES) -> Iterator[pd.DataFrame]:
         raise NotImplementedError
 
-    def batches(self) -> Iterator[pd.DataFrame]:
-        """The partition's rows, about ``BATCH_BYTES`` at a time, in file order."""
-        for frame in self.raw_batches():
+    def batches(self, nbytes: int = BATCH_BYTES) -> Iterator[pd.DataFrame]:
+        """The partition's rows, about ``nbytes`` at a time, in file order."""
+        for frame in self.raw_batches(nbytes):
             yield self._filtered(frame)
 
     def frame(self) -> pd.DataFrame:
@@ -81,8 +81,8 @@ class ParquetPart(FilePart):
     keep: tuple[str, ...] | None = None  # columns left after the condition (None: all)
     fs: Any = None
 
-    def raw_batches(self) -> Iterator[pd.DataFrame]:
-        rows = batch_rows(len(self.columns))
+    def raw_batches(self, nbytes: int = BATCH_BYTES) -> Iterator[pd.DataFrame]:
+        rows = batch_rows(len(self.columns), nbytes)
         for path, groups, keys in self.pieces:
             yield from read_batches(path, groups, list(self.columns), self.meta, rows,
                                     fs=self.fs, keys=keys)
@@ -113,9 +113,9 @@ class TextPart(FilePart):
         with self._reader(rows) as reader:
             return next(iter(reader)).iloc[:0]
 
-    def raw_batches(self) -> Iterator[pd.DataFrame]:
+    def raw_batches(self, nbytes: int = BATCH_BYTES) -> Iterator[pd.DataFrame]:
         start, columns = 0, list(self.columns)
-        with self._reader(batch_rows(len(self.meta.columns))) as reader:
+        with self._reader(batch_rows(len(self.meta.columns), nbytes)) as reader:
             for chunk in reader:
                 chunk = chunk.reindex(columns=list(self.meta.columns))[columns]
                 chunk.index = pd.RangeIndex(start, start + len(chunk))
@@ -144,24 +144,25 @@ class TextPart(FilePart):
                               f"({exc}){hint}; repair or remove it") from None
 
 
-def batch_rows(n_columns: int) -> int:
-    """Rows in a batch of ``n_columns`` columns."""
-    return max(1024, BATCH_BYTES // (8 * max(n_columns, 1)))
+def batch_rows(n_columns: int, nbytes: int = BATCH_BYTES) -> int:
+    """Rows in a batch of about ``nbytes`` of ``n_columns`` columns."""
+    return max(1024, nbytes // (8 * max(n_columns, 1)))
 
 
-def batches(part: Any) -> Iterator[pd.DataFrame]:
+def batches(part: Any, nbytes: int | None = None) -> Iterator[pd.DataFrame]:
     """The rows of a partition (a :class:`ParquetPart` or an in-memory frame) in batches of about
-    ``BATCH_BYTES``: the same batches whichever way the partition was read. At least one batch,
-    empty for an empty partition."""
+    ``nbytes`` (default ``BATCH_BYTES``): the same batches whichever way the partition was
+    read. At least one batch, empty for an empty partition."""
+    nbytes = nbytes or BATCH_BYTES
     if isinstance(part, FilePart):
         empty = True
-        for frame in part.batches():
+        for frame in part.batches(nbytes):
             empty = False
             yield frame
         if empty:
             yield part._filtered(part.meta)
         return
-    step = batch_rows(part.shape[1])
+    step = batch_rows(part.shape[1], nbytes)
     for start in range(0, max(len(part), 1), step):
         yield part.iloc[start:start + step]
 
