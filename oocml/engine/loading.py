@@ -59,15 +59,16 @@ class Feed:
 
     _END = object()
 
-    def __init__(self, make: Callable[[], Iterable[Any]], room: int = 2):
-        self._make, self._queue = make, queue.SimpleQueue()
+    def __init__(self, make: Callable[[], Iterable[Any]], room: int = 2, niced: bool = True):
+        self._make, self._queue, self._niced = make, queue.SimpleQueue(), niced
         self._room = threading.Semaphore(room)  # a block is made only once it has room
         self._cancelled = threading.Event()
 
     def run(self) -> None:
         """Make every block (on a loader thread), each once there is room for it, so that no
         made block waits outside the queue; an error is handed to the taker."""
-        _yield_to_training()
+        if self._niced:
+            _yield_to_training()
         try:
             blocks = iter(self._make())
             while self._wait_for_room():
@@ -86,8 +87,15 @@ class Feed:
         return False
 
     def __iter__(self) -> Iterator[Any]:
+        """The blocks, in order; they end early once cancelled (a taker on another thread
+        is never left waiting for a loader that has stopped)."""
         while True:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                if self._cancelled.is_set():
+                    return
+                continue
             self._room.release()
             if item is self._END:
                 return

@@ -240,7 +240,8 @@ def train(estimator: Any, parts: Sequence[Any], recipe: BlockRecipe,
     elapsed = lambda: seconds_before + time.perf_counter() - start  # noqa: E731
     try:
         # a loader for each partition loading ahead, or for each of a SHUFFLE window
-        threads = window_size(opts.window, opts.shuffle, len(parts)) or opts.prefetch
+        window = window_size(opts.window, opts.shuffle, len(parts))
+        threads = opts.prefetch if window is None else window + 1  # + the mixer
         with Submitter(threads) as submitter, data_pass(), finiteness_checks(recipe):
             stream = _Stream(estimator, parts, recipe, opts, submitter, bar, record, elapsed)
             for epoch in range(position.epoch, opts.epochs):
@@ -316,9 +317,13 @@ class _Stream:
                 rows = [0] * len(group)
                 seed = (self.opts.seed or 0, position.epoch, (first + start) // window)
                 sizes = None if self.opts.sizes is None else [self.opts.sizes[i] for i in group]
-                self.partition(group[0], mixed(streams, seed, rows, sizes, unit), position)
+                # mixed on a thread of its own, a block ahead, while partial_fit runs here
+                streams.append(Feed(partial(mixed, streams[:], seed, rows, sizes, unit), room=1,
+                                    niced=False))
+                self.submitter.submit(streams[-1].run)
+                self.partition(group[0], streams[-1], position)
             finally:  # on any exit: a loader of the window left waiting would never end
-                for stream in streams:
+                for stream in reversed(streams):  # the mixer first
                     if isinstance(stream, Feed):  # (a cluster's are lists of blocks)
                         stream.cancel()
             self.done(group, rows, position)
