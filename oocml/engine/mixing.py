@@ -193,6 +193,22 @@ class _Span:
             count += X.shape[0]
         if not blocks:
             return False
-        self.span = (stack_rows([X for X, _ in blocks]), stack_rows([y for _, y in blocks]))
+        self.span = (_joined([X for X, _ in blocks]), stack_rows([y for _, y in blocks]))
         self.order = self.rng.permutation(count)
         return True
+
+
+def _joined(pieces: list[Any]) -> Any:
+    """A span's blocks, one after the other, dense ones in one C-ordered array (the blocks a
+    window's loaders make are column-ordered: this copy, which joining made anyway, turns
+    them, so that every row a block is gathered from is contiguous)."""
+    first = pieces[0]
+    if not all(isinstance(X, np.ndarray) and X.dtype == first.dtype and X.shape[1:] == first.shape[1:]
+               for X in pieces):
+        return stack_rows(pieces)
+    out = np.empty((sum(X.shape[0] for X in pieces), *first.shape[1:]), dtype=first.dtype)
+    start = 0
+    for X in pieces:
+        out[start:start + X.shape[0]] = X
+        start += X.shape[0]
+    return out
