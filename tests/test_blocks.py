@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import SGDClassifier, SGDRegressor
 
+import oocml.engine.stream
 import oocml.io.partitions
 from oocml.blocks import apply_rows, numeric_head
 from oocml.datasets import make_parquet_dataset
@@ -94,7 +95,9 @@ def test_written_predictions_equal_predict_row_for_row(binary_dir, regression_di
         np.testing.assert_array_equal(written["x0"].to_numpy(), data["x0"].compute().to_numpy())
 
 
-def test_the_model_depends_on_neither_prefetch_nor_scheduler(binary, small_batches):
+def test_the_model_depends_on_neither_prefetch_nor_scheduler(binary, small_batches, monkeypatch):
+    # SHUFFLE mixes blocks of BLOCK_BYTES of rows, whatever the batches: small ones too
+    monkeypatch.setattr(oocml.engine.stream, "BLOCK_BYTES", 8_000)
     models = []
     for prefetch, scheduler in [(1, "sync"), (3, "threads"), (2, "threads")]:
         with dask.config.set(scheduler=scheduler):
