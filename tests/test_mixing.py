@@ -4,6 +4,7 @@ bit for bit on every scheduler, from both faces, with and without the cache."""
 
 from __future__ import annotations
 
+import threading
 import warnings
 from pathlib import Path
 
@@ -195,8 +196,6 @@ def test_a_window_stopped_midway_leaves_no_loader_waiting(by_label, error, raise
                   TrainOptions(shuffle=True, seed=1))
         except BaseException as exc:  # noqa: BLE001
             outcome.append(exc)
-
-    import threading
 
     runner = threading.Thread(target=fit, daemon=True)
     runner.start()
