@@ -29,11 +29,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import sklearn
 from sklearn.linear_model import SGDClassifier
 from sklearn.metrics import confusion_matrix
 
 import oocml  # registers the .ml accessor
-from oocml.blocks import apply_rows
+from oocml.blocks import apply_rows, in_place, numeric_arrays, numeric_head, side_by_side
 from oocml.engine.stream import BLOCK_BYTES, BlockRecipe, finiteness_checks
 from oocml.evaluation.metrics import confusion_counts
 from oocml.io.partitions import batch_rows
@@ -145,6 +146,32 @@ def gathering_rule(rule: str, rows: int, repeat: int) -> dict[str, Any]:
                alternative_order="F" if pipeline.transform(frame).flags.f_contiguous else "C")
 
 
+def scaling_rule(rows: int, repeat: int) -> dict[str, Any]:
+    """``apply_rows`` as training runs it (finiteness checked by the statistics pass),
+    gathering and standardizing rows in one pass, vs the gather then ``StandardScaler.transform``
+    in place that it does otherwise."""
+    table = arrow_batch(rows)
+    pipeline, frame = fitted_preprocessing(table), as_oocml_reads(table)
+    columns, rest = numeric_head(pipeline)
+    arrays, scaler = numeric_arrays(frame, columns), in_place(rest.steps[-1][1])
+
+    def ours() -> np.ndarray:
+        with sklearn.config_context(assume_finite=True):
+            return apply_rows(pipeline, frame, "transform")
+
+    def alternative() -> np.ndarray:
+        with sklearn.config_context(assume_finite=True):
+            return scaler.transform(side_by_side(numeric_arrays(frame, columns)))
+
+    t = race({"ours": ours, "alternative": alternative}, repeat)
+    return row("scaling rows in one pass", "oocml/blocks.py: standardized_rows", t["ours"],
+               t["alternative"], same_numbers=bool(np.array_equal(ours(), alternative())),
+               what=f"scale() preprocessing of oocml's {len(frame):,} x {FEATURES} batch under "
+                    "assume_finite: gathered and standardized ROW_CHUNK rows at a time vs "
+                    "side_by_side then StandardScaler.transform in place",
+               columns=len(arrays))
+
+
 def confusion_rule(rows: int, k: int, repeat: int) -> dict[str, Any]:
     """Row 3: ``confusion_counts`` vs scikit-learn's ``confusion_matrix`` on one block."""
     rng = np.random.default_rng(k)
@@ -217,7 +244,8 @@ def measure(sizes: dict[str, int], repeat: int) -> list[dict[str, Any]]:
     blocks, finite = training_rules(sizes, repeat)
     confusion = [confusion_rule(sizes["batch_rows"], k, repeat) for k in (2, 5)]
     gathering = [gathering_rule("gathering rows", sizes["batch_rows"], repeat),
-                 gathering_rule("gathering rows, oocml's batch", sizes["read_batch_rows"], repeat)]
+                 gathering_rule("gathering rows, oocml's batch", sizes["read_batch_rows"], repeat),
+                 scaling_rule(sizes["read_batch_rows"], repeat)]
     return [blocks, *gathering, *confusion, labels_rule(sizes, repeat), finite]
 
 

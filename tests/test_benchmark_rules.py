@@ -18,6 +18,7 @@ RULES = {
     "block size": "oocml/engine/stream.py: BLOCK_BYTES",
     "gathering rows": "oocml/blocks.py: apply_rows",
     "gathering rows, oocml's batch": "oocml/blocks.py: apply_rows",
+    "scaling rows in one pass": "oocml/blocks.py: standardized_rows",
     "confusion counts, 2 classes": "oocml/metrics.py: confusion_counts",
     "confusion counts, 5 classes": "oocml/metrics.py: confusion_counts",
     "column labels": "oocml/partitions.py: frame.columns = pd.Index(..., dtype=object)",
@@ -47,7 +48,8 @@ def test_every_rule_has_positive_timings(quick_run):
 
 def test_both_sides_compute_the_same_numbers(quick_run):
     rules = {r["rule"]: r for r in quick_run[0]["rules"]}
-    for name in ("gathering rows", "gathering rows, oocml's batch", "confusion counts, 2 classes",
+    for name in ("gathering rows", "gathering rows, oocml's batch", "scaling rows in one pass",
+                 "confusion counts, 2 classes",
                  "confusion counts, 5 classes"):
         assert rules[name]["same_numbers"] is True, name
     assert positive(rules["gathering rows"]["alternative_c_ordered_s"])

@@ -10,11 +10,13 @@ import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 import pytest
+import sklearn
 from sklearn.linear_model import SGDClassifier, SGDRegressor
+from sklearn.preprocessing import StandardScaler
 
 import oocml.engine.stream
 import oocml.io.partitions
-from oocml.blocks import apply_rows, numeric_head
+from oocml.blocks import ROW_CHUNK, apply_rows, numeric_arrays, numeric_head, side_by_side, standardized_rows
 from oocml.datasets import make_parquet_dataset
 from oocml.io.partitions import batches, partitions, whole_partition
 
@@ -67,12 +69,31 @@ def test_rows_from_columns_equal_the_pipeline_bit_for_bit(binary_dir, holes_dir,
     assert numeric_head(model.pipeline) is not None
     frame = pd.read_parquet(folder)[model.feature_names]
     prep = model.pipeline[:-1]
-    fast = apply_rows(prep, frame, "transform")
-    assert fast.flags.c_contiguous and fast.dtype == np.dtype(dtype)
-    np.testing.assert_array_equal(fast, prep.transform(frame))
+    assert len(frame) > ROW_CHUNK and len(frame) % ROW_CHUNK
+    for checked in (True, False):  # as training runs: finiteness checked by the statistics pass
+        with sklearn.config_context(assume_finite=checked):
+            fast = apply_rows(prep, frame, "transform")
+        assert fast.flags.c_contiguous and fast.dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(fast, prep.transform(frame))
     for method in ("predict", "predict_proba", "decision_function"):
         np.testing.assert_array_equal(apply_rows(model.pipeline, frame, method),
                                       getattr(model.pipeline, method)(frame))
+
+
+@pytest.mark.parametrize("dtypes", [["float64"] * 3, ["float32"] * 3, ["float32", "float64", "int64"]])
+@pytest.mark.parametrize("params", [{}, {"with_mean": False}, {"with_std": False}])
+def test_standardized_rows_are_the_scalers_bit_for_bit(dtypes, params):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({f"x{j}": (rng.normal(3, 7, 2 * ROW_CHUNK + 5) * 100).astype(dtype)
+                          for j, dtype in enumerate(dtypes)})
+    if dtypes[0] != "int64":
+        frame.loc[::9, "x0"] = np.nan
+    arrays = numeric_arrays(frame, list(frame.columns))
+    scaler = StandardScaler(**params).fit(side_by_side(arrays))
+    fast = standardized_rows(arrays, scaler)
+    slow = scaler.transform(side_by_side(arrays))
+    assert fast.flags.c_contiguous and fast.dtype == slow.dtype
+    np.testing.assert_array_equal(fast, slow)
 
 
 def test_written_predictions_equal_predict_row_for_row(binary_dir, regression_dir, tmp_path,
