@@ -68,6 +68,34 @@ def test_remote_row_groups_stream_or_are_fetched_alike(tmp_path, bucket, s3, mon
         pd.testing.assert_frame_equal(pd.concat(remote), local)
 
 
+def test_a_fetched_file_streams_its_column_chunks(tmp_path, bucket, s3, monkeypatch):
+    """A run of row groups fetched into memory is read through small buffers: memory holds
+    the fetched bytes and a batch, not a second, whole copy of every column chunk (what
+    pyarrow's unbuffered reads made, and what took the S3 layout's peak past 800 MB)."""
+    import tracemalloc
+
+    from oocml.datasets import make_parquet_dataset
+    from oocml.io import partitions as parts_module
+    from oocml.io.partitions import batches
+
+    make_parquet_dataset(tmp_path, rows=400_000, features=9, files=1)  # 32 MB, one row group
+    s3.put(f"{tmp_path}/part-00000.parquet", f"{bucket[5:]}/big/part-00000.parquet")
+    size = s3.size(f"{bucket[5:]}/big/part-00000.parquet")
+    monkeypatch.setattr(parts_module, "BATCH_BYTES", 8 * 10 * 10_000)  # 10,000-row batches
+    (part,) = partitions(dd.read_parquet(f"{bucket}/big/"))
+    read = batches(part)
+    tracemalloc.start()
+    try:
+        rows = len(next(read))  # the fetch (its transient copies are the filesystem's) is done
+        tracemalloc.reset_peak()
+        rows += sum(len(batch) for batch in read)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert rows == 400_000
+    assert peak < 1.5 * size, (peak / 2**20, size / 2**20)  # a whole copy would add 1x
+
+
 def test_remote_evaluate_predict_and_predict_into(remote_binary, bucket, s3, tmp_path):
     url, local = remote_binary
     session = oocml.Session()

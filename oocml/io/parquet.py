@@ -123,7 +123,8 @@ def _remote_batches(path: str, fs: Any, source: pq.ParquetFile, row_groups: list
             continue
         with open_parquet_file(path, fs=fs, columns=columns, row_groups=run,
                                engine="pyarrow") as fetched:
-            yield from pq.ParquetFile(fetched, pre_buffer=False).iter_batches(
+            # fetched into memory: its column chunks stream through small buffers, not copied whole
+            yield from pq.ParquetFile(fetched, pre_buffer=False, buffer_size=LOCAL_BUFFER_BYTES).iter_batches(
                 batch_size=rows, row_groups=run, columns=columns, use_threads=False)
 
 
