@@ -129,3 +129,20 @@ def test_the_repl_plots_the_last_validation(sources, tmp_path):
     assert "jensen_shannon_divergence" in out.getvalue()
     assert shell.run(f"\\plot drift '{tmp_path / 'drift.png'}'"), err.getvalue()
     assert (tmp_path / "drift.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("distinct", [3, 50, None])
+def test_profile_edges_do_not_depend_on_the_order_of_ties(distinct):
+    """The bins' edges come from an unstable sort of the sample: with many ties, they are
+    those of a stable sort, whatever the weights."""
+    from oocml.evaluation.drift import _equal_mass_edges
+
+    rng = np.random.default_rng(distinct or 0)
+    values = rng.normal(size=SAMPLE_ROWS) if distinct is None else \
+        rng.integers(0, distinct, SAMPLE_ROWS).astype(float)
+    weights = rng.integers(1, 1_000, SAMPLE_ROWS).astype(float)
+    order = np.argsort(values, kind="stable")
+    cumulative = np.cumsum(weights[order])
+    targets = cumulative[-1] * np.arange(1, 20) / 20
+    stable = values[order][np.minimum(np.searchsorted(cumulative, targets), len(values) - 1)]
+    assert _equal_mass_edges(values, weights) == tuple(np.unique(stable))

@@ -121,7 +121,9 @@ def profile_of(sample: Sample | None, numeric: list[str], counts: dict[str, pd.S
 
 def _equal_mass_edges(values: np.ndarray, weights: np.ndarray) -> tuple[float, ...]:
     """The interior edges of ``BINS`` bins of equal weighted mass (fewer where values repeat)."""
-    order = np.argsort(values, kind="stable")
+    # Not a stable sort: ties share one value, so their order cannot move an edge (the mass
+    # before and after a run of ties is the same), and this sort is 4x faster on the sample.
+    order = np.argsort(values)
     cumulative = np.cumsum(weights[order])
     targets = cumulative[-1] * np.arange(1, BINS) / BINS
     cut = values[order][np.minimum(np.searchsorted(cumulative, targets), len(values) - 1)]
