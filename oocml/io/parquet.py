@@ -123,9 +123,10 @@ def _remote_batches(path: str, fs: Any, source: pq.ParquetFile, row_groups: list
             continue
         with open_parquet_file(path, fs=fs, columns=columns, row_groups=run,
                                engine="pyarrow") as fetched:
-            # fetched into memory: its column chunks stream through small buffers, not copied whole
-            yield from pq.ParquetFile(fetched, pre_buffer=False, buffer_size=LOCAL_BUFFER_BYTES).iter_batches(
-                batch_size=rows, row_groups=run, columns=columns, use_threads=False)
+            # in memory already: its column chunks stream through small buffers, not copied whole
+            in_memory = pq.ParquetFile(fetched, pre_buffer=False, buffer_size=LOCAL_BUFFER_BYTES)
+            yield from in_memory.iter_batches(batch_size=rows, row_groups=run, columns=columns,
+                                              use_threads=False)
 
 
 
