@@ -228,3 +228,25 @@ def test_the_mixed_blocks_do_not_depend_on_how_partitions_were_cut():
             np.testing.assert_array_equal(X, X0)
             np.testing.assert_array_equal(y, y0)
     assert sum(len(X) for X, _ in runs[0]) == 1_000 + 2_345 + 777
+
+
+def test_a_block_draws_random_rows_of_each_span_in_their_order():
+    """Each block takes a random share of every partition's span, the rows in their order
+    within the span: a span is gathered from as the loaders made its blocks, never copied
+    into one array first (the order inside a block is the estimator's to shuffle)."""
+    from oocml.engine.mixing import SPAN_BLOCKS, mixed
+
+    rows, unit = 10_000, 400  # row i of partition p holds (p, i)
+    parts = [(np.column_stack([np.full(rows, p, float), np.arange(rows, dtype=float)]),
+              np.full(rows, p)) for p in range(3)]
+    streams = [_cut(X, y, [2_500, 5_000, 7_500]) for X, y in parts]
+    blocks = list(mixed(streams, (1, 0, 0), [0, 0, 0], None, lambda X: unit))
+    for p in range(3):
+        shares = [X[X[:, 0] == p, 1].astype(int) for X, _ in blocks]
+        assert sorted(np.concatenate(shares)) == list(range(rows))  # every row, once
+        spans = [share // (SPAN_BLOCKS * unit) for share in shares]
+        for share, span in zip(shares, spans):
+            for k in np.unique(span):  # ascending within each span it draws from
+                assert (np.diff(share[span == k]) > 0).all()
+        first = shares[0]  # a random share of the first span, not its first rows
+        assert len(first) < SPAN_BLOCKS * unit and first.max() >= len(first)

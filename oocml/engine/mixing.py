@@ -12,18 +12,21 @@ daily files by time), and a block of one partition biases SGD towards that parti
   at a time (a shuffle buffer): a partition of up to that many is wholly permuted, a larger
   one mixed span by span (data sorted by time inside a file). Spans count rows, not the
   blocks a partition was read in, so the stream does not depend on how it was cut;
-- each span is joined into one array as it starts, and each block gathered once, straight
-  from the spans into its own array, the partitions' rows in a seeded random order of
-  partitions: mixing costs one copy of every row beyond the gather that SHUFFLE's row
-  permutation always cost.
+- each block is gathered once, straight from the blocks the loaders made into its own
+  array, the partitions' shares in a seeded random order of partitions. The rows a share
+  draws from a span keep their order in the span: which rows a block holds is random, and
+  the order inside a block is the estimator's to make (SGD, the perceptron and the MLP
+  shuffle the rows of each ``partial_fit`` call, ``shuffle=True`` by default; naive Bayes and
+  MiniBatchKMeans do not depend on it). So a span is never copied into one array: mixing
+  costs the one copy that SHUFFLE's row permutation always cost.
 
 Memory grows by the spans (``SPAN_BLOCKS`` blocks a partition of the window, 8 MB each by
-default). The window's loaders read in smaller batches (:func:`window_batch_bytes`), so that
-a window holds about the batches that two partitions read ahead hold without one. A window
-ends with its partitions, so a checkpoint taken between windows resumes the same stream,
-bit for bit. The blocks depend only on the seed and the data, never on the scheduler nor on
-how the partitions were cut into blocks; the cache stores the blocks before mixing, so
-cached epochs mix the same way.
+default), held as the loaders made them. The window's loaders read in smaller batches
+(:func:`window_batch_bytes`), so that a window holds about the batches that two partitions
+read ahead hold without one. A window ends with its partitions, so a checkpoint taken between
+windows resumes the same stream, bit for bit. The blocks depend only on the seed and the
+data, never on the scheduler nor on how the partitions were cut into blocks; the cache
+stores the blocks before mixing, so cached epochs mix the same way.
 """
 
 from __future__ import annotations
@@ -80,7 +83,7 @@ def mixed(streams: Sequence[Any], seed: Sequence[int], rows: list[int],
             for piece in sources[k].take(shares[i]):
                 rows[k] += len(piece[2])
                 block.add(*piece)
-                del piece  # a span drawn to its end is freed before the next one is joined
+                del piece  # a span drawn to its end is let go before the next one is read
         if block.rows:
             yield block.result()
 
@@ -148,7 +151,8 @@ class _Span:
         self.blocks, self.rng = iter(blocks), np.random.default_rng(seed)
         self.rows = 0  # rows in a span, set before the first one is drawn
         self.rest: list[tuple] = []  # blocks read and not yet in a span (a cut one's tail first)
-        self.span: tuple = (None, None)  # the (X, y) rows are drawn from
+        self.span: list[tuple] = []  # the (X, y) blocks of the span rows are drawn from
+        self.starts = np.zeros(1, dtype=np.intp)  # where each of them starts in it, and its end
         self.order = np.empty(0, dtype=np.intp)  # its rows to come
         first = self._next()
         if first is not None:
@@ -164,12 +168,15 @@ class _Span:
         return not self.order.size and not self._fill()
 
     def take(self, n: int) -> Iterator[tuple]:
-        """Up to ``n`` rows, as ``(X, y, rows)`` pieces of its spans, in the order drawn; the
-        next span is joined only when the piece of the last one has been let go."""
+        """Up to ``n`` rows drawn at random, as ``(X, y, rows)`` pieces of the blocks of its
+        spans: the rows drawn from a span in their order in it, a piece per block they lie in."""
         while n > 0 and (self.order.size or self._fill()):
-            drawn, self.order = self.order[:n], self.order[n:]
+            drawn, self.order = np.sort(self.order[:n]), self.order[n:]
             n -= drawn.size
-            yield (*self.span, drawn)
+            within = np.split(drawn, np.searchsorted(drawn, self.starts[1:-1]))
+            for (X, y), start, rows in zip(self.span, self.starts, within):
+                if rows.size:
+                    yield X, y, rows - start
 
     def _next(self) -> tuple | None:
         """The next block with rows, the tail of a cut one first; None at the partition's end."""
@@ -181,37 +188,21 @@ class _Span:
         return None
 
     def _fill(self) -> bool:
-        """The next span of ``rows`` rows (fewer at the end), in one array; False at the
-        partition's end."""
+        """The next span of ``rows`` rows (fewer at the end), as the blocks that hold them;
+        False at the partition's end."""
         if self.order.size:
             return True
-        self.span, blocks, count = (None, None), [], 0  # the last span freed before the next
+        self.span, count = [], 0  # the last span's blocks let go before the next are read
         while count < self.rows and (block := self._next()) is not None:
             X, y = block
             if count + X.shape[0] > self.rows:  # cut: the tail starts the next span
                 cut = self.rows - count
                 self.rest.append((take_rows(X, slice(cut, None)), take_rows(y, slice(cut, None))))
                 X, y = take_rows(X, slice(0, cut)), take_rows(y, slice(0, cut))
-            blocks.append((X, y))
+            self.span.append((X, y))
             count += X.shape[0]
-        if not blocks:
+        if not self.span:
             return False
-        self.span = (_joined([X for X, _ in blocks]), stack_rows([y for _, y in blocks]))
+        self.starts = np.cumsum([0, *(X.shape[0] for X, _ in self.span)])
         self.order = self.rng.permutation(count)
         return True
-
-
-def _joined(pieces: list[Any]) -> Any:
-    """A span's blocks, one after the other, dense ones in one C-ordered array (the blocks a
-    window's loaders make are column-ordered: this copy, which joining made anyway, turns
-    them, so that every row a block is gathered from is contiguous)."""
-    first = pieces[0]
-    if not all(isinstance(X, np.ndarray) and X.dtype == first.dtype and X.shape[1:] == first.shape[1:]
-               for X in pieces):
-        return stack_rows(pieces)
-    out = np.empty((sum(X.shape[0] for X in pieces), *first.shape[1:]), dtype=first.dtype)
-    start = 0
-    for X in pieces:
-        out[start:start + X.shape[0]] = X
-        start += X.shape[0]
-    return out

@@ -56,7 +56,7 @@ class BlockRecipe:
     heldout: bool = False  # the held-out rows instead of the training rows (a validation matrix)
     batch_bytes: int | None = None  # rows read at a time (None: BATCH_BYTES; see mixing.py)
     contiguous: bool = True  # dense blocks C-ordered, as partial_fit wants them (a SHUFFLE
-    # window's are not: its mixer copies their rows into C-ordered blocks anyway)
+    # window's need not be: its mixer gathers their rows into C-ordered blocks anyway)
 
 
 def partition_blocks(part: Any, recipe: BlockRecipe, index: int,
