@@ -244,7 +244,7 @@ def _fit_parts(model: Any, parts: list[Any], recipe: BlockRecipe, indices: list[
         if mix_seed is None:
             stream = blocks_of(parts[0], recipe, indices[0], row_seed)
         else:
-            read = replace(recipe, batch_bytes=window_batch_bytes(len(parts)), contiguous=False)
+            read = replace(recipe, batch_bytes=window_batch_bytes(len(parts)))
             stream = mixed([blocks_of(p, read, i, None) for p, i in zip(parts, indices)],
                            mix_seed, [0] * len(parts), sizes,
                            partial(mixed_block_rows, recipe.block_rows))

@@ -55,8 +55,6 @@ class BlockRecipe:
     dtype: str | None = None  # "float32": dense blocks cast to it (PRECISION float32)
     heldout: bool = False  # the held-out rows instead of the training rows (a validation matrix)
     batch_bytes: int | None = None  # rows read at a time (None: BATCH_BYTES; see mixing.py)
-    contiguous: bool = True  # dense blocks C-ordered, as partial_fit wants them (a SHUFFLE
-    # window's need not be: its mixer gathers their rows into C-ordered blocks anyway)
 
 
 def partition_blocks(part: Any, recipe: BlockRecipe, index: int,
@@ -85,7 +83,7 @@ def blocks_of(part: Any, recipe: BlockRecipe, index: int,
         yield from _cut(part, recipe, index, row_seed)
         return
     for k, (X, y) in enumerate(raw_blocks(part, recipe, index)):
-        yield _permuted(X, y, row_seed, k, recipe.contiguous)
+        yield _permuted(X, y, row_seed, k)
 
 
 def raw_blocks(part: Any, recipe: BlockRecipe, index: int) -> Iterator[Block]:
@@ -109,7 +107,7 @@ def _cut(part: Any, recipe: BlockRecipe, index: int, row_seed: Sequence[int] | N
         if not pieces:
             return []
     X, y = _permuted(stack_rows([X for X, _ in pieces]), stack_rows([y for _, y in pieces]), row_seed,
-                     None, recipe.contiguous)
+                     None)
     n = X.shape[0]
     step = recipe.block_rows or max(n, 1)
     return [(take_rows(X, slice(i, i + step)), take_rows(y, slice(i, i + step)))
@@ -158,19 +156,18 @@ def block_step(X: Any) -> int:
     return max(256, BLOCK_BYTES // max(row_bytes, 1))
 
 
-def _permuted(X: Any, y: Any, row_seed: Sequence[int] | None, k: int | None,
-              contiguous: bool = True) -> Block:
+def _permuted(X: Any, y: Any, row_seed: Sequence[int] | None, k: int | None) -> Block:
     """The block's rows in a random order seeded by ``row_seed`` (+ the block number ``k``);
-    dense blocks C-ordered if ``contiguous``, as ``partial_fit`` wants them (in the same copy
-    as the permutation: the prepared rows come column by column)."""
+    dense blocks C-ordered, as ``partial_fit`` and SHUFFLE's gather want them (in the same copy
+    as the permutation, when the prepared rows come column by column)."""
     dense = isinstance(X, np.ndarray)
     if row_seed is not None and X.shape[0] > 1:
         order = np.random.default_rng([*row_seed, *([] if k is None else [k])]).permutation(X.shape[0])
-        if dense and contiguous:
+        if dense:
             out = np.empty(X.shape, dtype=X.dtype)
             return np.take(X, order, axis=0, out=out, mode="clip"), take_rows(y, order)  # no buffer
         X, y = take_rows(X, order), take_rows(y, order)
-    return (np.ascontiguousarray(X) if dense and contiguous else X), y
+    return (np.ascontiguousarray(X) if dense else X), y
 
 
 def epoch_order(n: int, epoch: int, shuffle: bool, seed: int | None) -> list[int]:
@@ -292,7 +289,7 @@ class _Stream:
         todo = epoch_order(len(self.parts), epoch, opts.shuffle, opts.seed)[position.done:]
         window = window_size(opts.window, opts.shuffle, len(self.parts))
         recipe = self.recipe if window is None else \
-            replace(self.recipe, batch_bytes=window_batch_bytes(window), contiguous=False)
+            replace(self.recipe, batch_bytes=window_batch_bytes(window))
         recipe_task = dask.delayed(recipe)
         tasks = (_load_task(self.parts[i], recipe, recipe_task, i,
                             (opts.seed or 0, epoch, i) if opts.shuffle and window is None else None,
@@ -428,7 +425,7 @@ def _local_blocks(part: Any, recipe: BlockRecipe, index: int, row_seed: Sequence
 
         raw = cache.blocks(index, source) if cache.has(index) else cache.tee(index, source())
         for k, (X, y) in enumerate(raw):
-            yield _permuted(X, y, row_seed, k, recipe.contiguous)
+            yield _permuted(X, y, row_seed, k)
 
 
 def _partial_fit(estimator: Any, X: np.ndarray, y: np.ndarray | None, fit_params: dict,
