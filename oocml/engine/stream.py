@@ -106,8 +106,8 @@ def _cut(part: Any, recipe: BlockRecipe, index: int, row_seed: Sequence[int] | N
         pieces = [(X, y) for X, y in pieces if X.shape[0]]
         if not pieces:
             return []
-    X, y = _permuted(stack_rows([X for X, _ in pieces]), stack_rows([y for _, y in pieces]), row_seed,
-                     None)
+    X, y = _permuted(stack_rows([X for X, _ in pieces]), stack_rows([y for _, y in pieces]),
+                     row_seed, None)
     n = X.shape[0]
     step = recipe.block_rows or max(n, 1)
     return [(take_rows(X, slice(i, i + step)), take_rows(y, slice(i, i + step)))
