@@ -250,3 +250,29 @@ def test_a_block_draws_random_rows_of_each_span_in_their_order():
                 assert (np.diff(share[span == k]) > 0).all()
         first = shares[0]  # a random share of the first span, not its first rows
         assert len(first) < SPAN_BLOCKS * unit and first.max() >= len(first)
+
+
+def test_the_partitions_of_a_window_refill_their_spans_in_turn():
+    """Partitions drawn from at the same pace would all run out of their spans in the same
+    turn, and the mixer would wait for every loader at once: their first spans are staggered,
+    so that after the first block no block needs new rows from two partitions."""
+    from oocml.engine.mixing import mixed
+
+    unit, blocks = 400, []
+    pulls: list[tuple[int, int]] = []  # (partition, mixed blocks made) as each block is read
+
+    def stream(p: int):
+        X = np.arange(20 * unit, dtype=float).reshape(-1, 1)
+        for k in range(20):
+            pulls.append((p, len(blocks)))
+            yield X[k * unit:(k + 1) * unit], np.full(unit, p)
+
+    for block in mixed([stream(p) for p in range(4)], (2, 0, 0), [0] * 4, None,
+                       lambda X: unit):
+        blocks.append(block)
+    assert sum(len(X) for X, _ in blocks) == 4 * 20 * unit
+    turns = {}
+    for p, turn in pulls:
+        if turn > 0:
+            turns.setdefault(turn, set()).add(p)
+    assert turns and all(len(ps) == 1 for ps in turns.values()), turns

@@ -11,7 +11,10 @@ daily files by time), and a block of one partition biases SGD towards that parti
 - inside a partition, rows are drawn at random from a span of ``SPAN_BLOCKS`` blocks' rows
   at a time (a shuffle buffer): a partition of up to that many is wholly permuted, a larger
   one mixed span by span (data sorted by time inside a file). Spans count rows, not the
-  blocks a partition was read in, so the stream does not depend on how it was cut;
+  blocks a partition was read in, so the stream does not depend on how it was cut. The
+  k-th partition's first span holds k/w of a span: partitions drawn at the same pace then
+  refill their spans in turn, where they would all need new blocks in the same turn and the
+  mixer would wait for every loader at once;
 - each block is gathered once, straight from the blocks the loaders made into its own
   array, the partitions' shares in a seeded random order of partitions. The rows a share
   draws from a span keep their order in the span: which rows a block holds is random, and
@@ -70,8 +73,9 @@ def mixed(streams: Sequence[Any], seed: Sequence[int], rows: list[int],
     sources = [_Span(s, [*seed, k, 1]) for k, s in enumerate(streams)]  # never a block's seed
     sizes = list(sizes) if sizes is not None else [1] * len(streams)
     unit = max((block_rows(s.head) for s in sources if s.head is not None), default=0)
-    for source in sources:
+    for k, source in enumerate(sources):  # first spans staggered: see _Span
         source.rows = SPAN_BLOCKS * unit
+        source.first = source.rows * (k + 1) // len(sources)
     for turn in range(1 << 62):
         live = [k for k, s in enumerate(sources) if not s.finished]
         if not live:
@@ -150,6 +154,9 @@ class _Span:
     def __init__(self, blocks: Any, seed: Sequence[int]):
         self.blocks, self.rng = iter(blocks), np.random.default_rng(seed)
         self.rows = 0  # rows in a span, set before the first one is drawn
+        self.first = 0  # rows in the first span, if set: fewer, so that the partitions of a
+        # window, drawn from at the same pace, run out of their spans one after the other and
+        # their loaders refill them in turn, not all at once while the mixer waits
         self.rest: list[tuple] = []  # blocks read and not yet in a span (a cut one's tail first)
         self.span: list[tuple] = []  # the (X, y) blocks of the span rows are drawn from
         self.starts = np.zeros(1, dtype=np.intp)  # where each of them starts in it, and its end
@@ -193,10 +200,11 @@ class _Span:
         if self.order.size:
             return True
         self.span, count = [], 0  # the last span's blocks let go before the next are read
-        while count < self.rows and (block := self._next()) is not None:
+        size, self.first = self.first or self.rows, 0
+        while count < size and (block := self._next()) is not None:
             X, y = block
-            if count + X.shape[0] > self.rows:  # cut: the tail starts the next span
-                cut = self.rows - count
+            if count + X.shape[0] > size:  # cut: the tail starts the next span
+                cut = size - count
                 self.rest.append((take_rows(X, slice(cut, None)), take_rows(y, slice(cut, None))))
                 X, y = take_rows(X, slice(0, cut)), take_rows(y, slice(0, cut))
             self.span.append((X, y))
