@@ -183,17 +183,19 @@ class _Failing:
 
 @pytest.mark.parametrize("error, raised", [(KeyboardInterrupt(), TrainingInterrupted),
                                            (ValueError("bad block"), DataError)])
-def test_a_window_stopped_midway_leaves_no_loader_waiting(by_label, error, raised):
-    """The window's loaders are mid-partition (10 blocks each, 1 queued): stopping must cancel
-    every one of them, not only those not yet handed to the mixer, or the fit never returns."""
+@pytest.mark.parametrize("at, window", [(3, None), (19, 2)])
+def test_a_window_stopped_midway_leaves_no_loader_waiting(by_label, error, raised, at, window):
+    """The window's loaders are mid-partition (10 blocks each, 1 queued), or done and the
+    next window's started (the 19th of a window's 20 blocks): stopping must cancel every one
+    of them, not only those not yet handed to the mixer, or the fit never returns."""
     folder, _ = by_label
     outcome: list[BaseException] = []
 
     def fit() -> None:
         try:
-            train(_Failing(error), partitions(dd.read_parquet(sorted(folder.glob("*.parquet")))),
+            train(_Failing(error, at), partitions(dd.read_parquet(sorted(folder.glob("*.parquet")))),
                   BlockRecipe(prep=None, target="y", labels=None, block_rows=1000),
-                  TrainOptions(shuffle=True, seed=1))
+                  TrainOptions(shuffle=True, seed=1, window=window))
         except BaseException as exc:  # noqa: BLE001
             outcome.append(exc)
 
@@ -202,6 +204,50 @@ def test_a_window_stopped_midway_leaves_no_loader_waiting(by_label, error, raise
     runner.join(timeout=120)  # a deadlock guard, not a speed limit: the fit fails at once
     assert not runner.is_alive(), "the fit hung on a loader left waiting"
     assert len(outcome) == 1 and isinstance(outcome[0], raised), outcome
+
+
+class _Paced(_Recorder):
+    """Keeps each block, taking 40 ms over it as a real estimator on big blocks would: the
+    next window's loaders start a few blocks before this window's end, and a loader thread
+    (niced) must get a core in that time even on a busy machine."""
+
+    def partial_fit(self, X, y, **kwargs):
+        threading.Event().wait(0.04)
+        return super().partial_fit(X, y, **kwargs)
+
+
+def test_the_next_window_starts_reading_as_this_one_ends(by_label, monkeypatch):
+    """A loader of the next window starts each time one of this window's has read its file to
+    the end: the next window's first blocks are made while this one's last spans are drawn,
+    and no more files are read at once than a window holds."""
+    import oocml.io.partitions as partitions_module
+
+    folder, _ = by_label
+    files = sorted(folder.glob("*.parquet"))
+    trainer, opened, reading = _Paced(), {}, set()
+    most = [0]
+    read = partitions_module.read_batches
+
+    def spied(path, *args, **kwargs):  # the real reader, its file's opening and end noted
+        opened[path] = len(trainer.blocks)  # blocks trained when its reading starts
+        reading.add(path)
+        most[0] = max(most[0], len(reading))
+        try:
+            yield from read(path, *args, **kwargs)
+        finally:
+            reading.discard(path)
+
+    monkeypatch.setattr(partitions_module, "read_batches", spied)
+    train(trainer, partitions(dd.read_parquet(files)),
+          BlockRecipe(prep=None, target="y", labels=None, block_rows=1000),
+          TrainOptions(shuffle=True, seed=1, window=2))
+    origin = {x: str(f) for f in files for x in pd.read_parquet(f).x0}
+    first = sorted(opened, key=opened.get)[:2]  # the first window's files
+    blocks = sum(origin[X.x0.iloc[0]] in first for X in trainer.blocks)
+    assert len(opened) == 4 and 15 <= blocks <= 25  # about 20 blocks of a window's 20,000 rows
+    assert most[0] == 2
+    later = [opened[f] for f in opened if f not in first]  # blocks trained when they opened
+    assert min(later) < blocks, (opened, blocks)
 
 
 def _cut(X: np.ndarray, y: np.ndarray, bounds: list[int]) -> list[tuple]:

@@ -63,6 +63,7 @@ class Feed:
         self._make, self._queue, self._niced = make, queue.SimpleQueue(), niced
         self._room = threading.Semaphore(room)  # a block is made only once it has room
         self._cancelled = threading.Event()
+        self._ended = threading.Event()
 
     def run(self) -> None:
         """Make every block (on a loader thread), each once there is room for it, so that no
@@ -78,6 +79,13 @@ class Feed:
                     return
         except BaseException as exc:  # noqa: BLE001  (re-raised on the training thread)
             self._queue.put(exc)
+        finally:
+            self._ended.set()
+
+    @property
+    def ended(self) -> bool:
+        """Its loader thread has made its last block (or stopped): what it read is let go."""
+        return self._ended.is_set()
 
     def _wait_for_room(self) -> bool:
         """True once a block may be made; False once cancelled."""

@@ -296,9 +296,9 @@ class _Stream:
                             self.submitter, opts.cache, room=2 if window is None else 1)
                  for i in todo)
         self.bar.start(epoch, position.done)
-        # A window's partitions load together, and the next window's when it starts: each
-        # partition read at once holds its reader's buffers (about 2 MB a column), so a window
-        # is what memory affords, not a window plus what loads ahead of it.
+        # A window's partitions load together, and the next window's one by one as this
+        # one's end: each partition read at once holds its reader's buffers (about 2 MB a
+        # column), so a window is what memory affords, not a window plus what loads ahead.
         ahead = opts.prefetch if window is None else 1
         # closed on any exit, so no loader thread is left waiting for a taker
         with closing(prefetched(self.submitter, tasks, ahead)) as loaded:
@@ -311,27 +311,38 @@ class _Stream:
     def windows(self, todo: list[int], loaded: Iterator[Any], window: int,
                 position: Position) -> None:
         """SHUFFLE across partitions: ``window`` partitions at a time, their rows mixed into
-        every block (:mod:`.mixing`); a window's partitions are done together."""
+        every block (:mod:`.mixing`); a window's partitions are done together. A loader of
+        the next window starts each time one of this window's has read its partition to the
+        end, so that the next window's first blocks are made while this one's last spans are
+        drawn, and no more partitions are read at once than a window."""
         first = position.done  # windows start at multiples of ``window`` of the epoch's order
         unit = partial(mixed_block_rows, self.recipe.block_rows)
-        for start in range(0, len(todo), window):
-            group = todo[start:start + window]
-            streams: list[Any] = []
-            try:
-                streams += (next(loaded) for _ in group)
-                rows = [0] * len(group)
-                seed = (self.opts.seed or 0, position.epoch, (first + start) // window)
-                sizes = None if self.opts.sizes is None else [self.opts.sizes[i] for i in group]
-                # mixed on a thread of its own, a block ahead, while partial_fit runs here
-                streams.append(Feed(partial(mixed, streams[:], seed, rows, sizes, unit), room=1,
-                                    niced=False))
-                self.submitter.submit(streams[-1].run)
-                self.partition(group[0], streams[-1], position)
-            finally:  # on any exit: a loader of the window left waiting would never end
-                for stream in reversed(streams):  # the mixer first
-                    if isinstance(stream, Feed):  # (a cluster's are lists of blocks)
-                        stream.cancel()
-            self.done(group, rows, position)
+        groups = [todo[start:start + window] for start in range(0, len(todo), window)]
+        ahead: list[Any] = []  # the next window's loaders started so far
+        try:
+            for g, group in enumerate(groups):
+                streams = ahead + [next(loaded) for _ in range(len(group) - len(ahead))]
+                ahead = []
+                try:
+                    rows = [0] * len(group)
+                    seed = (self.opts.seed or 0, position.epoch, (first + g * window) // window)
+                    sizes = None if self.opts.sizes is None else [self.opts.sizes[i] for i in group]
+                    # mixed on a thread of its own, a block ahead, while partial_fit runs here
+                    streams.insert(0, Feed(partial(mixed, streams[:], seed, rows, sizes, unit),
+                                           room=1, niced=False))
+                    self.submitter.submit(streams[0].run)
+                    start_ahead = partial(_start_ahead, loaded, streams[1:], ahead,
+                                          len(groups[g + 1]) if g + 1 < len(groups) else 0)
+                    self.partition(group[0], streams[0], position, start_ahead)
+                finally:  # on any exit: a loader of the window left waiting would never end
+                    for stream in streams:  # the mixer first
+                        if isinstance(stream, Feed):  # (a cluster's are lists of blocks)
+                            stream.cancel()
+                self.done(group, rows, position)
+        finally:
+            for stream in ahead:  # started for a window that an error or Ctrl-C stopped
+                if isinstance(stream, Feed):
+                    stream.cancel()
 
     def done(self, indices: list[int], rows: list[int], position: Position) -> None:
         """Book partitions trained on: the position, the progress line, a checkpoint when
@@ -347,8 +358,10 @@ class _Stream:
             self.record.seconds = self.elapsed()
             opts.checkpoint(self.estimator, position, self.record)
 
-    def partition(self, index: int, blocks: Iterable[Block], position: Position) -> int:
-        """``partial_fit`` on one partition's blocks (each scored first, if asked); its rows."""
+    def partition(self, index: int, blocks: Iterable[Block], position: Position,
+                  after_block: Callable[[], None] | None = None) -> int:
+        """``partial_fit`` on one partition's blocks (each scored first, if asked), calling
+        ``after_block()`` after each; its rows."""
         rows = 0
         for X, y in blocks:
             trained_before = (self.opts.warm
@@ -358,7 +371,16 @@ class _Stream:
             _partial_fit(self.estimator, X, y, self.opts.fit_params, index)
             rows += X.shape[0]
             self.record.blocks_seen += 1
+            if after_block is not None:
+                after_block()
         return rows
+
+
+def _start_ahead(loaded: Iterator[Any], loaders: list[Any], ahead: list[Any], wanted: int) -> None:
+    """Start as many of the next window's ``wanted`` loaders (into ``ahead``) as this window's
+    ``loaders`` have ended; a cluster's partitions (lists of blocks) are never started early."""
+    ended = sum(isinstance(s, Feed) and s.ended for s in loaders)
+    ahead.extend(next(loaded) for _ in range(min(ended, wanted) - len(ahead)))
 
 
 def pass_blocks(parts: Sequence[Any], recipe: BlockRecipe, submitter: Submitter, prefetch: int,
