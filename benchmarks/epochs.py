@@ -60,7 +60,7 @@ import json, sys, time
 import dask.dataframe as dd
 import numpy as np
 from sklearn.linear_model import SGDClassifier
-from oocml.engine.stream import BLOCK_BYTES
+from oocml.blocks import BLOCK_BYTES
 frame = dd.read_parquet(sys.argv[1]).compute()
 X = frame.drop(columns="y").to_numpy(np.float64)
 X = (X - X.mean(axis=0)) / X.std(axis=0)

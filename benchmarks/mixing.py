@@ -196,7 +196,7 @@ def run_sklearn_epoch(folder: Path, dataset: str, clauses: str) -> dict:
     ``BLOCK_BYTES``, once per seed of ``SHUFFLES``; seconds: the loop only."""
     from sklearn.linear_model import SGDClassifier
 
-    from oocml.engine.stream import BLOCK_BYTES
+    from oocml.blocks import BLOCK_BYTES
 
     X, y, X_test, y_test = prepared(folder, dataset)
     step = max(1, BLOCK_BYTES // (X.shape[1] * X.itemsize))

@@ -34,8 +34,8 @@ from sklearn.linear_model import SGDClassifier
 from sklearn.metrics import confusion_matrix
 
 import oocml  # registers the .ml accessor
-from oocml.blocks import apply_rows, in_place, numeric_arrays, numeric_head, side_by_side
-from oocml.engine.stream import BLOCK_BYTES, BlockRecipe, finiteness_checks
+from oocml.blocks import BLOCK_BYTES, apply_rows, in_place, numeric_arrays, numeric_head, side_by_side
+from oocml.engine.stream import BlockRecipe, finiteness_checks
 from oocml.evaluation.metrics import confusion_counts
 from oocml.io.partitions import batch_rows
 
@@ -96,7 +96,7 @@ def training_rules(sizes: dict[str, int], repeat: int) -> list[dict[str, Any]]:
               "finite": lambda: train_pass(X, y, BLOCK_BYTES, finite=True)}, repeat)
     rows = f"{X.shape[0]:,} x {FEATURES} float64"
     return [
-        row("block size", "oocml/engine/stream.py: BLOCK_BYTES", t["8"], t["80"],
+        row("block size", "oocml/blocks.py: BLOCK_BYTES", t["8"], t["80"],
             what=f"partial_fit pass over {rows}: {BLOCK_BYTES >> 20} MB blocks vs "
                  f"{BIG_BLOCK_BYTES >> 20} MB blocks"),
         row("finiteness checks", "oocml/engine/stream.py: finiteness_checks", t["finite"], t["8"],

@@ -287,7 +287,7 @@ def partial_fit_ceiling(folder: Path, rows: int, features: int, repeat: int) -> 
         return {"partial_fit_skipped": f"{rows:,} x {features} x 8 bytes exceeds 4 GB in memory"}
     from sklearn.linear_model import SGDClassifier
 
-    from oocml.engine.stream import BLOCK_BYTES
+    from oocml.blocks import BLOCK_BYTES
 
     out: dict[str, Any] = {}
     for key, block_bytes in (("partial_fit", BLOCK_BYTES), ("partial_fit_file_blocks", None)):

@@ -1,4 +1,5 @@
-"""Numeric columns of a batch turned into the row-major arrays scikit-learn wants, fast.
+"""Training blocks: how many rows one holds, and the numeric columns of a batch turned into
+the row-major arrays scikit-learn wants, fast.
 
 A batch read from parquet holds one array per column; scikit-learn's estimators
 want C-ordered rows. Going through ``ColumnTransformer`` and ``Pipeline`` costs a
@@ -23,8 +24,20 @@ from sklearn.preprocessing import StandardScaler
 
 from .errors import DataError
 
+BLOCK_BYTES = 8 << 20  # rows per partial_fit call, by default: this many bytes of prepared rows
 ROW_CHUNK = 4096  # rows gathered and scaled at a time: the fastest of 1,024 to 8,192 here (640 KB
 # of 20 float64 columns stays in cache; smaller chunks cost more numpy calls)
+
+
+def block_step(X: Any) -> int:
+    """Rows in ``BLOCK_BYTES`` of rows like those of ``X``: small enough for ``partial_fit``
+    to visit its rows in cache (benchmarks/README.md, "Measurements behind the rules")."""
+    n, width = X.shape[0], X.shape[1] if X.ndim == 2 else 1
+    if sparse.issparse(X):  # the bytes a sparse row holds, not its width (2**20 for text)
+        row_bytes = (X.data.nbytes + X.indices.nbytes) // max(n, 1)
+    else:
+        row_bytes = width * getattr(getattr(X, "dtype", None), "itemsize", 8)  # a frame: 8
+    return max(256, BLOCK_BYTES // max(row_bytes, 1))
 
 
 def numeric_arrays(frame: pd.DataFrame, columns: list[str]) -> list[np.ndarray]:

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow  # a benchmark smoke run
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "rules.py"
 RULES = {
-    "block size": "oocml/engine/stream.py: BLOCK_BYTES",
+    "block size": "oocml/blocks.py: BLOCK_BYTES",
     "gathering rows": "oocml/blocks.py: apply_rows",
     "gathering rows, oocml's batch": "oocml/blocks.py: apply_rows",
     "scaling rows in one pass": "oocml/blocks.py: standardized_rows",

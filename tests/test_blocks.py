@@ -14,7 +14,7 @@ import sklearn
 from sklearn.linear_model import SGDClassifier, SGDRegressor
 from sklearn.preprocessing import StandardScaler
 
-import oocml.engine.stream
+import oocml.blocks
 import oocml.io.partitions
 from oocml.blocks import ROW_CHUNK, apply_rows, numeric_arrays, numeric_head, side_by_side, standardized_rows
 from oocml.datasets import make_parquet_dataset
@@ -118,7 +118,7 @@ def test_written_predictions_equal_predict_row_for_row(binary_dir, regression_di
 
 def test_the_model_depends_on_neither_prefetch_nor_scheduler(binary, small_batches, monkeypatch):
     # SHUFFLE mixes blocks of BLOCK_BYTES of rows, whatever the batches: small ones too
-    monkeypatch.setattr(oocml.engine.stream, "BLOCK_BYTES", 8_000)
+    monkeypatch.setattr(oocml.blocks, "BLOCK_BYTES", 8_000)
     models = []
     for prefetch, scheduler in [(1, "sync"), (3, "threads"), (2, "threads")]:
         with dask.config.set(scheduler=scheduler):

@@ -262,12 +262,11 @@ def test_the_mixed_blocks_do_not_depend_on_how_partitions_were_cut():
 
     rng = np.random.default_rng(0)
     parts = [(rng.normal(size=(n, 3)), rng.integers(0, 2, n)) for n in (1_000, 2_345, 777)]
-    unit = lambda X: 100  # noqa: E731
     runs = []
     for cuts in ([[], [], []], [[100, 350, 999], [1, 2, 1_200], [500]],
                  [list(range(7, 1_000, 7)), list(range(250, 2_345, 250)), [776]]):
         streams = [_cut(X, y, c) for (X, y), c in zip(parts, cuts)]
-        runs.append(list(mixed(streams, (4, 0, 0), [0, 0, 0], (1_000, 2_345, 777), unit)))
+        runs.append(list(mixed(streams, (4, 0, 0), [0, 0, 0], (1_000, 2_345, 777), 100)))
     for run in runs[1:]:
         assert len(run) == len(runs[0])
         for (X, y), (X0, y0) in zip(run, runs[0]):
@@ -286,7 +285,7 @@ def test_a_block_draws_random_rows_of_each_span_in_their_order():
     parts = [(np.column_stack([np.full(rows, p, float), np.arange(rows, dtype=float)]),
               np.full(rows, p)) for p in range(3)]
     streams = [_cut(X, y, [2_500, 5_000, 7_500]) for X, y in parts]
-    blocks = list(mixed(streams, (1, 0, 0), [0, 0, 0], None, lambda X: unit))
+    blocks = list(mixed(streams, (1, 0, 0), [0, 0, 0], None, unit))
     for p in range(3):
         shares = [X[X[:, 0] == p, 1].astype(int) for X, _ in blocks]
         assert sorted(np.concatenate(shares)) == list(range(rows))  # every row, once
@@ -313,8 +312,7 @@ def test_the_partitions_of_a_window_refill_their_spans_in_turn():
             pulls.append((p, len(blocks)))
             yield X[k * unit:(k + 1) * unit], np.full(unit, p)
 
-    for block in mixed([stream(p) for p in range(4)], (2, 0, 0), [0] * 4, None,
-                       lambda X: unit):
+    for block in mixed([stream(p) for p in range(4)], (2, 0, 0), [0] * 4, None, unit):
         blocks.append(block)
     assert sum(len(X) for X, _ in blocks) == 4 * 20 * unit
     turns = {}

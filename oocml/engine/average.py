@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from functools import partial
 from typing import Any
 
@@ -32,7 +32,7 @@ from ..estimators import ALGORITHMS, import_class
 from ..execution import Submitter, current_client, data_pass
 from ..io.partitions import FilePart
 from ..progress import BlockProgress
-from .mixing import mixed, window_batch_bytes, window_size
+from .mixing import mixed, window_recipe, window_size
 from .stream import (
     BlockRecipe,
     TrainingLog,
@@ -42,7 +42,6 @@ from .stream import (
     end_epoch,
     epoch_order,
     finiteness_checks,
-    mixed_block_rows,
 )
 from .validation import ProgressiveScore
 
@@ -244,10 +243,9 @@ def _fit_parts(model: Any, parts: list[Any], recipe: BlockRecipe, indices: list[
         if mix_seed is None:
             stream = blocks_of(parts[0], recipe, indices[0], row_seed)
         else:
-            read = replace(recipe, batch_bytes=window_batch_bytes(len(parts)))
+            read = window_recipe(recipe, len(parts))
             stream = mixed([blocks_of(p, read, i, None) for p, i in zip(parts, indices)],
-                           mix_seed, [0] * len(parts), sizes,
-                           partial(mixed_block_rows, recipe.block_rows))
+                           mix_seed, [0] * len(parts), sizes, recipe.block_rows)
         for X, y in stream:
             if scored is not None and X.shape[0] and (trained_before or rows):
                 scored.add(model, X, y)

@@ -34,12 +34,13 @@ stores the blocks before mixing, so cached epochs mix the same way.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from ..blocks import stack_rows, take_rows
+from ..blocks import block_step, stack_rows, take_rows
 from ..io.partitions import BATCH_BYTES
 
 WINDOW = 4  # partitions mixed at once by default
@@ -64,15 +65,21 @@ def window_batch_bytes(window: int) -> int:
     return max(BATCH_BYTES * 2 // window, BATCH_BYTES // 2)
 
 
+def window_recipe(recipe: Any, window: int) -> Any:
+    """The reading recipe of a window's partitions: ``recipe`` reading smaller batches."""
+    return replace(recipe, batch_bytes=window_batch_bytes(window))
+
+
 def mixed(streams: Sequence[Any], seed: Sequence[int], rows: list[int],
-          sizes: Sequence[int] | None, block_rows: Callable[[Any], int]) -> Iterator[tuple]:
+          sizes: Sequence[int] | None, block_rows: int | None) -> Iterator[tuple]:
     """The window's blocks mixed (see the module); ``rows[i]`` counts the rows taken from
     ``streams[i]``, whose training rows number about ``sizes[i]`` (None: as many in each).
-    ``block_rows(X)``: the rows of a mixed block, from the first block ``X`` of a partition
-    (the largest over the window's partitions)."""
+    A mixed block holds ``block_rows`` rows (BLOCKSIZE's), or by default ``BLOCK_BYTES`` of
+    rows like those of the partitions' first blocks (the most rows over the window)."""
     sources = [_Span(s, [*seed, k, 1]) for k, s in enumerate(streams)]  # never a block's seed
     sizes = list(sizes) if sizes is not None else [1] * len(streams)
-    unit = max((block_rows(s.head) for s in sources if s.head is not None), default=0)
+    unit = block_rows or max((block_step(s.head) for s in sources if s.head is not None),
+                             default=0)
     for k, source in enumerate(sources):  # first spans staggered: see _Span
         source.rows = SPAN_BLOCKS * unit
         source.first = source.rows * (k + 1) // len(sources)

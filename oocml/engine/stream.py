@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing, nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -25,21 +25,19 @@ import numpy as np
 import pandas as pd
 import sklearn
 from dask.delayed import Delayed
-from scipy import sparse
 
-from ..blocks import apply_rows, stack_rows, take_rows
+from ..blocks import apply_rows, block_step, stack_rows, take_rows
 from ..errors import DataError, TrainingInterrupted, UnseenLabelError
 from ..execution import Submitter, compute_here, data_pass
 from ..io.partitions import FilePart, batches
 from ..progress import BlockProgress
 from .loading import Feed, prefetched
-from .mixing import mixed, window_batch_bytes, window_size
+from .mixing import mixed, window_recipe, window_size
 from .validation import ProgressiveScore, training_rows
 
 log = logging.getLogger("oocml")
 
 Block = tuple[np.ndarray, np.ndarray | None]
-BLOCK_BYTES = 8 << 20  # rows per partial_fit call, by default: this many bytes of prepared rows
 
 
 @dataclass(frozen=True)
@@ -139,21 +137,6 @@ def _block_slices(X: Any) -> list[slice]:
     """Consecutive row ranges of about ``BLOCK_BYTES`` of ``X`` each."""
     n, step = X.shape[0], block_step(X)
     return [slice(i, min(i + step, n)) for i in range(0, n, step)]
-
-
-def mixed_block_rows(block_rows: int | None, X: Any) -> int:
-    """Rows of a block SHUFFLE mixes: BLOCKSIZE's, or ``BLOCK_BYTES`` of rows like ``X``'s."""
-    return block_rows or block_step(X)
-
-
-def block_step(X: Any) -> int:
-    """Rows in ``BLOCK_BYTES`` of rows like those of ``X``."""
-    n, width = X.shape[0], X.shape[1] if X.ndim == 2 else 1
-    if sparse.issparse(X):  # the bytes a sparse row holds, not its width (2**20 for text)
-        row_bytes = (X.data.nbytes + X.indices.nbytes) // max(n, 1)
-    else:
-        row_bytes = width * getattr(getattr(X, "dtype", None), "itemsize", 8)  # a frame: 8
-    return max(256, BLOCK_BYTES // max(row_bytes, 1))
 
 
 def _permuted(X: Any, y: Any, row_seed: Sequence[int] | None, k: int | None) -> Block:
@@ -288,8 +271,7 @@ class _Stream:
         opts, epoch = self.opts, position.epoch
         todo = epoch_order(len(self.parts), epoch, opts.shuffle, opts.seed)[position.done:]
         window = window_size(opts.window, opts.shuffle, len(self.parts))
-        recipe = self.recipe if window is None else \
-            replace(self.recipe, batch_bytes=window_batch_bytes(window))
+        recipe = self.recipe if window is None else window_recipe(self.recipe, window)
         recipe_task = dask.delayed(recipe)
         tasks = (_load_task(self.parts[i], recipe, recipe_task, i,
                             (opts.seed or 0, epoch, i) if opts.shuffle and window is None else None,
@@ -316,7 +298,6 @@ class _Stream:
         end, so that the next window's first blocks are made while this one's last spans are
         drawn, and no more partitions are read at once than a window."""
         first = position.done  # windows start at multiples of ``window`` of the epoch's order
-        unit = partial(mixed_block_rows, self.recipe.block_rows)
         groups = [todo[start:start + window] for start in range(0, len(todo), window)]
         ahead: list[Any] = []  # the next window's loaders started so far
         try:
@@ -328,7 +309,8 @@ class _Stream:
                     seed = (self.opts.seed or 0, position.epoch, (first + g * window) // window)
                     sizes = None if self.opts.sizes is None else [self.opts.sizes[i] for i in group]
                     # mixed on a thread of its own, a block ahead, while partial_fit runs here
-                    streams.insert(0, Feed(partial(mixed, streams[:], seed, rows, sizes, unit),
+                    streams.insert(0, Feed(partial(mixed, streams[:], seed, rows, sizes,
+                                                   self.recipe.block_rows),
                                            room=1, niced=False))
                     self.submitter.submit(streams[0].run)
                     start_ahead = partial(_start_ahead, loaded, streams[1:], ahead,
