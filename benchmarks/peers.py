@@ -50,8 +50,6 @@ RIVER_BATCH = 50_000
 VW_BATCH = 100_000  # rows converted to VW's text format at a time, per core
 
 
-
-
 # -- contenders (each runs in a fresh child) ---------------------------------------------------
 
 
@@ -180,12 +178,6 @@ def child_main(name: str, folder: Path, epochs: int, result: Path) -> None:
 
 
 # -- parent ------------------------------------------------------------------------------------
-
-
-
-
-
-
 
 
 def table(results: list[dict], markdown: bool) -> list[str]:

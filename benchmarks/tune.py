@@ -49,8 +49,6 @@ HOLDOUT = 0.2  # oocml's holdout, dask-ml's test_size
 PEAK_TARGET_MB = 1024
 
 
-
-
 # -- oocml (each runs in a fresh child) --------------------------------------------------------
 
 
@@ -234,12 +232,6 @@ def child_main(name: str, folder: Path, epochs: int, result: Path) -> None:
 
 
 # -- parent ------------------------------------------------------------------------------------
-
-
-
-
-
-
 
 
 def comparisons(results: dict[str, dict]) -> dict[str, dict]:

@@ -455,7 +455,5 @@ def _plan(data: dict | None, path: Any) -> Plan | None:
         return None
 
 
-
-
 def _jsonable(values: list | None) -> list | None:
     return None if values is None else np.asarray(values).tolist()

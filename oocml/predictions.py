@@ -34,11 +34,9 @@ def apply_block(frame: pd.DataFrame, pipeline: Pipeline, features: list, method:
                       frame[list(keep)]], axis=1)
 
 
-
 def apply_part(part: Any, *args: Any) -> Any:
     """:func:`apply_block` on a partition, a batch at a time (``args`` as there)."""
     return pd.concat([apply_block(frame, *args) for frame in batches(part)])
-
 
 
 def sample_rows(part: Any, n: int, seed: int) -> pd.DataFrame:

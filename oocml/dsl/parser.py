@@ -25,7 +25,6 @@ _READABLE = {"NAME": "a name", "QUOTED_NAME": None, "STRING": "a quoted string",
              "LSQB": "'['", "RSQB": "']'", "DOT": "'.'", "$END": "the end"}
 
 
-
 def _readable(terminals: set[str]) -> list[str]:
     out = []
     for name in sorted(terminals):

@@ -42,7 +42,6 @@ def resolve_columns(plan: Plan, columns: list[str]) -> list[str]:
     return features
 
 
-
 def split_features(meta: pd.DataFrame, features: list[str],
                    steps: tuple[Step, ...]) -> tuple[list[str], list[str]]:
     """(numeric, encoded) features: the non-numeric ones and those an encoding names; a
@@ -60,7 +59,6 @@ def split_features(meta: pd.DataFrame, features: list[str],
             "them out (FEATURES * EXCLUDE (...) / .select(exclude=[...]))"
         )
     return [c for c in features if c not in categorical], categorical
-
 
 
 def check_summary(summary: Summary, features: list[str], plan: Plan, task: str,
@@ -101,7 +99,6 @@ def check_summary(summary: Summary, features: list[str], plan: Plan, task: str,
         )
 
 
-
 def check_sparse_input(plan: Plan, estimator: Any) -> None:
     """ENCODE hash and text make sparse blocks: refuse an estimator that cannot take them
     (GaussianNB) by name, before any read, rather than with its own error mid-training."""
@@ -113,7 +110,6 @@ def check_sparse_input(plan: Plan, estimator: Any) -> None:
                              f"{hashed[0]} makes sparse ones: train multinomial_nb, bernoulli_nb, "
                              "sgd or another algorithm that takes them (SHOW ALGORITHMS), or "
                              "encode with onehot / ordinal")
-
 
 
 def check_numeric_target(frame: dd.DataFrame, target: str) -> None:

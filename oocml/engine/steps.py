@@ -67,7 +67,6 @@ def preprocessing(plan: Plan, summary: Summary, numeric: list[str], categorical:
     return [("features", features)]
 
 
-
 def encoding_groups(steps: tuple[Step, ...], categorical: list[str]) -> list[tuple[Step, list]]:
     """Each encoding step with the encoded columns it gets, in the plan's order."""
     chosen = encoding_of(steps, categorical)
@@ -76,11 +75,9 @@ def encoding_groups(steps: tuple[Step, ...], categorical: list[str]) -> list[tup
     return [(s, columns) for s, columns in groups if columns]
 
 
-
 def encoder_params(step: Step) -> dict[str, Any]:
     """An encoding step's parameters for its encoder: all but the columns it names."""
     return {k: v for k, v in step.params if k != "columns"}
-
 
 
 def _side_by_side(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -91,7 +88,6 @@ def _side_by_side(frames: list[pd.DataFrame]) -> pd.DataFrame:
     padded = [f.iloc[[*range(len(f)), *[0] * (length - len(f))]].reset_index(drop=True)
               for f in frames]
     return pd.concat(padded, axis=1)
-
 
 
 def fit_steps(steps: tuple[Step, ...], summary: Summary,
@@ -121,7 +117,6 @@ def fit_steps(steps: tuple[Step, ...], summary: Summary,
         names.add(name)
         fitted.append((name, transformer))
     return fitted
-
 
 
 def fit_reduction(step: Step, parts: list, steps: list[tuple[str, Any]], plan: Plan,

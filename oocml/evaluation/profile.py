@@ -181,6 +181,7 @@ def table(result: Profile, dtypes: pd.Series, chosen: list[str], numeric: list[s
         data[name] = pd.Series(column, dtype=kind)  # object: ints, text and None as they are
     return pd.DataFrame(data, columns=list(COLUMNS))
 
+
 def _numeric_row(result: Profile, i: int) -> tuple:
     """rows, missing, mean, std, min, max, distinct, top of numeric column ``i``, as pandas
     computes them with infinities among the values."""

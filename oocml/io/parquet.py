@@ -71,7 +71,6 @@ def read_batches(path: str, row_groups: list[int] | None, columns: list[str],
         raise
 
 
-
 def _frames(arrow: Iterable[pa.RecordBatch], rows: int, physical: list[str], keys: tuple,
             columns: list[str], meta: pd.DataFrame, path: str) -> Iterator[pd.DataFrame]:
     """The record batches as frames of exactly ``rows`` rows, shaped as :func:`read_batches`
@@ -87,7 +86,6 @@ def _frames(arrow: Iterable[pa.RecordBatch], rows: int, physical: list[str], key
         yield as_dask_dtypes(with_keys(frame, keys, columns, meta), meta, path)
 
 
-
 def string_batch_rows(metadata: Any, row_groups: list[int] | None, columns: list[str],
                       rows: int) -> int:
     """Rows per batch for columns that hold strings (free text): about ``STRING_BATCH_BYTES``
@@ -101,11 +99,9 @@ def string_batch_rows(metadata: Any, row_groups: list[int] | None, columns: list
     return max(1024, min(rows, STRING_BATCH_BYTES * count // size))
 
 
-
 def is_local(fs: Any) -> bool:
     """Whether an fsspec filesystem is this machine's disk."""
     return "file" in ((fs.protocol,) if isinstance(fs.protocol, str) else fs.protocol)
-
 
 
 def _remote_batches(path: str, fs: Any, source: pq.ParquetFile, row_groups: list[int] | None,
@@ -129,7 +125,6 @@ def _remote_batches(path: str, fs: Any, source: pq.ParquetFile, row_groups: list
                                               use_threads=False)
 
 
-
 def _chunk_bytes(metadata: Any, group: int, columns: list[str],
                  size: str = "total_compressed_size") -> int:
     """The bytes (``size``: stored, or ``total_uncompressed_size``) of ``columns``' chunks in
@@ -138,7 +133,6 @@ def _chunk_bytes(metadata: Any, group: int, columns: list[str],
     wanted = set(columns)
     return sum(getattr(chunks.column(i), size) for i in range(chunks.num_columns)
                if chunks.column(i).path_in_schema.split(".")[0] in wanted)
-
 
 
 def _row_group_runs(metadata: Any, row_groups: list[int] | None,
@@ -156,7 +150,6 @@ def _row_group_runs(metadata: Any, row_groups: list[int] | None,
         yield run
 
 
-
 def exact_batches(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
     """The rows of ``batches`` regrouped into tables of exactly ``rows`` rows (the last shorter),
     whatever sizes they came in."""
@@ -172,7 +165,6 @@ def exact_batches(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.T
                 pending, held = [], 0
     if held:
         yield pa.Table.from_batches(pending)
-
 
 
 def with_keys(frame: pd.DataFrame, keys: tuple, columns: list[str],
@@ -198,7 +190,6 @@ def with_keys(frame: pd.DataFrame, keys: tuple, columns: list[str],
     return frame[columns]
 
 
-
 def read_piece(path: str, row_groups: list[int] | None, columns: list[str],
                meta: pd.DataFrame, fs: Any = None, keys: tuple = ()) -> pd.DataFrame:
     """One file (or some of its row groups), shaped like dask's partition (dtypes of ``meta``)."""
@@ -208,12 +199,10 @@ def read_piece(path: str, row_groups: list[int] | None, columns: list[str],
     return frame
 
 
-
 def unreadable(path: str, exc: Exception) -> SourceError:
     """The error for a file pyarrow cannot read, naming it."""
     return SourceError(f"{path!r} is not a readable parquet file ({exc}); repair or remove it, "
                        "or name only the good files")
-
 
 
 def as_dask_dtypes(frame: pd.DataFrame, meta: pd.DataFrame, path: str = "") -> pd.DataFrame:
@@ -228,7 +217,6 @@ def as_dask_dtypes(frame: pd.DataFrame, meta: pd.DataFrame, path: str = "") -> p
         return frame.astype(wanted)
     except (ValueError, TypeError):
         raise _uncastable(frame, wanted, path) from None
-
 
 
 def _uncastable(frame: pd.DataFrame, wanted: dict, path: str) -> SourceError:
@@ -246,7 +234,6 @@ def _uncastable(frame: pd.DataFrame, wanted: dict, path: str) -> SourceError:
                 f"dd.read_parquet(...).astype({{{column!r}: 'float64'}}), then drop the missing "
                 f"rows with .dropna(subset=[{column!r}])")
     return SourceError(f"{path!r} holds values that do not fit the columns' types {wanted}")
-
 
 
 def check_schema(path: str, schema: pa.Schema, columns: list[str], meta: pd.DataFrame) -> None:
