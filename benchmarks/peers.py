@@ -11,6 +11,8 @@ process, one after the other, after the page cache was warmed (every file read o
 
 - ``oocml``: ``ddf.ml.scale().fit_incremental(SGDClassifier, loss="log_loss", epochs=E,
   shuffle=True)`` (the prepared-block cache at its default: on for several epochs);
+- ``oocml_ordered``: the same with ``shuffle=False``: the files in their order, as river and
+  Vowpal Wabbit read them (these rows are in random order already, so the accuracy is the same);
 - ``dask-ml``: scaled_sgd.py's pipeline, ``StandardScaler`` + ``Incremental(SGDClassifier)``;
   epochs after the first are ``Incremental.partial_fit`` over the whole dask data again;
 - ``river``: ``StandardScaler() | LogisticRegression()`` fed ``learn_many`` with pandas
@@ -34,6 +36,7 @@ import os
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -44,8 +47,9 @@ from children import peak_mb, run_child, versions, warm_page_cache  # noqa: E402
 PACKAGES = ("oocml", "dask", "dask-ml", "scikit-learn", "river", "vowpalwabbit", "pyarrow")
 
 # name: (label, module that must be importable)
-CONTENDERS = {"oocml": ("oocml", "oocml"), "daskml": ("dask-ml", "dask_ml"),
-              "river": ("river", "river"), "vw": ("Vowpal Wabbit", "vowpalwabbit")}
+CONTENDERS = {"oocml": ("oocml", "oocml"), "oocml_ordered": ("oocml, no SHUFFLE", "oocml"),
+              "daskml": ("dask-ml", "dask_ml"), "river": ("river", "river"),
+              "vw": ("Vowpal Wabbit", "vowpalwabbit")}
 RIVER_BATCH = 50_000
 VW_BATCH = 100_000  # rows converted to VW's text format at a time, per core
 
@@ -53,7 +57,8 @@ VW_BATCH = 100_000  # rows converted to VW's text format at a time, per core
 # -- contenders (each runs in a fresh child) ---------------------------------------------------
 
 
-def run_oocml(train: list[Path], holdout: Path, epochs: int, tmp: Path) -> dict:
+def run_oocml(train: list[Path], holdout: Path, epochs: int, tmp: Path,
+              shuffle: bool = True) -> dict:
     import dask.dataframe as dd
     from sklearn.linear_model import SGDClassifier
 
@@ -61,7 +66,8 @@ def run_oocml(train: list[Path], holdout: Path, epochs: int, tmp: Path) -> dict:
 
     start = time.perf_counter()
     model = dd.read_parquet([str(p) for p in train]).ml.scale().fit_incremental(
-        SGDClassifier, target="y", loss="log_loss", random_state=0, epochs=epochs, shuffle=True)
+        SGDClassifier, target="y", loss="log_loss", random_state=0, epochs=epochs,
+        shuffle=shuffle)
     fit, fit_peak = time.perf_counter() - start, peak_mb()
     return {"fit_s": fit, "fit_peak_mb": fit_peak,
             "accuracy": float(model.score(dd.read_parquet(str(holdout))))}
@@ -162,7 +168,8 @@ def write_vw(paths: list[Path], out: Path) -> None:
                 pcsv.write_csv(table, sink, write_options=options)
 
 
-RUNNERS = {"oocml": run_oocml, "daskml": run_daskml, "river": run_river, "vw": run_vw}
+RUNNERS = {"oocml": run_oocml, "oocml_ordered": partial(run_oocml, shuffle=False),
+           "daskml": run_daskml, "river": run_river, "vw": run_vw}
 
 
 def child_main(name: str, folder: Path, epochs: int, result: Path) -> None:

@@ -17,7 +17,8 @@ from helpers import positive, run_script
 pytestmark = pytest.mark.slow  # a benchmark smoke run
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "peers.py"
-MODULES = {"oocml": "oocml", "daskml": "dask_ml", "river": "river", "vw": "vowpalwabbit"}
+MODULES = {"oocml": "oocml", "oocml_ordered": "oocml", "daskml": "dask_ml", "river": "river",
+           "vw": "vowpalwabbit"}
 INSTALLED = [name for name, module in MODULES.items() if importlib.util.find_spec(module)]
 
 
