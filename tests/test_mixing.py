@@ -183,17 +183,22 @@ class _Failing:
 
 @pytest.mark.parametrize("error, raised", [(KeyboardInterrupt(), TrainingInterrupted),
                                            (ValueError("bad block"), DataError)])
-@pytest.mark.parametrize("at, window", [(3, None), (19, 2)])
-def test_a_window_stopped_midway_leaves_no_loader_waiting(by_label, error, raised, at, window):
-    """The window's loaders are mid-partition (10 blocks each, 1 queued), or done and the
-    next window's started (the 19th of a window's 20 blocks): stopping must cancel every one
-    of them, not only those not yet handed to the mixer, or the fit never returns."""
+def test_a_window_stopped_midway_leaves_no_loader_waiting(by_label, error, raised):
+    """The window's loaders are mid-partition (10 blocks each, 1 queued): stopping must cancel
+    every one of them, not only those not yet handed to the mixer, or the fit never returns."""
     folder, _ = by_label
+    outcome = _fit_in_thread(_Failing(error), folder, window=None)
+    assert len(outcome) == 1 and isinstance(outcome[0], raised), outcome
+
+
+def _fit_in_thread(trainer, folder: Path, window: int | None) -> list[BaseException]:
+    """Train on the folder's files on a thread of its own; what it raised (a fit that hangs
+    on a loader left waiting fails the test)."""
     outcome: list[BaseException] = []
 
     def fit() -> None:
         try:
-            train(_Failing(error, at), partitions(dd.read_parquet(sorted(folder.glob("*.parquet")))),
+            train(trainer, partitions(dd.read_parquet(sorted(folder.glob("*.parquet")))),
                   BlockRecipe(prep=None, target="y", labels=None, block_rows=1000),
                   TrainOptions(shuffle=True, seed=1, window=window))
         except BaseException as exc:  # noqa: BLE001
@@ -203,7 +208,7 @@ def test_a_window_stopped_midway_leaves_no_loader_waiting(by_label, error, raise
     runner.start()
     runner.join(timeout=120)  # a deadlock guard, not a speed limit: the fit fails at once
     assert not runner.is_alive(), "the fit hung on a loader left waiting"
-    assert len(outcome) == 1 and isinstance(outcome[0], raised), outcome
+    return outcome
 
 
 class _Paced(_Recorder):
@@ -216,38 +221,73 @@ class _Paced(_Recorder):
         return super().partial_fit(X, y, **kwargs)
 
 
+class _Reads:
+    """The files the fit reads, spied on around the real reader: the blocks ``trainer`` had
+    trained when each file's reading started, and the most files read at once."""
+
+    def __init__(self, monkeypatch, trainer: _Recorder):
+        import oocml.io.partitions as partitions_module
+
+        self.opened: dict[str, int] = {}
+        self.most, reading, read = 0, set(), partitions_module.read_batches
+
+        def spied(path, *args, **kwargs):
+            self.opened[path] = len(trainer.blocks)
+            reading.add(path)
+            self.most = max(self.most, len(reading))
+            try:
+                yield from read(path, *args, **kwargs)
+            finally:
+                reading.discard(path)
+
+        monkeypatch.setattr(partitions_module, "read_batches", spied)
+
+
 def test_the_next_window_starts_reading_as_this_one_ends(by_label, monkeypatch):
     """A loader of the next window starts each time one of this window's has read its file to
     the end: the next window's first blocks are made while this one's last spans are drawn,
     and no more files are read at once than a window holds."""
-    import oocml.io.partitions as partitions_module
-
     folder, _ = by_label
     files = sorted(folder.glob("*.parquet"))
-    trainer, opened, reading = _Paced(), {}, set()
-    most = [0]
-    read = partitions_module.read_batches
-
-    def spied(path, *args, **kwargs):  # the real reader, its file's opening and end noted
-        opened[path] = len(trainer.blocks)  # blocks trained when its reading starts
-        reading.add(path)
-        most[0] = max(most[0], len(reading))
-        try:
-            yield from read(path, *args, **kwargs)
-        finally:
-            reading.discard(path)
-
-    monkeypatch.setattr(partitions_module, "read_batches", spied)
+    trainer = _Paced()
+    reads = _Reads(monkeypatch, trainer)
     train(trainer, partitions(dd.read_parquet(files)),
           BlockRecipe(prep=None, target="y", labels=None, block_rows=1000),
           TrainOptions(shuffle=True, seed=1, window=2))
     origin = {x: str(f) for f in files for x in pd.read_parquet(f).x0}
-    first = sorted(opened, key=opened.get)[:2]  # the first window's files
+    first = sorted(reads.opened, key=reads.opened.get)[:2]  # the first window's files
     blocks = sum(origin[X.x0.iloc[0]] in first for X in trainer.blocks)
-    assert len(opened) == 4 and 15 <= blocks <= 25  # about 20 blocks of a window's 20,000 rows
-    assert most[0] == 2
-    later = [opened[f] for f in opened if f not in first]  # blocks trained when they opened
-    assert min(later) < blocks, (opened, blocks)
+    assert len(reads.opened) == 4 and 15 <= blocks <= 25  # about 20 blocks of 20,000 rows
+    assert reads.most <= 2
+    later = [n for f, n in reads.opened.items() if f not in first]  # blocks trained by then
+    assert min(later) < blocks, (reads.opened, blocks)
+
+
+class _FailingOnceAhead(_Paced):
+    """Fails at its first block once both files of the next window (of 2) are being read."""
+
+    def __init__(self, error: BaseException):
+        super().__init__()
+        self.error, self.reads = error, None
+
+    def partial_fit(self, X, y, **kwargs):
+        if len(self.reads.opened) > 3:
+            raise self.error
+        return super().partial_fit(X, y, **kwargs)
+
+
+@pytest.mark.parametrize("error, raised", [(KeyboardInterrupt(), TrainingInterrupted),
+                                           (ValueError("bad block"), DataError)])
+def test_a_fit_stopped_once_the_next_window_started_leaves_no_loader_waiting(
+        by_label, monkeypatch, error, raised):
+    """Stopped between the start of the next window's loaders and the end of this window:
+    those loaders too are cancelled, or the fit never returns."""
+    folder, _ = by_label
+    trainer = _FailingOnceAhead(error)
+    trainer.reads = _Reads(monkeypatch, trainer)
+    outcome = _fit_in_thread(trainer, folder, window=2)
+    assert len(outcome) == 1 and isinstance(outcome[0], raised), outcome
+    assert len(trainer.reads.opened) == 4 and len(trainer.blocks) < 30  # in the first window
 
 
 def _cut(X: np.ndarray, y: np.ndarray, bounds: list[int]) -> list[tuple]:

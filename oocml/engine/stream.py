@@ -279,8 +279,9 @@ class _Stream:
                  for i in todo)
         self.bar.start(epoch, position.done)
         # A window's partitions load together, and the next window's one by one as this
-        # one's end: each partition read at once holds its reader's buffers (about 2 MB a
-        # column), so a window is what memory affords, not a window plus what loads ahead.
+        # window's loaders finish: each partition read at once holds its reader's buffers
+        # (about 2 MB a column), so a window is what memory affords, not a window plus what
+        # loads ahead.
         ahead = opts.prefetch if window is None else 1
         # closed on any exit, so no loader thread is left waiting for a taker
         with closing(prefetched(self.submitter, tasks, ahead)) as loaded:
