@@ -318,14 +318,10 @@ class _Stream:
                                           len(groups[g + 1]) if g + 1 < len(groups) else 0)
                     self.partition(group[0], streams[0], position, start_ahead)
                 finally:  # on any exit: a loader of the window left waiting would never end
-                    for stream in streams:  # the mixer first
-                        if isinstance(stream, Feed):  # (a cluster's are lists of blocks)
-                            stream.cancel()
+                    _cancel(streams)  # the mixer first
                 self.done(group, rows, position)
         finally:
-            for stream in ahead:  # started for a window that an error or Ctrl-C stopped
-                if isinstance(stream, Feed):
-                    stream.cancel()
+            _cancel(ahead)  # started for a window that an error or Ctrl-C stopped
 
     def done(self, indices: list[int], rows: list[int], position: Position) -> None:
         """Book partitions trained on: the position, the progress line, a checkpoint when
@@ -357,6 +353,13 @@ class _Stream:
             if after_block is not None:
                 after_block()
         return rows
+
+
+def _cancel(streams: list[Any]) -> None:
+    """Stop the loaders among ``streams`` (a cluster's partitions are lists of blocks)."""
+    for stream in streams:
+        if isinstance(stream, Feed):
+            stream.cancel()
 
 
 def _start_ahead(loaded: Iterator[Any], loaders: list[Any], ahead: list[Any], wanted: int) -> None:
