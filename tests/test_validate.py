@@ -18,7 +18,7 @@ import pytest
 
 import oocml
 from oocml.errors import OocmlSyntaxError, ParameterError
-from oocml.evaluation.drift import SAMPLE_ROWS, Sample, jensen_shannon, l_infinity
+from oocml.evaluation.drift import BINS, SAMPLE_ROWS, Sample, jensen_shannon, l_infinity
 
 DATA = Path(__file__).parent / "data" / "oocml-0.1"
 
@@ -143,6 +143,6 @@ def test_profile_edges_do_not_depend_on_the_order_of_ties(distinct):
     weights = rng.integers(1, 1_000, SAMPLE_ROWS).astype(float)
     order = np.argsort(values, kind="stable")
     cumulative = np.cumsum(weights[order])
-    targets = cumulative[-1] * np.arange(1, 20) / 20
+    targets = cumulative[-1] * np.arange(1, BINS) / BINS
     stable = values[order][np.minimum(np.searchsorted(cumulative, targets), len(values) - 1)]
     assert _equal_mass_edges(values, weights) == tuple(np.unique(stable))
