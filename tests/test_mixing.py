@@ -17,6 +17,7 @@ from sklearn.linear_model import SGDClassifier
 from sklearn.preprocessing import StandardScaler
 
 import oocml
+from oocml.engine.mixing import partition_bytes
 from oocml.engine.stream import BlockRecipe, TrainOptions, train
 from oocml.errors import DataError, SortedDataWarning, TrainingInterrupted
 from oocml.io.partitions import partitions
@@ -166,6 +167,33 @@ def test_a_fit_without_shuffle_warns_once_when_partitions_differ(tmp_path, share
         text = str(sorted_warnings[0].message)
         assert ("class 1" in text or "class 0" in text) if shift == 0 else "'x0'" in text
         assert "add SHUFFLE" in text
+
+
+def test_a_window_that_leaves_unlike_partitions_apart_warns_and_says_what_all_would_cost(by_label):
+    """The fixture's 4 files hold one label each: WINDOW 3 ends on a window of one file, and
+    scores far below mixing all 4 (the default window); the warning says so, with the memory
+    a window of all 4 would take."""
+    folder, test = by_label
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        apart = _accuracy(folder, test, "SHUFFLE WINDOW 3")
+        together = _accuracy(folder, test, "SHUFFLE")  # 4 partitions, WINDOW 4: all mixed
+    sorted_warnings = [str(w.message) for w in caught if issubclass(w.category, SortedDataWarning)]
+    assert together - apart > 0.1, (together, apart)
+    assert len(sorted_warnings) == 1, sorted_warnings
+    assert "SHUFFLE mixes 3 of the 4 partitions at a time" in sorted_warnings[0]
+    largest = max(len(pd.read_parquet(f)) for f in folder.glob("*.parquet"))
+    cost = 4 * partition_bytes(5, largest, 4) >> 20  # x0-x3 and y read, the largest file's rows
+    assert f"all 4 would hold about {cost} MB" in sorted_warnings[0]
+
+
+def test_a_partition_mixed_at_once_costs_its_reader_and_its_blocks_at_most_its_rows():
+    """The memory the warning quotes: 90 MB for a 500,000-row partition of 21 float columns
+    (measured: 100-108 MB, benchmarks/README.md), no more than a small partition's rows."""
+    assert partition_bytes(21, 500_000, 4) == 90 << 20
+    assert partition_bytes(21, 2_000_000, 20) == 90 << 20  # buffers and blocks, not the file
+    small = partition_bytes(3, 2_000, 6)
+    assert small == 3 * 32_000 + 48_000 + 2 * 48_000  # reader pages and blocks of its 48 KB
 
 
 class _Failing:

@@ -16,6 +16,7 @@ from ..encoding import is_categorical
 from ..errors import ColumnNotFoundError, DataError, ParameterError, SortedDataWarning
 from ..plan import Plan, Step
 from ..plan_rules import SPARSE_ENCODINGS, encoding_of
+from .mixing import WINDOW, partition_bytes, window_size
 from .stats import Summary
 
 
@@ -155,11 +156,31 @@ def sorted_layout(summary: Summary, features: list[str]) -> str | None:
     return None
 
 
-def warn_if_sorted(summary: Summary, features: list[str]) -> None:
-    """A :class:`SortedDataWarning` when :func:`sorted_layout` finds the partitions unlike."""
+def warn_if_sorted(summary: Summary, features: list[str], columns: int, shuffle: bool = False,
+                   window: int | None = None) -> None:
+    """A :class:`SortedDataWarning` when :func:`sorted_layout` finds the partitions unlike and
+    the stream keeps them apart: without SHUFFLE, or with a SHUFFLE ``window`` (None: the
+    default) that mixes fewer partitions at a time than there are, so that the model ends
+    biased towards the last window's (``benchmarks/mixing.py``'s by_label, 4 partitions: one
+    epoch scored 0.95 mixing all 4, 0.75 mixing 3 at a time). ``columns``: the columns read,
+    for the memory a larger window costs."""
+    partitions = len(summary.partition_rows)
+    mixed = (window_size(window, True, partitions) or 1) if shuffle else 1
+    if mixed >= partitions:
+        return
     why = sorted_layout(summary, features)
-    if why is not None:
-        warnings.warn(SortedDataWarning(
-            f"{why}: without SHUFFLE the model learns partition after partition and ends biased "
-            "towards the last ones; add SHUFFLE (shuffle=True), which mixes rows across "
-            "partitions"), stacklevel=2)
+    if why is None:
+        return
+    if not shuffle:
+        advice = ("without SHUFFLE the model learns partition after partition and ends biased "
+                  "towards the last ones; add SHUFFLE (shuffle=True), which mixes rows across "
+                  f"partitions, {WINDOW} at a time unless WINDOW n says how many")
+    else:
+        cost = partition_bytes(columns, max(summary.partition_rows), partitions) * partitions >> 20
+        advice = (f"SHUFFLE mixes {mixed} of the {partitions} partitions at a time, so the "
+                  "model ends biased towards the last ones it mixes; mix more at once with "
+                  "SHUFFLE WINDOW n (shuffle_window=n), each partition holding its reader's "
+                  f"buffers (about 2 MB a column) and a few blocks while it is read: all "
+                  f"{partitions} would hold about {max(cost, 1):,} MB. Or write the rows once in a "
+                  "random order")
+    warnings.warn(SortedDataWarning(f"{why}: {advice}"), stacklevel=2)

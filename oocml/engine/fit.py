@@ -177,8 +177,9 @@ def statistics(prepared: Prepared, copy: Any = None) -> tuple[Summary, np.ndarra
                                   copy=copy, texts=texts or None, sampled=not prepared.warm)
     check_summary(summary, prepared.numeric, plan, prepared.task,
                   missing_ok=is_boosted(prepared.estimator), classes_known=prepared.warm)
-    if not plan.stream.shuffle and not is_boosted(prepared.estimator):  # trees see every row
-        warn_if_sorted(summary, prepared.numeric)
+    if not is_boosted(prepared.estimator):  # trees see every row
+        warn_if_sorted(summary, prepared.numeric, len(prepared.features) + 1, plan.stream.shuffle,
+                       plan.stream.shuffle_window)
     seconds = time.perf_counter() - start
     log.info("statistics pass: %d rows, %d partitions, %.2fs", summary.rows,
              len(summary.partition_rows), seconds)

@@ -40,11 +40,14 @@ from typing import Any
 
 import numpy as np
 
-from ..blocks import block_step, stack_rows, take_rows
+from ..blocks import BLOCK_BYTES, block_step, stack_rows, take_rows
 from ..io.partitions import BATCH_BYTES
 
 WINDOW = 4  # partitions mixed at once by default
 SPAN_BLOCKS = 2  # each partition's rows are drawn at random from this many blocks at a time
+# pyarrow's reader holds about this per column of a file it reads: a dictionary page and a
+# data page, 1 MB each by pyarrow's defaults, for columns of distinct values (floats)
+READER_COLUMN_BYTES = 2 << 20
 
 
 def window_size(wanted: int | None, shuffle: bool, partitions: int) -> int | None:
@@ -54,6 +57,17 @@ def window_size(wanted: int | None, shuffle: bool, partitions: int) -> int | Non
     if not shuffle or wanted == 1:
         return None
     return max(1, min(wanted or WINDOW, partitions))
+
+
+def partition_bytes(columns: int, rows: int, window: int) -> int:
+    """About the memory a partition of ``rows`` rows x ``columns`` columns holds while a window
+    of ``window`` reads it: its reader's buffers, its span, the block read ahead and the one
+    made, and its batch (read, and prepared), none more than the partition's own rows. On
+    10M rows x 21 columns in 20 files this is 90 MB a partition, and a fit's peak grew by
+    100-108 MB a partition from window 4 to windows 8 and 20 (benchmarks/README.md)."""
+    data = rows * columns * 8  # float64 values
+    return (columns * min(READER_COLUMN_BYTES, 2 * rows * 8)
+            + min(data, (SPAN_BLOCKS + 2) * BLOCK_BYTES) + 2 * min(data, window_batch_bytes(window)))
 
 
 def window_batch_bytes(window: int) -> int:
