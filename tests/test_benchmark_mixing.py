@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -26,13 +27,13 @@ DATASETS = ["shops", "by_label"] + ["flights"] * HAS_FLIGHTS
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """One run of both parts: the accuracy data sets at 5% of their rows, the cost part on 20k
-    rows in 20 files, one round of the default window, window 1 and window 8; the accuracy part
-    with one more contender (``--also``)."""
+    rows in 20 files, one round of the default window, window 1 and window 8, each peak broken
+    down; the accuracy part with one more contender (``--also``)."""
     tmp = tmp_path_factory.mktemp("mixing")
     out, data = tmp / "mixing.json", tmp / "data"
     run = run_script(BENCH, "--scale", "0.05", "--rows", "20_000", "--repeat", "1",
-                     "--windows", "8", "--also", "SHUFFLE WINDOW 2", "--data", str(data),
-                     "--json", str(out))
+                     "--windows", "8", "--also", "SHUFFLE WINDOW 2", "--breakdown",
+                     "--data", str(data), "--json", str(out))
     assert run.returncode == 0, run.stderr[-3000:]
     return json.loads(out.read_text()), run.stdout, data
 
@@ -114,6 +115,10 @@ def test_cost_part_reports_every_window(tiny_run):
             assert positive(r[key]), (name, key, r)
         assert r["baseline_rss_mb"] <= r["fit_peak_rss_mb"] <= r["peak_rss_mb"] < 16_000
         assert r["rows_seen"] == 20_000
+        samples = r["breakdown"]
+        assert samples["peak"]["rss_mb"] >= samples["before"]["rss_mb"] > 0, samples
+        assert samples["most_in_use"]["arrow_mb"] >= 0, samples
+    assert "held free" in tiny_run[1]
     assert list(cost["ratios"][0]) == ["4 (default) / 1", "8 / 1"]
     for ratio in cost["ratios"][0].values():
         assert positive(ratio["fit_s"]) and positive(ratio["train_seconds"])
@@ -136,3 +141,22 @@ def test_refuses_a_folder_it_did_not_write(tmp_path):
     run = run_script(BENCH, "--part", "accuracy", "--datasets", "shops", "--data", str(tmp_path))
     assert run.returncode == 2 and "did not write" in run.stderr
     assert (foreign / "mine.parquet").read_bytes() == b"not ours"
+
+
+def test_the_memory_sampler_sees_what_pyarrow_and_malloc_hold():
+    """Where a peak goes: 64 MB of numpy (malloc) and 32 MB of pyarrow, held at once, are
+    seen as in use by each, and the resident peak grows by at least their sum."""
+    import numpy as np
+    import pyarrow as pa
+
+    children = load_module(BENCH.parent / "children.py", "children_under_test")
+    with children.MemorySampler(every=0.005) as sampler:
+        held = np.ones(8 << 20), pa.allocate_buffer(32 << 20)  # 64 MB, 32 MB
+        np.frombuffer(held[1], dtype=np.uint8)[:] = 1  # touched, so resident
+        time.sleep(0.1)
+        del held
+    before, peak, most = (sampler.at_peak()[k] for k in ("before", "peak", "most_in_use"))
+    assert most["arrow_mb"] - before["arrow_mb"] >= 31
+    if most["malloc_mb"] is not None:  # glibc 2.33+
+        assert most["malloc_mb"] - before["malloc_mb"] >= 63
+    assert peak["rss_mb"] - before["rss_mb"] >= 90
